@@ -1,0 +1,304 @@
+//! BPF map names, sizes and value layouts. One `#[repr(C)]` type serves both sides;
+//! every padding byte is an explicit field so the types are `Pod` for aya.
+
+/// Map names: the XDP program declares its maps under these names and userspace opens
+/// and pins them by the same constants (at most 15 bytes: BPF_OBJ_NAME_LEN).
+pub const MAP_CONFIG: &str = "IKELB_CONFIG";
+pub const MAP_VIPS: &str = "IKELB_VIPS";
+pub const MAP_SLOTS: &str = "IKELB_SLOTS";
+pub const MAP_TARGETS: &str = "IKELB_TARGETS";
+pub const MAP_STATS: &str = "IKELB_STATS";
+pub const MAP_TGT_STATS: &str = "IKELB_TGT_STATS";
+/// All maps userspace pins under `/sys/fs/bpf/ikelb/<iface>/`.
+pub const PINNED_MAPS: [&str; 6] = [
+    MAP_CONFIG,
+    MAP_VIPS,
+    MAP_SLOTS,
+    MAP_TARGETS,
+    MAP_STATS,
+    MAP_TGT_STATS,
+];
+/// Name of the XDP program function.
+pub const PROG_NAME: &str = "ikelb_xdp";
+
+/// Most VIP addresses one program serves.
+pub const MAX_VIPS: u32 = 64;
+/// Most gateway identities in the target array.
+pub const MAX_TARGETS: u32 = 256;
+/// Slots per weighted table; a power of two so the hash is masked, not divided.
+pub const SLOTS: usize = 1024;
+/// Slot tables in the array: two generations (A/B) × two client families.
+pub const SLOT_TABLES: u32 = 4;
+/// Longest gateway identity (an FQDN, RFC 5685 §9.2: 1 byte of length).
+pub const IDENT_MAX: usize = 255;
+
+/// `Config.flags`: this node owns the VIP and answers (a VRRP backup passes everything).
+pub const FLAG_ACTIVE: u32 = 1;
+
+/// Single entry (index 0) of `IKELB_CONFIG`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Config {
+    /// Which generation of slot tables is live: 0 or 1. Userspace fills the other one,
+    /// then flips this word, so the data path never sees a half-written table.
+    pub active_table: u32,
+    pub flags: u32,
+}
+
+/// Index of the slot table for `generation` (0/1) and client family (v6 = true).
+#[inline(always)]
+pub const fn slot_table_index(generation: u32, v6: bool) -> u32 {
+    (generation & 1) * 2 + v6 as u32
+}
+
+/// Address families as stored in map keys.
+pub const FAMILY_V4: u8 = 4;
+pub const FAMILY_V6: u8 = 6;
+
+/// Key of `IKELB_VIPS`: an IPv4 address sits in the first 4 bytes, the rest zero.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct VipKey {
+    pub family: u8,
+    pub _pad: [u8; 3],
+    pub addr: [u8; 16],
+}
+
+impl VipKey {
+    pub const fn v4(a: [u8; 4]) -> Self {
+        Self {
+            family: FAMILY_V4,
+            _pad: [0; 3],
+            addr: [a[0], a[1], a[2], a[3], 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+        }
+    }
+    pub const fn v6(addr: [u8; 16]) -> Self {
+        Self {
+            family: FAMILY_V6,
+            _pad: [0; 3],
+            addr,
+        }
+    }
+}
+
+/// `Vip.mode`: answer IKE_SA_INIT with REDIRECT in the kernel.
+pub const VIP_MODE_INIT: u32 = 0;
+/// `Vip.mode`: pass all IKE to the userspace responder (redirect after authentication).
+pub const VIP_MODE_AUTH: u32 = 1;
+
+/// Value of `IKELB_VIPS`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Vip {
+    pub mode: u32,
+    pub _pad: u32,
+}
+
+/// A weighted slot table: each slot names a target index. `len` is 0 when no target
+/// serves this family (the program then passes the request up); otherwise every one of
+/// the `SLOTS` entries is valid.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SlotTable {
+    pub len: u32,
+    pub _pad: u32,
+    pub slots: [u16; SLOTS],
+}
+
+impl Default for SlotTable {
+    fn default() -> Self {
+        Self {
+            len: 0,
+            _pad: 0,
+            slots: [0; SLOTS],
+        }
+    }
+}
+
+/// A pre-encoded gateway identity (RFC 5685 §9.2), value of `IKELB_TARGETS`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Target {
+    /// GW Ident Type: 1 IPv4, 2 IPv6, 3 FQDN. 0 marks an unused entry.
+    pub ident_type: u8,
+    /// GW Ident Len: 4, 16, or 1..=255.
+    pub ident_len: u8,
+    pub _pad: [u8; 2],
+    /// Folded one's-complement sum of `ident[..ident_len]` as if it started at an even
+    /// offset, so the kernel need not sum the identity per packet.
+    pub ident_sum: u32,
+    pub ident: [u8; IDENT_MAX + 1],
+}
+
+impl Default for Target {
+    fn default() -> Self {
+        Self {
+            ident_type: 0,
+            ident_len: 0,
+            _pad: [0; 2],
+            ident_sum: 0,
+            ident: [0; IDENT_MAX + 1],
+        }
+    }
+}
+
+/// Counter indices of the per-CPU `IKELB_STATS` array. Every packet the program sees
+/// increments `Seen` and exactly one outcome counter.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Stat {
+    Seen = 0,
+    Redirected,
+    PassInactive,
+    PassNotIp,
+    PassNotUdp,
+    PassNotVip,
+    PassNotIkePort,
+    PassFragment,
+    PassIpv6ExtHeader,
+    PassEsp,
+    PassKeepalive,
+    PassNotIkev2,
+    PassNotInit,
+    PassAuthMode,
+    PassNoRedirectSupported,
+    PassRedirectedFrom,
+    PassNoTarget,
+    PassTooLarge,
+    PassUnknownCritical,
+    DropTruncated,
+    DropBadLength,
+    DropBadChecksum,
+    DropBadHeader,
+    DropBadPayload,
+    DropBadNonce,
+    DropNoSaKe,
+    DropTxError,
+}
+
+impl Stat {
+    /// Every counter, in index order.
+    pub const ALL: [Stat; 27] = [
+        Stat::Seen,
+        Stat::Redirected,
+        Stat::PassInactive,
+        Stat::PassNotIp,
+        Stat::PassNotUdp,
+        Stat::PassNotVip,
+        Stat::PassNotIkePort,
+        Stat::PassFragment,
+        Stat::PassIpv6ExtHeader,
+        Stat::PassEsp,
+        Stat::PassKeepalive,
+        Stat::PassNotIkev2,
+        Stat::PassNotInit,
+        Stat::PassAuthMode,
+        Stat::PassNoRedirectSupported,
+        Stat::PassRedirectedFrom,
+        Stat::PassNoTarget,
+        Stat::PassTooLarge,
+        Stat::PassUnknownCritical,
+        Stat::DropTruncated,
+        Stat::DropBadLength,
+        Stat::DropBadChecksum,
+        Stat::DropBadHeader,
+        Stat::DropBadPayload,
+        Stat::DropBadNonce,
+        Stat::DropNoSaKe,
+        Stat::DropTxError,
+    ];
+    pub const COUNT: u32 = Self::ALL.len() as u32;
+
+    /// Name printed by `ikelb stats`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Stat::Seen => "seen",
+            Stat::Redirected => "redirected",
+            Stat::PassInactive => "pass_inactive",
+            Stat::PassNotIp => "pass_not_ip",
+            Stat::PassNotUdp => "pass_not_udp",
+            Stat::PassNotVip => "pass_not_vip",
+            Stat::PassNotIkePort => "pass_not_ike_port",
+            Stat::PassFragment => "pass_fragment",
+            Stat::PassIpv6ExtHeader => "pass_ipv6_ext_header",
+            Stat::PassEsp => "pass_esp",
+            Stat::PassKeepalive => "pass_nat_keepalive",
+            Stat::PassNotIkev2 => "pass_not_ikev2",
+            Stat::PassNotInit => "pass_not_ike_sa_init",
+            Stat::PassAuthMode => "pass_auth_mode",
+            Stat::PassNoRedirectSupported => "pass_no_redirect_supported",
+            Stat::PassRedirectedFrom => "pass_redirected_from",
+            Stat::PassNoTarget => "pass_no_target",
+            Stat::PassTooLarge => "pass_answer_too_large",
+            Stat::PassUnknownCritical => "pass_unknown_critical",
+            Stat::DropTruncated => "drop_truncated",
+            Stat::DropBadLength => "drop_bad_length",
+            Stat::DropBadChecksum => "drop_bad_checksum",
+            Stat::DropBadHeader => "drop_bad_ike_header",
+            Stat::DropBadPayload => "drop_bad_payload",
+            Stat::DropBadNonce => "drop_bad_nonce",
+            Stat::DropNoSaKe => "drop_missing_sa_or_ke",
+            Stat::DropTxError => "drop_tx_error",
+        }
+    }
+
+    pub const fn is_drop(self) -> bool {
+        matches!(
+            self,
+            Stat::DropTruncated
+                | Stat::DropBadLength
+                | Stat::DropBadChecksum
+                | Stat::DropBadHeader
+                | Stat::DropBadPayload
+                | Stat::DropBadNonce
+                | Stat::DropNoSaKe
+                | Stat::DropTxError
+        )
+    }
+}
+
+#[cfg(feature = "user")]
+mod pod {
+    // SAFETY: all are #[repr(C)] plain integers/arrays with explicit padding fields.
+    unsafe impl aya::Pod for super::Config {}
+    unsafe impl aya::Pod for super::VipKey {}
+    unsafe impl aya::Pod for super::Vip {}
+    unsafe impl aya::Pod for super::SlotTable {}
+    unsafe impl aya::Pod for super::Target {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_indices_match_all() {
+        for (i, s) in Stat::ALL.iter().enumerate() {
+            assert_eq!(*s as usize, i);
+        }
+        assert_eq!(Stat::DropTxError as u32 + 1, Stat::COUNT);
+    }
+
+    #[test]
+    fn names_fit_bpf_obj_name() {
+        for n in PINNED_MAPS {
+            assert!(n.len() <= 15, "{n}");
+        }
+    }
+
+    #[test]
+    fn layouts_have_no_implicit_padding() {
+        assert_eq!(core::mem::size_of::<VipKey>(), 20);
+        assert_eq!(core::mem::size_of::<Target>(), 8 + 256);
+        assert_eq!(core::mem::size_of::<SlotTable>(), 8 + 2 * SLOTS);
+        assert_eq!(core::mem::size_of::<Config>(), 8);
+    }
+
+    #[test]
+    fn table_indices() {
+        assert_eq!(slot_table_index(0, false), 0);
+        assert_eq!(slot_table_index(0, true), 1);
+        assert_eq!(slot_table_index(1, false), 2);
+        assert_eq!(slot_table_index(3, true), 3);
+    }
+}
