@@ -2,10 +2,12 @@
 //! the XDP program and userspace read the same fields; the slice-based parser in
 //! [`request`] is the reference model of the program's decision.
 
+pub mod arp_nd;
 pub mod ike;
 pub mod l2l3;
 pub mod redirect;
 pub mod request;
+pub mod vrrp;
 
 /// A byte range inside a header.
 pub type Field = core::ops::Range<usize>;
