@@ -1,0 +1,3 @@
+//! ikelb daemon library: configuration, dataplane control and the protocol state
+//! machines. `main.rs` is only the CLI on top.
+pub mod vrrp;
