@@ -1,0 +1,607 @@
+//! The lab (peers.md §5): one L2 segment, a bridge namespace with a veth to each of the
+//! load balancer `lb` (owning the VIP), the members `gw1..gwN` (strongSwan responders with
+//! kernel-libipsec) and the clients (strongSwan or libreswan initiators, one namespace
+//! each). The end-to-end tests and `cargo xtask lab` share it.
+//!
+//! ```no_run
+//! use ikelb_tests::lab::{Balancer, ClientSpec, Lab, LabConfig};
+//! let cfg = LabConfig {
+//!     balancer: Balancer::ikelb_default(),
+//!     clients: ClientSpec::standard_set(),
+//!     ..LabConfig::default()
+//! };
+//! let lab = Lab::up(cfg)?;
+//! for r in lab.connect_clients() {
+//!     println!("{} landed on {:?}", r.name, r.landed_on);
+//! }
+//! # anyhow::Ok(())
+//! ```
+
+mod addr;
+mod connect;
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+
+pub use addr::*;
+pub use connect::ClientResult;
+
+use crate::cmd::{self, tail};
+use crate::daemon::Daemon;
+use crate::netns::{self, Netns, Veth};
+use crate::peers::libreswan::{self, Pluto};
+use crate::peers::strongswan::{Charon, CharonOptions, Conn, swanctl_conf};
+use crate::peers::{PSK, libreswan::ClientConn};
+
+/// Which IKE implementation a client runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClientKind {
+    StrongSwan,
+    Libreswan,
+}
+
+/// Address family a client uses to reach the VIP.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Family {
+    V4,
+    V6,
+}
+
+/// One client namespace.
+#[derive(Clone, Debug)]
+pub struct ClientSpec {
+    /// Unique, short (used in ids and file names).
+    pub name: String,
+    pub kind: ClientKind,
+    pub family: Family,
+    /// 500, or 4500 for IKE_SA_INIT with the non-ESP marker (strongSwan: local and remote
+    /// port 4500; libreswan: `rightikeport=4500`).
+    pub port: u16,
+}
+
+impl ClientSpec {
+    pub fn new(name: &str, kind: ClientKind, family: Family, port: u16) -> Self {
+        ClientSpec {
+            name: name.into(),
+            kind,
+            family,
+            port,
+        }
+    }
+
+    /// strongSwan over IPv4 and IPv6, strongSwan to 4500, libreswan over IPv4 and IPv6.
+    pub fn standard_set() -> Vec<ClientSpec> {
+        use ClientKind::{Libreswan, StrongSwan};
+        use Family::{V4, V6};
+        vec![
+            ClientSpec::new("sw4", StrongSwan, V4, 500),
+            ClientSpec::new("sw6", StrongSwan, V6, 500),
+            ClientSpec::new("sw4n", StrongSwan, V4, 4500),
+            ClientSpec::new("ls4", Libreswan, V4, 500),
+            ClientSpec::new("ls6", Libreswan, V6, 500),
+        ]
+    }
+
+    /// The IKE identity the client uses (`<name>.client.ikelb.test`).
+    pub fn id(&self) -> String {
+        format!("{}.client.ikelb.test", self.name)
+    }
+}
+
+/// What answers at the VIP.
+#[derive(Clone, Debug)]
+pub enum Balancer {
+    /// The `ikelb` daemon: `run` with native XDP on the lb interface, and `attach-pass`
+    /// on the bridge-side peer so XDP_TX frames are delivered.
+    Ikelb {
+        bin: PathBuf,
+        /// `native`, `skb` or `auto`.
+        xdp_mode: String,
+    },
+    /// libreswan's `global-redirect` (the baseline), one pluto per family in use.
+    LibreswanGlobalRedirect,
+    /// Nothing: the VIP is only an address (clients' requests go unanswered).
+    None,
+}
+
+impl Balancer {
+    /// ikelb from `IKELB_BIN`, else `<workspace>/target/release/ikelb`, in native mode.
+    pub fn ikelb_default() -> Self {
+        Balancer::Ikelb {
+            bin: ikelb_bin(),
+            xdp_mode: "native".into(),
+        }
+    }
+}
+
+/// `IKELB_BIN`, else `<workspace>/target/release/ikelb`.
+pub fn ikelb_bin() -> PathBuf {
+    std::env::var_os("IKELB_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| crate::workspace_target().join("release/ikelb"))
+}
+
+/// Lab parameters.
+#[derive(Clone, Debug)]
+pub struct LabConfig {
+    /// Number of members (`gw1..`), 1..=8.
+    pub members: usize,
+    pub clients: Vec<ClientSpec>,
+    pub balancer: Balancer,
+    /// Where configs and logs go; default: a fresh directory under the system temp dir
+    /// (short paths: unix socket names are limited to 107 bytes).
+    pub run_dir: Option<PathBuf>,
+    /// Keep the run directory after teardown (it is always kept when dropping during a
+    /// panic, or when `IKELB_TESTS_KEEP` is set).
+    pub keep_run_dir: bool,
+    /// charon settings for members and strongSwan clients.
+    pub charon: CharonOptions,
+}
+
+impl Default for LabConfig {
+    fn default() -> Self {
+        LabConfig {
+            members: 2,
+            clients: Vec::new(),
+            balancer: Balancer::None,
+            run_dir: None,
+            keep_run_dir: false,
+            charon: CharonOptions::default(),
+        }
+    }
+}
+
+/// The daemon a client runs.
+#[derive(Debug)]
+pub enum ClientDaemon {
+    StrongSwan(Charon),
+    Libreswan(Pluto),
+}
+
+/// A client namespace and its daemon.
+#[derive(Debug)]
+pub struct Client {
+    pub spec: ClientSpec,
+    pub index: u8,
+    pub daemon: ClientDaemon,
+    pub netns: Netns,
+}
+
+impl Client {
+    /// The client's address on the segment (of its family).
+    pub fn addr(&self) -> IpAddr {
+        segment_addr(self.spec.family, client_host(self.index))
+    }
+    /// Its inner address (on `lo`), the local traffic selector.
+    pub fn inner(&self) -> IpAddr {
+        inner_addr(self.spec.family, self.index)
+    }
+}
+
+/// A member namespace and its charon.
+#[derive(Debug)]
+pub struct Member {
+    pub name: String,
+    pub index: u8,
+    pub charon: Charon,
+    pub netns: Netns,
+}
+
+impl Member {
+    pub fn v4(&self) -> IpAddr {
+        segment_addr(Family::V4, member_host(self.index))
+    }
+    pub fn v6(&self) -> IpAddr {
+        segment_addr(Family::V6, member_host(self.index))
+    }
+}
+
+/// A running lab. Dropping it stops every daemon by pid, then deletes the namespaces.
+#[derive(Debug)]
+pub struct Lab {
+    // Drop order matters: daemons, then veths, then namespaces.
+    pub clients: Vec<Client>,
+    pub members: Vec<Member>,
+    lb_daemons: Vec<Daemon>,
+    lb_plutos: Vec<Pluto>,
+    veths: Vec<Veth>,
+    pub lb: Netns,
+    pub bridge: Netns,
+    /// The lb's interface (unique host-wide: ikelb pins maps under its name).
+    pub lb_iface: String,
+    /// The bridge-side peer of `lb_iface`.
+    pub lb_peer: String,
+    pub run_dir: PathBuf,
+    keep_run_dir: bool,
+    pub config: LabConfig,
+}
+
+impl Lab {
+    /// Builds the topology and starts the balancer, members and clients (about a second).
+    pub fn up(config: LabConfig) -> Result<Lab> {
+        if !crate::is_root() {
+            bail!("the lab needs root (network namespaces, XDP, IKE daemons)");
+        }
+        if !(1..=8).contains(&config.members) {
+            bail!("members must be 1..=8, not {}", config.members);
+        }
+        let mut seen = std::collections::HashSet::new();
+        for c in &config.clients {
+            if !seen.insert(c.name.clone()) || c.name.is_empty() || c.name.len() > 12 {
+                bail!("client names must be unique, 1..=12 bytes: {:?}", c.name);
+            }
+            if c.port != 500 && c.port != 4500 {
+                bail!("client {}: port must be 500 or 4500", c.name);
+            }
+        }
+        if config.clients.len() > 100 {
+            bail!("at most 100 clients");
+        }
+        netns::remove_stale();
+        let tag = netns::unique_tag();
+        let run_dir = match &config.run_dir {
+            Some(d) => d.clone(),
+            None => std::env::temp_dir().join(format!("ikelb-lab-{tag}")),
+        };
+        std::fs::create_dir_all(&run_dir)
+            .with_context(|| format!("mkdir {}", run_dir.display()))?;
+        let bridge = Netns::new("br")?;
+        let lb = Netns::new("lb")?;
+        let mut lab = Lab {
+            clients: Vec::new(),
+            members: Vec::new(),
+            lb_daemons: Vec::new(),
+            lb_plutos: Vec::new(),
+            veths: Vec::new(),
+            lb,
+            bridge,
+            lb_iface: format!("lb{tag}"),
+            lb_peer: "vlb".into(),
+            run_dir,
+            keep_run_dir: config.keep_run_dir,
+            config,
+        };
+        lab.build().map(|()| lab)
+    }
+
+    fn build(&mut self) -> Result<()> {
+        self.bridge.ip(&[
+            "link",
+            "add",
+            "br0",
+            "type",
+            "bridge",
+            "forward_delay",
+            "0",
+            "stp_state",
+            "0",
+        ])?;
+        self.bridge.ip(&["link", "set", "br0", "up"])?;
+        // The lb.
+        let lb_iface = self.lb_iface.clone();
+        let lb_peer = self.lb_peer.clone();
+        self.plug(None, &lb_iface, &lb_peer, 1)?;
+        for fam in [Family::V4, Family::V6] {
+            self.lb
+                .addr_add(&lb_iface, &format!("{}/{}", vip(fam), prefix_len(fam)))?;
+        }
+        // Members.
+        for i in 1..=u8::try_from(self.config.members).unwrap_or(1) {
+            let name = format!("gw{i}");
+            let ns = Netns::new(&name)?;
+            self.plug(Some(&ns), "eth0", &format!("v{name}"), member_host(i))?;
+            for fam in [Family::V4, Family::V6] {
+                let host = member_host(i);
+                ns.addr_add(
+                    "eth0",
+                    &format!("{}/{}", segment_addr(fam, host), prefix_len(fam)),
+                )?;
+                ns.addr_add("lo", &format!("{}/{}", service_addr(fam), host_len(fam)))?;
+            }
+            // The service address is on every member's lo: only answer ARP for eth0's.
+            ns.sysctl("net.ipv4.conf.all.arp_ignore", "1")?;
+            let dir = self.run_dir.join(&name);
+            let charon = Charon::start(&ns, &name, &dir, &self.config.charon)?;
+            charon.load(&member_swanctl())?;
+            self.members.push(Member {
+                name,
+                index: i,
+                charon,
+                netns: ns,
+            });
+        }
+        // Clients.
+        let specs = self.config.clients.clone();
+        for (i, spec) in specs.into_iter().enumerate() {
+            let index = u8::try_from(i + 1).unwrap_or(u8::MAX);
+            let ns = Netns::new(&spec.name)?;
+            let host = client_host(index);
+            self.plug(Some(&ns), "eth0", &format!("vc{index}"), host)?;
+            for fam in [Family::V4, Family::V6] {
+                ns.addr_add(
+                    "eth0",
+                    &format!("{}/{}", segment_addr(fam, host), prefix_len(fam)),
+                )?;
+                ns.addr_add(
+                    "lo",
+                    &format!("{}/{}", inner_addr(fam, index), host_len(fam)),
+                )?;
+            }
+            ns.tx_csum_off("eth0")?;
+            let dir = self.run_dir.join(&spec.name);
+            let daemon = start_client(&ns, &spec, index, &dir, &self.config.charon)
+                .with_context(|| format!("client {}", spec.name))?;
+            self.clients.push(Client {
+                spec,
+                index,
+                daemon,
+                netns: ns,
+            });
+        }
+        self.start_balancer()
+    }
+
+    /// A veth from `ns:iface` to the bridge (`peer`, enslaved to br0), MAC from `host`.
+    fn plug(&mut self, ns: Option<&Netns>, iface: &str, peer: &str, host: u16) -> Result<()> {
+        let mac = mac_for(host);
+        let ns = ns.unwrap_or(&self.lb);
+        let v = Veth::new(ns, iface, Some(&mac), &self.bridge, peer, None)?;
+        self.bridge.ip(&["link", "set", peer, "master", "br0"])?;
+        self.veths.push(v);
+        Ok(())
+    }
+
+    fn start_balancer(&mut self) -> Result<()> {
+        match self.config.balancer.clone() {
+            Balancer::None => Ok(()),
+            Balancer::LibreswanGlobalRedirect => {
+                for fam in [Family::V4, Family::V6] {
+                    if !self.clients.iter().any(|c| c.spec.family == fam) {
+                        continue;
+                    }
+                    let targets: Vec<String> = self
+                        .members
+                        .iter()
+                        .map(|m| match fam {
+                            Family::V4 => m.v4().to_string(),
+                            Family::V6 => m.v6().to_string(),
+                        })
+                        .collect();
+                    let name = format!("lb-{}", fam_str(fam));
+                    let setup = libreswan::global_redirect_setup(&vip(fam).to_string(), &targets);
+                    let dir = self.run_dir.join(&name);
+                    let p = Pluto::start(&self.lb, &name, &dir, &setup, "", "")?;
+                    self.lb_plutos.push(p);
+                }
+                Ok(())
+            }
+            Balancer::Ikelb { bin, xdp_mode } => self.start_ikelb(&bin, &xdp_mode),
+        }
+    }
+
+    fn start_ikelb(&mut self, bin: &Path, xdp_mode: &str) -> Result<()> {
+        if !bin.exists() {
+            bail!(
+                "ikelb binary {} not found: build it with `cargo xtask build` or set IKELB_BIN",
+                bin.display()
+            );
+        }
+        let dir = self.run_dir.join("lb");
+        std::fs::create_dir_all(&dir)?;
+        // XDP_TX on a veth is only delivered when the peer runs an XDP program.
+        let mut pass = self.bridge.nsenter(&bin.to_string_lossy());
+        pass.args(["attach-pass", "--iface", &self.lb_peer])
+            .env("RUST_LOG", "info");
+        let d = Daemon::spawn("ikelb attach-pass", pass, &dir.join("attach-pass.log"))?;
+        self.lb_daemons.push(d);
+        let conf = dir.join("ikelb.toml");
+        std::fs::write(&conf, self.ikelb_toml(xdp_mode))?;
+        let mut run = self.lb.nsenter(&bin.to_string_lossy());
+        run.args(["run", "--iface", &self.lb_iface, "--config"])
+            .arg(&conf)
+            .args(["--xdp-mode", xdp_mode])
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
+            );
+        let mut d = Daemon::spawn("ikelb run", run, &dir.join("ikelb.log"))?;
+        d.wait_log("ready", Duration::from_secs(30))?;
+        self.lb_daemons.push(d);
+        // attach-pass has no readiness line in the contract: wait until its program shows.
+        let peer = self.lb_peer.clone();
+        cmd::wait_for(
+            "XDP program on the lb's bridge-side peer",
+            Duration::from_secs(10),
+            || {
+                if let Some(st) = self.lb_daemons[0].exited() {
+                    bail!(
+                        "ikelb attach-pass exited ({st}):\n{}",
+                        tail(&dir.join("attach-pass.log"), 20)
+                    );
+                }
+                Ok(self
+                    .bridge
+                    .ip(&["-d", "link", "show", "dev", &peer])
+                    .is_ok_and(|s| s.contains("xdp")))
+            },
+        )
+    }
+
+    /// The ikelb config the lab uses: both VIPs, one target per member and family
+    /// (`gwN` for IPv4, `gwN-v6` for IPv6).
+    pub fn ikelb_toml(&self, xdp_mode: &str) -> String {
+        let mut s = format!("[dataplane]\nxdp-mode = \"{xdp_mode}\"\n\n");
+        for fam in [Family::V4, Family::V6] {
+            s.push_str(&format!("[[vip]]\naddress = \"{}\"\n\n", vip(fam)));
+        }
+        for m in &self.members {
+            s.push_str(&format!(
+                "[[target]]\nname = \"{}\"\nidentity = \"{}\"\n\n[[target]]\nname = \"{}-v6\"\nidentity = \"{}\"\n\n",
+                m.name,
+                m.v4(),
+                m.name,
+                m.v6()
+            ));
+        }
+        s
+    }
+
+    /// `ikelb stats --iface <lb> --json`, parsed.
+    pub fn ikelb_stats(&self) -> Result<serde_json::Value> {
+        let Balancer::Ikelb { bin, .. } = &self.config.balancer else {
+            bail!("the lab's balancer is not ikelb");
+        };
+        let mut c = self.lb.nsenter(&bin.to_string_lossy());
+        c.args(["stats", "--iface", &self.lb_iface, "--json"]);
+        let out = cmd::run(&mut c)?;
+        serde_json::from_str(out.trim()).with_context(|| format!("parse ikelb stats: {out}"))
+    }
+
+    /// Member by name (`gw1`…).
+    pub fn member(&self, name: &str) -> Option<&Member> {
+        self.members.iter().find(|m| m.name == name)
+    }
+
+    /// Client by name.
+    pub fn client(&self, name: &str) -> Option<&Client> {
+        self.clients.iter().find(|c| c.spec.name == name)
+    }
+
+    /// The member that owns segment address `a`, if any.
+    pub fn member_by_addr(&self, a: IpAddr) -> Option<&Member> {
+        self.members.iter().find(|m| m.v4() == a || m.v6() == a)
+    }
+
+    /// Paths and tails of every log, for failure messages.
+    pub fn logs(&self, lines: usize) -> String {
+        let mut s = String::new();
+        let mut add = |title: &str, p: &Path| {
+            s.push_str(&format!(
+                "==== {title} ({})\n{}\n",
+                p.display(),
+                tail(p, lines)
+            ));
+        };
+        for d in &self.lb_daemons {
+            add(&d.name, &d.log);
+        }
+        for p in &self.lb_plutos {
+            add(&p.name, &p.log_path());
+        }
+        for m in &self.members {
+            add(&m.name, &m.charon.log_path());
+        }
+        for c in &self.clients {
+            match &c.daemon {
+                ClientDaemon::StrongSwan(ch) => add(&c.spec.name, &ch.log_path()),
+                ClientDaemon::Libreswan(p) => add(&c.spec.name, &p.log_path()),
+            }
+        }
+        s
+    }
+
+    /// Stops everything and deletes the namespaces (also what `Drop` does).
+    pub fn down(self) {}
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        for c in &mut self.clients {
+            match &mut c.daemon {
+                ClientDaemon::StrongSwan(ch) => ch.stop(),
+                ClientDaemon::Libreswan(p) => p.stop(),
+            }
+        }
+        for m in &mut self.members {
+            m.charon.stop();
+        }
+        for p in &mut self.lb_plutos {
+            p.stop();
+        }
+        // ikelb run first (it detaches), then attach-pass.
+        while let Some(mut d) = self.lb_daemons.pop() {
+            d.stop();
+        }
+        let keep = self.keep_run_dir
+            || std::thread::panicking()
+            || std::env::var_os("IKELB_TESTS_KEEP").is_some();
+        if keep {
+            eprintln!("lab: logs kept in {}", self.run_dir.display());
+        } else if self.config.run_dir.is_none() {
+            let _ = std::fs::remove_dir_all(&self.run_dir);
+        }
+    }
+}
+
+fn fam_str(f: Family) -> &'static str {
+    match f {
+        Family::V4 => "v4",
+        Family::V6 => "v6",
+    }
+}
+
+/// Members accept any client id with the lab PSK, from any inner address.
+fn member_swanctl() -> String {
+    let conn = Conn {
+        name: "member".into(),
+        local_id: MEMBER_ID.into(),
+        child: "svc".into(),
+        local_ts: vec![service_net(Family::V4), service_net(Family::V6)],
+        remote_ts: vec![inner_net(Family::V4), inner_net(Family::V6)],
+        ..Conn::default()
+    };
+    swanctl_conf(&[conn], PSK)
+}
+
+fn start_client(
+    ns: &Netns,
+    spec: &ClientSpec,
+    index: u8,
+    dir: &Path,
+    opts: &CharonOptions,
+) -> Result<ClientDaemon> {
+    let fam = spec.family;
+    let vip = vip(fam).to_string();
+    let local = segment_addr(fam, client_host(index)).to_string();
+    let inner = format!("{}/{}", inner_addr(fam, index), host_len(fam));
+    let service = format!("{}/{}", service_addr(fam), host_len(fam));
+    match spec.kind {
+        ClientKind::StrongSwan => {
+            let charon = Charon::start(ns, &spec.name, dir, opts)?;
+            let port = (spec.port == 4500).then_some(4500);
+            let conn = Conn {
+                name: "vip".into(),
+                remote_addrs: vip,
+                local_addrs: local,
+                local_id: spec.id(),
+                remote_id: MEMBER_ID.into(),
+                local_port: port,
+                remote_port: port,
+                child: "svc".into(),
+                local_ts: vec![inner],
+                remote_ts: vec![service],
+            };
+            charon.load(&swanctl_conf(&[conn], PSK))?;
+            Ok(ClientDaemon::StrongSwan(charon))
+        }
+        ClientKind::Libreswan => {
+            let conn = ClientConn {
+                name: "vip".into(),
+                left: local,
+                leftid: format!("@{}", spec.id()),
+                leftsubnet: inner,
+                right: vip,
+                rightid: format!("@{MEMBER_ID}"),
+                rightsubnet: service,
+                rightikeport: (spec.port == 4500).then_some(4500),
+            };
+            let secrets =
+                libreswan::psk_secret(&format!("@{}", spec.id()), &format!("@{MEMBER_ID}"), PSK);
+            let p = Pluto::start(ns, &spec.name, dir, "", &conn.to_conf(), &secrets)?;
+            Ok(ClientDaemon::Libreswan(p))
+        }
+    }
+}

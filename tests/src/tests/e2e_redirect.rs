@@ -1,0 +1,148 @@
+//! End to end: ikelb's XDP program on the VIP redirects real strongSwan and libreswan
+//! clients (IPv4, IPv6, port 4500 with the non-ESP marker) to strongSwan members, and
+//! the tunnels come up there (peers.md §1 for what "up" means without kernel ESP).
+//!
+//! Root only. Uses the `ikelb` binary from `IKELB_BIN`, else
+//! `<workspace>/target/release/ikelb` (`cargo xtask build`).
+
+use std::net::IpAddr;
+
+use lb_common::maps::{Target, VIP_MODE_INIT};
+use lb_common::wire::request;
+
+use crate::capture::Capture;
+use crate::esp;
+use crate::lab::{Balancer, ClientSpec, Family, Lab, LabConfig, ikelb_bin, vip};
+
+fn target_for(a: IpAddr) -> Target {
+    match a {
+        IpAddr::V4(v4) => Target::ipv4(v4.octets()),
+        IpAddr::V6(v6) => Target::ipv6(v6.octets()),
+    }
+}
+
+fn ip_of(frame: &[u8]) -> Option<(IpAddr, IpAddr)> {
+    match u16::from_be_bytes([*frame.get(12)?, *frame.get(13)?]) {
+        0x0800 => {
+            let s: [u8; 4] = frame.get(26..30)?.try_into().ok()?;
+            let d: [u8; 4] = frame.get(30..34)?.try_into().ok()?;
+            Some((IpAddr::from(s), IpAddr::from(d)))
+        }
+        0x86dd => {
+            let s: [u8; 16] = frame.get(22..38)?.try_into().ok()?;
+            let d: [u8; 16] = frame.get(38..54)?.try_into().ok()?;
+            Some((IpAddr::from(s), IpAddr::from(d)))
+        }
+        _ => None,
+    }
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter()
+        .map(|x| format!("{x:02x}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The first request the client sent to the VIP and the first answer from it must be
+/// exactly `emit_reply_frame(request, landed member)`, and tshark must read a REDIRECT.
+fn check_wire(lab: &Lab, client: &str, frames: &[Vec<u8>], landed: &str, fam: Family) {
+    let vip = vip(fam);
+    let c = lab.client(client).expect("client");
+    let req = frames
+        .iter()
+        .find(|f| ip_of(f) == Some((c.addr(), vip)))
+        .unwrap_or_else(|| panic!("{client}: no request to the VIP captured"));
+    let reply = frames
+        .iter()
+        .find(|f| ip_of(f) == Some((vip, c.addr())))
+        .unwrap_or_else(|| panic!("{client}: no answer from the VIP captured"));
+    let mut want = [0u8; 16];
+    match vip {
+        IpAddr::V4(a) => want[..4].copy_from_slice(&a.octets()),
+        IpAddr::V6(a) => want.copy_from_slice(&a.octets()),
+    }
+    let parsed = request::parse(req, true, |_, d| (*d == want).then_some(VIP_MODE_INIT))
+        .unwrap_or_else(|s| panic!("{client}: captured request not answerable: {s:?}"));
+    let m = lab.member(landed).expect("member");
+    let t = target_for(match fam {
+        Family::V4 => m.v4(),
+        Family::V6 => m.v6(),
+    });
+    let mut out = vec![0u8; req.len()];
+    let n = request::emit_reply_frame(req, &parsed, &t, &mut out).expect("reference answer");
+    assert_eq!(
+        hex(reply),
+        hex(&out[..n]),
+        "{client}: the answer on the wire differs from lb-common's emit_reply_frame"
+    );
+    let text = crate::tshark::decode_one(reply).expect("tshark");
+    assert!(
+        text.contains("Notify Message Type: REDIRECT (16407)"),
+        "{client}: tshark sees no REDIRECT:\n{text}"
+    );
+}
+
+#[test]
+fn ikelb_redirects_real_clients_to_members() {
+    crate::require_root!();
+    let bin = ikelb_bin();
+    assert!(
+        bin.exists(),
+        "ikelb binary {} not found: run `cargo xtask build` or set IKELB_BIN",
+        bin.display()
+    );
+    let esp = esp::probe().expect("ESP probe");
+    let lab = Lab::up(LabConfig {
+        balancer: Balancer::ikelb_default(),
+        clients: ClientSpec::standard_set(),
+        ..LabConfig::default()
+    })
+    .unwrap_or_else(|e| panic!("lab up: {e:#}"));
+
+    // Watch the IPv4 and IPv6 strongSwan clients' wire.
+    let caps: Vec<(String, Family, Capture)> = [("sw4", Family::V4), ("sw6", Family::V6)]
+        .into_iter()
+        .map(|(name, fam)| {
+            let c = lab.client(name).expect("client");
+            let filter = format!("udp and host {}", vip(fam));
+            let cap = Capture::start(&c.netns, "eth0", &filter, None, &lab.run_dir, name)
+                .unwrap_or_else(|e| panic!("{e:#}"));
+            (name.to_string(), fam, cap)
+        })
+        .collect();
+
+    let results = lab.connect_clients();
+    let mut failures = Vec::new();
+    for r in &results {
+        eprintln!("{}", r.summary());
+        if let Err(e) = r.verdict(esp) {
+            failures.push(e);
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{}\n\n{}",
+        failures.join("\n"),
+        lab.logs(30)
+    );
+
+    for (name, fam, cap) in caps {
+        let frames = cap.finish().unwrap_or_else(|e| panic!("{e:#}"));
+        let landed = results
+            .iter()
+            .find(|r| r.name == name)
+            .and_then(|r| r.landed_on.clone())
+            .expect("landed");
+        check_wire(&lab, &name, &frames, &landed, fam);
+    }
+
+    let stats = lab.ikelb_stats().unwrap_or_else(|e| panic!("{e:#}"));
+    eprintln!("ikelb stats: {stats}");
+    let redirected = stats["redirected"].as_u64().expect("stats.redirected");
+    assert!(
+        redirected >= results.len() as u64,
+        "ikelb counted {redirected} redirects for {} clients: {stats}",
+        results.len()
+    );
+}

@@ -1,0 +1,3 @@
+mod e2e_redirect;
+mod fixtures;
+mod peers;
