@@ -1,2 +1,59 @@
+//! ikelb's XDP fast path: answers IKE_SA_INIT requests that carry
+//! N(REDIRECT_SUPPORTED) with an RFC 5685 N(REDIRECT), built in place (XDP_TX).
+//!
+//! The decision rules are `lb_common::wire::request::parse`; this file keeps them in the
+//! shape the verifier accepts: bounded loops, a bounds check beside every access, loop
+//! state in a per-CPU map value so the verifier does not fork on it.
 #![no_std]
 #![no_main]
+
+mod maps;
+mod parse;
+mod respond;
+
+use aya_ebpf::{
+    bindings::xdp_action::{XDP_DROP, XDP_PASS, XDP_TX},
+    macros::xdp,
+    programs::XdpContext,
+};
+use lb_common::maps::Stat;
+
+#[xdp]
+pub fn ikelb_xdp(ctx: XdpContext) -> u32 {
+    let outcome = match parse::parse(&ctx) {
+        Ok(req) => respond::respond(&ctx, &req),
+        Err(stat) => stat,
+    };
+    maps::count(Stat::Seen);
+    maps::count(outcome);
+    match outcome {
+        Stat::Redirected => XDP_TX,
+        s if s.is_drop() => XDP_DROP,
+        _ => XDP_PASS,
+    }
+}
+
+/// Passes everything: attached to a veth peer so that XDP_TX frames sent to it are
+/// delivered (veth drops them unless the peer runs an XDP program), and the empty
+/// baseline of `cargo xtask bench`.
+#[xdp]
+pub fn ikelb_pass(_ctx: XdpContext) -> u32 {
+    XDP_PASS
+}
+
+/// The physical limit of the path: swaps MACs, IPs and UDP ports and sends the frame
+/// back unchanged otherwise (the bench and flood baseline).
+#[xdp]
+pub fn ikelb_reflect(ctx: XdpContext) -> u32 {
+    respond::reflect(&ctx)
+}
+
+#[cfg(not(test))]
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo) -> ! {
+    loop {}
+}
+
+#[unsafe(link_section = "license")]
+#[unsafe(no_mangle)]
+static LICENSE: [u8; 13] = *b"Dual MIT/GPL\0";

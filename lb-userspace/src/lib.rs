@@ -1,3 +1,5 @@
 //! ikelb daemon library: configuration, dataplane control and the protocol state
 //! machines. `main.rs` is only the CLI on top.
+pub mod config;
+pub mod dataplane;
 pub mod vrrp;

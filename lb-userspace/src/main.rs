@@ -1,1 +1,209 @@
-fn main() {}
+//! `ikelb`: the IKEv2 cluster load balancer daemon and its CLI.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+use lb_userspace::config::{Config, XdpModeCfg};
+use lb_userspace::dataplane::{self, Dataplane, TargetEntry, stats::Counters};
+use tracing::info;
+
+#[derive(Parser)]
+#[command(
+    name = "ikelb",
+    version,
+    about = "IKEv2 cluster load balancer (XDP RFC 5685 redirects)"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Load and attach the fast path on an interface and serve until SIGINT/SIGTERM.
+    Run {
+        /// Network interface carrying the VIP (overrides [dataplane].iface).
+        #[arg(long)]
+        iface: Option<String>,
+        /// TOML configuration file.
+        #[arg(long)]
+        config: PathBuf,
+        /// native, skb or auto (overrides [dataplane].xdp-mode).
+        #[arg(long)]
+        xdp_mode: Option<XdpModeCfg>,
+    },
+    /// Print the fast-path counters of a running instance (from its pinned maps).
+    Stats {
+        #[arg(long)]
+        iface: String,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Validate a configuration file and print what it would install.
+    CheckConfig { config: PathBuf },
+    /// Attach a pass-through XDP program (for a veth peer, so XDP_TX frames arrive)
+    /// and hold it until SIGINT/SIGTERM.
+    AttachPass {
+        #[arg(long)]
+        iface: String,
+    },
+}
+
+fn main() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match Cli::parse().cmd {
+        Cmd::Run {
+            iface,
+            config,
+            xdp_mode,
+        } => run(iface, &config, xdp_mode),
+        Cmd::Stats { iface, json } => stats(&iface, json),
+        Cmd::CheckConfig { config } => {
+            let c = Config::load(&config)?;
+            println!("{} VIP(s), {} target(s): OK", c.vips.len(), c.targets.len());
+            for v in &c.vips {
+                println!("vip {} redirect={:?}", v.address, v.redirect);
+            }
+            for t in &c.targets {
+                println!("target {} {} weight={}", t.name, t.identity, t.weight);
+            }
+            Ok(())
+        }
+        Cmd::AttachPass { iface } => attach_pass(&iface),
+    }
+}
+
+fn wait_for_signal() -> Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("tokio runtime")?;
+    rt.block_on(async {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r,
+            _ = term.recv() => Ok(()),
+        }
+    })
+    .context("waiting for a signal")
+}
+
+fn run(iface: Option<String>, path: &PathBuf, mode: Option<XdpModeCfg>) -> Result<()> {
+    let cfg = Config::load(path)?;
+    let Some(iface) = iface.or_else(|| cfg.iface.clone()) else {
+        bail!("no interface: pass --iface or set [dataplane].iface");
+    };
+    let mode = mode.unwrap_or(cfg.xdp_mode);
+    let pins = dataplane::pin_dir_for(&iface);
+    let mut dp = Dataplane::load(Some(&pins)).context("loading the XDP program")?;
+    dp.set_vips(&cfg.vips).context("installing VIPs")?;
+    let targets: Vec<TargetEntry> = cfg
+        .targets
+        .iter()
+        .map(|t| TargetEntry {
+            name: t.name.clone(),
+            identity: t.identity.clone(),
+            weight: t.weight,
+        })
+        .collect();
+    dp.set_targets(&targets).context("installing targets")?;
+    write_names(&iface, &dp);
+    dp.set_active(true)?;
+    let used = dp.attach(&iface, mode)?;
+    info!(%iface, mode = used, pins = %pins.display(), vips = cfg.vips.len(), targets = targets.len(), "ready");
+    wait_for_signal()?;
+    info!("shutting down");
+    let c = dp.counters()?;
+    info!(
+        seen = c.get(lb_common::maps::Stat::Seen),
+        redirected = c.get(lb_common::maps::Stat::Redirected),
+        "final counters"
+    );
+    remove_names(&iface);
+    Ok(())
+}
+
+/// Target names beside the pins (bpffs holds only BPF objects), for `ikelb stats`.
+fn names_path(iface: &str) -> PathBuf {
+    PathBuf::from("/run/ikelb").join(format!("{iface}.targets"))
+}
+
+fn write_names(iface: &str, dp: &Dataplane) {
+    let text: String = dp
+        .target_names()
+        .iter()
+        .map(|(i, n, id)| format!("{i} {n} {id}\n"))
+        .collect();
+    let p = names_path(iface);
+    let r = std::fs::create_dir_all("/run/ikelb").and_then(|()| std::fs::write(&p, text));
+    if let Err(e) = r {
+        tracing::warn!(path = %p.display(), error = %e, "cannot record target names");
+    }
+}
+
+fn remove_names(iface: &str) {
+    let _ = std::fs::remove_file(names_path(iface));
+}
+
+fn stats(iface: &str, json: bool) -> Result<()> {
+    let dir = dataplane::pin_dir_for(iface);
+    dataplane::ensure_bpffs()?;
+    let c: Counters = dataplane::stats::read_pinned(&dir)
+        .with_context(|| format!("is `ikelb run` active on {iface}?"))?;
+    let names: Vec<(usize, String, String)> = std::fs::read_to_string(names_path(iface))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| {
+            let mut it = l.splitn(3, ' ');
+            Some((
+                it.next()?.parse().ok()?,
+                it.next()?.into(),
+                it.next()?.into(),
+            ))
+        })
+        .collect();
+    if json {
+        let targets: Vec<serde_json::Value> = names
+            .iter()
+            .map(|(i, n, id)| {
+                serde_json::json!({"name": n, "identity": id, "redirects": c.per_target.get(*i).copied().unwrap_or(0)})
+            })
+            .collect();
+        let mut obj = serde_json::Map::new();
+        for (n, v) in &c.stats {
+            obj.insert((*n).into(), (*v).into());
+        }
+        obj.insert("targets".into(), targets.into());
+        println!("{}", serde_json::Value::Object(obj));
+    } else {
+        for (n, v) in &c.stats {
+            if *v != 0 || matches!(*n, "seen" | "redirected") {
+                println!("{n:<28} {v}");
+            }
+        }
+        for (i, n, id) in &names {
+            println!(
+                "target {n:<12} {id:<40} {}",
+                c.per_target.get(*i).copied().unwrap_or(0)
+            );
+        }
+    }
+    Ok(())
+}
+
+fn attach_pass(iface: &str) -> Result<()> {
+    let mut dp = Dataplane::load(None)?;
+    dp.program("ikelb_pass")?
+        .attach(iface, aya::programs::XdpMode::Driver)
+        .with_context(|| format!("attach XDP_PASS to {iface} (native)"))?;
+    info!(%iface, "ready");
+    wait_for_signal()
+}

@@ -1,0 +1,76 @@
+//! Map definitions. Names must equal the `lb_common::maps::MAP_*` constants (the macro
+//! needs literals); userspace opening them by those constants checks it.
+
+use aya_ebpf::{
+    macros::map,
+    maps::{Array, HashMap, PerCpuArray},
+};
+use lb_common::maps::{
+    Config, MAX_TARGETS, MAX_VIPS, SLOT_TABLES, SlotTable, Stat, Target, Vip, VipKey,
+};
+
+#[map(name = "IKELB_CONFIG")]
+pub static CONFIG: Array<Config> = Array::with_max_entries(1, 0);
+
+#[map(name = "IKELB_VIPS")]
+pub static VIPS: HashMap<VipKey, Vip> = HashMap::with_max_entries(MAX_VIPS, 0);
+
+#[map(name = "IKELB_SLOTS")]
+pub static SLOTS: Array<SlotTable> = Array::with_max_entries(SLOT_TABLES, 0);
+
+#[map(name = "IKELB_TARGETS")]
+pub static TARGETS: Array<Target> = Array::with_max_entries(MAX_TARGETS, 0);
+
+#[map(name = "IKELB_STATS")]
+pub static STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(Stat::COUNT, 0);
+
+#[map(name = "IKELB_TGT_STATS")]
+pub static TGT_STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(MAX_TARGETS, 0);
+
+/// Bytes of the per-CPU copy buffer: one nonce (≤ 256) or one checksum chunk, rounded
+/// up to a word, with room to spare for the verifier's coarser view of rounded lengths.
+pub const BUF: usize = 512 + 4;
+
+/// `len` for a helper that copies 1..=256 bytes, in a form whose range the verifier can
+/// see: LLVM merges our range checks into shapes the verifier cannot follow. Identity
+/// for 1..=256.
+#[inline(always)]
+pub const fn copy_len(len: usize) -> usize {
+    (len.wrapping_sub(1) & 0xff) + 1
+}
+
+/// Per-CPU scratch: the copy buffer and the payload walk's state. The walk keeps its
+/// state here rather than in registers so the verifier sees unknown scalars and prunes
+/// instead of exploring every flag combination (peers.md §9).
+#[repr(C)]
+pub struct Scratch {
+    pub buf: [u8; BUF],
+    pub off: u32,
+    pub np: u32,
+    pub flags: u32,
+    pub nonce_off: u32,
+    pub nonce_len: u32,
+    /// Checksum loop state (same reason).
+    pub sum_done: u32,
+    pub _pad: u32,
+    pub sum_le: u64,
+}
+
+#[map(name = "IKELB_SCRATCH")]
+pub static SCRATCH: PerCpuArray<Scratch> = PerCpuArray::with_max_entries(1, 0);
+
+#[inline(always)]
+pub fn count(s: Stat) {
+    if let Some(p) = STATS.get_ptr_mut(s as u32) {
+        // SAFETY: per-CPU value of this CPU; no concurrent writer.
+        unsafe { *p += 1 };
+    }
+}
+
+#[inline(always)]
+pub fn count_target(idx: u32) {
+    if let Some(p) = TGT_STATS.get_ptr_mut(idx) {
+        // SAFETY: as above.
+        unsafe { *p += 1 };
+    }
+}

@@ -1,0 +1,380 @@
+//! The TOML configuration: parsed into serde structs, then validated into a typed
+//! [`Config`] before anything is applied. Every error names the line and the key.
+
+use std::net::IpAddr;
+use std::path::Path;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+/// How the XDP program is attached.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum XdpModeCfg {
+    /// Native (driver) mode, falling back to generic with a warning.
+    #[default]
+    Auto,
+    Native,
+    Skb,
+}
+
+impl std::str::FromStr for XdpModeCfg {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "auto" => Ok(Self::Auto),
+            "native" | "driver" => Ok(Self::Native),
+            "skb" | "generic" => Ok(Self::Skb),
+            _ => Err(format!(
+                "unknown XDP mode `{s}` (expected native, skb or auto)"
+            )),
+        }
+    }
+}
+
+/// Where a VIP redirects: in IKE_SA_INIT (the fast path) or after authentication.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum RedirectMode {
+    #[default]
+    Init,
+    Auth,
+}
+
+/// A gateway identity handed out in N(REDIRECT) (RFC 5685 §9.2).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Identity {
+    Ip(IpAddr),
+    Fqdn(String),
+}
+
+impl Identity {
+    /// The pre-encoded map value.
+    pub fn to_target(&self) -> lb_common::maps::Target {
+        use lb_common::maps::Target;
+        match self {
+            Identity::Ip(IpAddr::V4(a)) => Target::ipv4(a.octets()),
+            Identity::Ip(IpAddr::V6(a)) => Target::ipv6(a.octets()),
+            // Validated in `parse_identity`.
+            Identity::Fqdn(n) => Target::fqdn(n.as_bytes()).unwrap_or_default(),
+        }
+    }
+}
+
+impl std::fmt::Display for Identity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Identity::Ip(a) => a.fmt(f),
+            Identity::Fqdn(n) => f.write_str(n),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Vip {
+    pub address: IpAddr,
+    pub redirect: RedirectMode,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Target {
+    pub name: String,
+    pub identity: Identity,
+    pub weight: u32,
+}
+
+/// A validated configuration.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    pub iface: Option<String>,
+    pub xdp_mode: XdpModeCfg,
+    pub vips: Vec<Vip>,
+    pub targets: Vec<Target>,
+}
+
+/// A configuration error, already formatted with file, line and key.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(String);
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawConfig {
+    #[serde(default)]
+    dataplane: Option<RawDataplane>,
+    #[serde(default)]
+    vip: Vec<RawVip>,
+    #[serde(default)]
+    target: Vec<RawTarget>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawDataplane {
+    iface: Option<Spanned<String>>,
+    xdp_mode: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawVip {
+    address: Spanned<String>,
+    redirect: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawTarget {
+    name: Spanned<String>,
+    identity: Spanned<String>,
+    weight: Option<Spanned<i64>>,
+}
+
+/// Most targets one config may list (the map holds `MAX_TARGETS`).
+pub const MAX_TARGETS: usize = lb_common::maps::MAX_TARGETS as usize;
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError(format!("{}: {e}", path.display())))?;
+        Self::parse(&text).map_err(|e| ConfigError(format!("{}: {}", path.display(), e.0)))
+    }
+
+    pub fn parse(text: &str) -> Result<Self, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| {
+            let at = e
+                .span()
+                .map(|s| format!("line {}: ", line_of(text, s.start)))
+                .unwrap_or_default();
+            ConfigError(format!("{at}{}", e.message()))
+        })?;
+        let err = |span: std::ops::Range<usize>, key: &str, msg: String| {
+            ConfigError(format!(
+                "line {}: `{key}`: {msg}",
+                line_of(text, span.start)
+            ))
+        };
+        let (iface, xdp_mode) = match raw.dataplane {
+            None => (None, XdpModeCfg::default()),
+            Some(d) => {
+                let mode = match d.xdp_mode {
+                    None => XdpModeCfg::default(),
+                    Some(m) => m
+                        .get_ref()
+                        .parse()
+                        .map_err(|e| err(m.span(), "dataplane.xdp-mode", e))?,
+                };
+                let iface = match d.iface {
+                    Some(i) if i.get_ref().is_empty() || i.get_ref().len() > 15 => {
+                        return Err(err(
+                            i.span(),
+                            "dataplane.iface",
+                            "an interface name is 1 to 15 bytes".into(),
+                        ));
+                    }
+                    i => i.map(Spanned::into_inner),
+                };
+                (iface, mode)
+            }
+        };
+        if raw.vip.is_empty() {
+            return Err(ConfigError("no [[vip]] configured".into()));
+        }
+        if raw.vip.len() > lb_common::maps::MAX_VIPS as usize {
+            return Err(ConfigError(format!(
+                "{} [[vip]] entries: at most {}",
+                raw.vip.len(),
+                lb_common::maps::MAX_VIPS
+            )));
+        }
+        let mut vips = Vec::new();
+        for (i, v) in raw.vip.into_iter().enumerate() {
+            let key = format!("vip[{i}].address");
+            let address: IpAddr =
+                v.address.get_ref().parse().map_err(|_| {
+                    err(v.address.span(), &key, "not an IPv4 or IPv6 address".into())
+                })?;
+            if address.is_unspecified() || address.is_multicast() {
+                return Err(err(v.address.span(), &key, "not a unicast address".into()));
+            }
+            if vips.iter().any(|x: &Vip| x.address == address) {
+                return Err(err(
+                    v.address.span(),
+                    &key,
+                    format!("{address} listed twice"),
+                ));
+            }
+            let redirect = match v.redirect {
+                None => RedirectMode::Init,
+                Some(r) => match r.get_ref().as_str() {
+                    "init" => RedirectMode::Init,
+                    "auth" => RedirectMode::Auth,
+                    o => {
+                        return Err(err(
+                            r.span(),
+                            &format!("vip[{i}].redirect"),
+                            format!("`{o}`: expected \"init\" or \"auth\""),
+                        ));
+                    }
+                },
+            };
+            vips.push(Vip { address, redirect });
+        }
+        if raw.target.len() > MAX_TARGETS {
+            return Err(ConfigError(format!(
+                "{} [[target]] entries: at most {MAX_TARGETS}",
+                raw.target.len()
+            )));
+        }
+        let mut targets: Vec<Target> = Vec::new();
+        for (i, t) in raw.target.into_iter().enumerate() {
+            let name = t.name.get_ref().clone();
+            if name.is_empty() || targets.iter().any(|x| x.name == name) {
+                return Err(err(
+                    t.name.span(),
+                    &format!("target[{i}].name"),
+                    "names must be non-empty and unique".into(),
+                ));
+            }
+            let identity = parse_identity(t.identity.get_ref())
+                .map_err(|m| err(t.identity.span(), &format!("target[{i}].identity"), m))?;
+            let weight = match t.weight {
+                None => 1,
+                Some(w) => u32::try_from(*w.get_ref())
+                    .ok()
+                    .filter(|w| (1..=1000).contains(w))
+                    .ok_or_else(|| {
+                        err(
+                            w.span(),
+                            &format!("target[{i}].weight"),
+                            "must be 1..=1000".into(),
+                        )
+                    })?,
+            };
+            targets.push(Target {
+                name,
+                identity,
+                weight,
+            });
+        }
+        Ok(Config {
+            iface,
+            xdp_mode,
+            vips,
+            targets,
+        })
+    }
+}
+
+/// An IP address, or an FQDN (letters, digits, hyphens, dots; labels 1..=63; ≤ 255).
+pub fn parse_identity(s: &str) -> Result<Identity, String> {
+    if let Ok(a) = s.parse::<IpAddr>() {
+        if a.is_unspecified() || a.is_multicast() {
+            return Err(format!("{a} is not a unicast address"));
+        }
+        return Ok(Identity::Ip(a));
+    }
+    let name = s.strip_suffix('.').unwrap_or(s);
+    let label_ok = |l: &str| {
+        (1..=63).contains(&l.len())
+            && l.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    };
+    if name.is_empty()
+        || name.len() > lb_common::maps::IDENT_MAX
+        || !name.split('.').all(label_ok)
+        || name.bytes().all(|c| c.is_ascii_digit() || c == b'.')
+    {
+        return Err(format!("`{s}` is neither an IP address nor a valid FQDN"));
+    }
+    Ok(Identity::Fqdn(name.to_string()))
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].matches('\n').count() + 1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+[dataplane]
+xdp-mode = "native"
+
+[[vip]]
+address = "192.0.2.1"
+
+[[vip]]
+address = "2001:db8::1"
+redirect = "auth"
+
+[[target]]
+name = "gw1"
+identity = "198.51.100.11"
+weight = 2
+
+[[target]]
+name = "gw2"
+identity = "2001:db8::12"
+
+[[target]]
+name = "gw3"
+identity = "gw3.example.net"
+"#;
+
+    #[test]
+    fn parses_a_full_config() {
+        let c = Config::parse(GOOD).unwrap();
+        assert_eq!(c.xdp_mode, XdpModeCfg::Native);
+        assert_eq!(c.vips.len(), 2);
+        assert_eq!(c.vips[1].redirect, RedirectMode::Auth);
+        assert_eq!(c.targets[0].weight, 2);
+        assert_eq!(
+            c.targets[2].identity,
+            Identity::Fqdn("gw3.example.net".into())
+        );
+    }
+
+    fn error_of(text: &str) -> String {
+        Config::parse(text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn errors_name_line_and_key() {
+        let e = error_of(
+            "[[vip]]\naddress = \"192.0.2.1\"\n[[target]]\nname = \"a\"\nidentity = \"bad_name!\"\n",
+        );
+        assert!(
+            e.contains("line 5") && e.contains("target[0].identity"),
+            "{e}"
+        );
+        let e = error_of("[[vip]]\naddress = \"300.1.1.1\"\n");
+        assert!(e.contains("line 2") && e.contains("vip[0].address"), "{e}");
+        let e = error_of("[[vip]]\naddress = \"192.0.2.1\"\nbogus = 1\n");
+        assert!(e.contains("line 3") && e.contains("bogus"), "{e}");
+        let e = error_of("[dataplane]\nxdp-mode = \"fast\"\n[[vip]]\naddress = \"192.0.2.1\"\n");
+        assert!(e.contains("line 2") && e.contains("xdp-mode"), "{e}");
+        let e = error_of(
+            "[[vip]]\naddress = \"192.0.2.1\"\n[[target]]\nname = \"a\"\nidentity = \"1.2.3.4\"\nweight = 0\n",
+        );
+        assert!(e.contains("line 6") && e.contains("weight"), "{e}");
+        assert!(error_of("").contains("no [[vip]]"));
+        let e = error_of("[[vip]]\naddress = \"192.0.2.1\"\n[[vip]]\naddress = \"192.0.2.1\"\n");
+        assert!(e.contains("twice"), "{e}");
+    }
+
+    #[test]
+    fn identities() {
+        assert!(parse_identity("a.b").is_ok());
+        assert!(parse_identity(&"a".repeat(64)).is_err());
+        assert!(parse_identity(&["a".repeat(63); 4].join(".")).is_ok());
+        assert!(parse_identity(&["a".repeat(63); 5].join(".")).is_err());
+        assert!(parse_identity("-a.b").is_err());
+        assert!(parse_identity("1.2.3").is_err());
+        assert!(parse_identity("0.0.0.0").is_err());
+        assert_eq!(
+            parse_identity("gw.example.").unwrap(),
+            Identity::Fqdn("gw.example".into())
+        );
+    }
+}

@@ -1,0 +1,410 @@
+//! The XDP dataplane: loads the embedded object, pins its maps, fills VIPs, targets and
+//! slot tables (A/B, flipped atomically), attaches and detaches.
+
+pub mod stats;
+pub mod tables;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use aya::maps::{Array, HashMap as BpfHashMap, MapData, PerCpuArray, PerCpuValues};
+use aya::programs::{Xdp, XdpMode};
+use aya::{Ebpf, EbpfLoader};
+use lb_common::maps::{
+    self as m, Config as MapConfig, FLAG_ACTIVE, SlotTable, Target as MapTarget, Vip as MapVip,
+    VipKey,
+};
+
+use crate::config::{Identity, RedirectMode, Vip, XdpModeCfg};
+
+/// The XDP object built by `cargo xtask build` (empty in a plain `cargo build`).
+static EBPF_OBJ: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/ikelb.bpf.o"));
+
+/// Root of our pins in bpffs; each interface gets its own directory below it.
+pub const PIN_ROOT: &str = "/sys/fs/bpf/ikelb";
+
+#[derive(Debug, thiserror::Error)]
+pub enum DataplaneError {
+    #[error(
+        "this ikelb binary was built without its eBPF object: build it with `cargo xtask build`"
+    )]
+    NoObject,
+    #[error("loading the eBPF object: {0}")]
+    Load(String),
+    #[error("{path}: {what}")]
+    Pin { path: PathBuf, what: String },
+    #[error("map {0}: {1}")]
+    Map(String, String),
+    #[error("program {0}: {1}")]
+    Program(String, String),
+    #[error("attach XDP to {iface} ({mode}): {what}")]
+    Attach {
+        iface: String,
+        mode: &'static str,
+        what: String,
+    },
+    #[error("{0}")]
+    Io(String),
+}
+
+fn map_err(name: &str) -> impl Fn(aya::maps::MapError) -> DataplaneError + '_ {
+    move |e| DataplaneError::Map(name.into(), e.to_string())
+}
+
+/// One gateway identity to install, with its slot-table weight.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TargetEntry {
+    pub name: String,
+    pub identity: Identity,
+    pub weight: u32,
+}
+
+/// A loaded XDP object with its maps.
+pub struct Dataplane {
+    ebpf: Ebpf,
+    pin_dir: Option<PathBuf>,
+    generation: u32,
+    active: bool,
+    /// Target index by (name, identity): indices stay stable across updates so
+    /// per-target counters and in-flight table lookups stay meaningful.
+    index: HashMap<(String, Identity), u16>,
+    vips: Vec<VipKey>,
+    attached: Option<String>,
+}
+
+/// The bpffs directory of an interface's pins.
+pub fn pin_dir_for(iface: &str) -> PathBuf {
+    Path::new(PIN_ROOT).join(iface)
+}
+
+/// Mounts bpffs on /sys/fs/bpf if nothing is mounted there (a fresh machine).
+pub fn ensure_bpffs() -> Result<(), DataplaneError> {
+    const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
+    let path = c"/sys/fs/bpf";
+    // SAFETY: statfs on a valid C string into a zeroed struct.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statfs(path.as_ptr(), &mut st) } == 0 && st.f_type as i64 == BPF_FS_MAGIC {
+        return Ok(());
+    }
+    // SAFETY: all arguments are valid C strings or null.
+    let rc = unsafe {
+        libc::mount(
+            c"bpf".as_ptr(),
+            path.as_ptr(),
+            c"bpf".as_ptr(),
+            0,
+            std::ptr::null(),
+        )
+    };
+    if rc != 0 {
+        return Err(DataplaneError::Io(format!(
+            "mount bpffs on /sys/fs/bpf: {}",
+            std::io::Error::last_os_error()
+        )));
+    }
+    Ok(())
+}
+
+impl Dataplane {
+    /// Loads the object and its programs. With `pin_dir`, stale pins there are removed
+    /// and the maps pinned anew so `bpftool map dump pinned <dir>/<MAP>` shows them.
+    pub fn load(pin_dir: Option<&Path>) -> Result<Self, DataplaneError> {
+        if EBPF_OBJ.is_empty() {
+            return Err(DataplaneError::NoObject);
+        }
+        let mut loader = EbpfLoader::new();
+        if let Some(dir) = pin_dir {
+            ensure_bpffs()?;
+            remove_pins(dir)?;
+            std::fs::create_dir_all(dir).map_err(|e| DataplaneError::Pin {
+                path: dir.into(),
+                what: e.to_string(),
+            })?;
+            for name in m::PINNED_MAPS {
+                loader.map_pin_path(name, dir.join(name));
+            }
+        }
+        let mut ebpf = loader
+            .load(EBPF_OBJ)
+            .map_err(|e| DataplaneError::Load(format!("{e:#}")))?;
+        for name in [m::PROG_NAME, "ikelb_pass", "ikelb_reflect"] {
+            let p: &mut Xdp = program(&mut ebpf, name)?;
+            p.load()
+                .map_err(|e| DataplaneError::Program(name.into(), verifier_msg(&e)))?;
+        }
+        let mut dp = Dataplane {
+            ebpf,
+            pin_dir: pin_dir.map(Into::into),
+            generation: 0,
+            active: false,
+            index: HashMap::new(),
+            vips: Vec::new(),
+            attached: None,
+        };
+        dp.write_config()?;
+        Ok(dp)
+    }
+
+    /// A loaded program of the object by name (`ikelb_xdp`, `ikelb_pass`, `ikelb_reflect`).
+    pub fn program(&mut self, name: &str) -> Result<&mut Xdp, DataplaneError> {
+        program(&mut self.ebpf, name)
+    }
+
+    fn write_config(&mut self) -> Result<(), DataplaneError> {
+        let v = MapConfig {
+            active_table: self.generation,
+            flags: if self.active { FLAG_ACTIVE } else { 0 },
+        };
+        let mut cfg: Array<_, MapConfig> = self.map_mut(m::MAP_CONFIG)?;
+        cfg.set(0, v, 0).map_err(map_err(m::MAP_CONFIG))
+    }
+
+    fn map_mut<'a, T>(&'a mut self, name: &str) -> Result<T, DataplaneError>
+    where
+        T: TryFrom<&'a mut aya::maps::Map, Error = aya::maps::MapError>,
+    {
+        let map = self
+            .ebpf
+            .map_mut(name)
+            .ok_or_else(|| DataplaneError::Map(name.into(), "not in the object".into()))?;
+        T::try_from(map).map_err(map_err(name))
+    }
+
+    /// Answer (true) or pass everything (false, a VRRP backup).
+    pub fn set_active(&mut self, on: bool) -> Result<(), DataplaneError> {
+        self.active = on;
+        self.write_config()
+    }
+
+    /// Installs the VIP set (added, updated, removed as needed).
+    pub fn set_vips(&mut self, vips: &[Vip]) -> Result<(), DataplaneError> {
+        let keys: Vec<(VipKey, MapVip)> = vips
+            .iter()
+            .map(|v| {
+                let key = match v.address {
+                    std::net::IpAddr::V4(a) => VipKey::v4(a.octets()),
+                    std::net::IpAddr::V6(a) => VipKey::v6(a.octets()),
+                };
+                let mode = match v.redirect {
+                    RedirectMode::Init => m::VIP_MODE_INIT,
+                    RedirectMode::Auth => m::VIP_MODE_AUTH,
+                };
+                (key, MapVip { mode, _pad: 0 })
+            })
+            .collect();
+        let stale: Vec<VipKey> = self
+            .vips
+            .iter()
+            .filter(|k| !keys.iter().any(|(n, _)| n == *k))
+            .copied()
+            .collect();
+        let mut map: BpfHashMap<_, VipKey, MapVip> = self.map_mut(m::MAP_VIPS)?;
+        for (k, v) in &keys {
+            map.insert(k, v, 0).map_err(map_err(m::MAP_VIPS))?;
+        }
+        for k in &stale {
+            map.remove(k).map_err(map_err(m::MAP_VIPS))?;
+        }
+        self.vips = keys.into_iter().map(|(k, _)| k).collect();
+        Ok(())
+    }
+
+    /// Installs targets and their weights: new identities get free indices, both
+    /// families' tables are built in the idle generation, then one word flips it live.
+    pub fn set_targets(&mut self, targets: &[TargetEntry]) -> Result<(), DataplaneError> {
+        let mut next: HashMap<(String, Identity), u16> = HashMap::new();
+        let mut fresh: Vec<(u16, MapTarget)> = Vec::new();
+        for t in targets {
+            let key = (t.name.clone(), t.identity.clone());
+            let idx = match self.index.get(&key) {
+                Some(&i) => i,
+                None => {
+                    let used = |i: &u16| {
+                        self.index.values().any(|x| x == i)
+                            || next.values().any(|x| x == i)
+                            || fresh.iter().any(|(x, _)| x == i)
+                    };
+                    let i = (0..m::MAX_TARGETS as u16)
+                        .find(|i| !used(i))
+                        .ok_or_else(|| DataplaneError::Map(m::MAP_TARGETS.into(), "full".into()))?;
+                    fresh.push((i, t.identity.to_target()));
+                    i
+                }
+            };
+            next.insert(key, idx);
+        }
+        let ncpu =
+            aya::util::nr_cpus().map_err(|(w, e)| DataplaneError::Io(format!("{w}: {e}")))?;
+        {
+            let mut tmap: Array<_, MapTarget> = self.map_mut(m::MAP_TARGETS)?;
+            for (i, t) in &fresh {
+                tmap.set(u32::from(*i), t, 0)
+                    .map_err(map_err(m::MAP_TARGETS))?;
+            }
+        }
+        {
+            let mut cnt: PerCpuArray<_, u64> = self.map_mut(m::MAP_TGT_STATS)?;
+            for (i, _) in &fresh {
+                let zero = PerCpuValues::try_from(vec![0u64; ncpu])
+                    .map_err(|e| DataplaneError::Io(e.to_string()))?;
+                cnt.set(u32::from(*i), zero, 0)
+                    .map_err(map_err(m::MAP_TGT_STATS))?;
+            }
+        }
+        let gen_next = self.generation ^ 1;
+        for v6 in [false, true] {
+            let members: Vec<(u16, u32)> = targets
+                .iter()
+                .filter(|t| t.identity.to_target().serves(v6))
+                .map(|t| (next[&(t.name.clone(), t.identity.clone())], t.weight))
+                .collect();
+            let table: SlotTable = tables::build(&members);
+            let mut slots: Array<_, SlotTable> = self.map_mut(m::MAP_SLOTS)?;
+            slots
+                .set(m::slot_table_index(gen_next, v6), table, 0)
+                .map_err(map_err(m::MAP_SLOTS))?;
+        }
+        self.generation = gen_next;
+        self.write_config()?;
+        self.index = next;
+        Ok(())
+    }
+
+    /// Target names by map index, for status output.
+    pub fn target_names(&self) -> Vec<(u16, String, Identity)> {
+        let mut v: Vec<_> = self
+            .index
+            .iter()
+            .map(|((n, id), &i)| (i, n.clone(), id.clone()))
+            .collect();
+        v.sort_by_key(|x| x.0);
+        v
+    }
+
+    /// Attaches `ikelb_xdp` to `iface`. `Auto` tries native first and falls back to
+    /// generic with a warning. Returns the mode used.
+    pub fn attach(
+        &mut self,
+        iface: &str,
+        mode: XdpModeCfg,
+    ) -> Result<&'static str, DataplaneError> {
+        let tries: &[(XdpMode, &'static str)] = match mode {
+            XdpModeCfg::Native => &[(XdpMode::Driver, "native")],
+            XdpModeCfg::Skb => &[(XdpMode::Skb, "skb")],
+            XdpModeCfg::Auto => &[(XdpMode::Driver, "native"), (XdpMode::Skb, "skb")],
+        };
+        let mut last = String::new();
+        for &(flags, name) in tries {
+            match self.program(m::PROG_NAME)?.attach(iface, flags) {
+                Ok(_) => {
+                    self.attached = Some(iface.into());
+                    return Ok(name);
+                }
+                Err(e) => {
+                    last = format!("{e:#}");
+                    if mode == XdpModeCfg::Auto && name == "native" {
+                        tracing::warn!(iface, error = %last, "native XDP failed, falling back to generic (skb) mode");
+                    }
+                }
+            }
+        }
+        Err(DataplaneError::Attach {
+            iface: iface.into(),
+            mode: tries[tries.len() - 1].1,
+            what: last,
+        })
+    }
+
+    /// Counters summed over CPUs.
+    pub fn counters(&self) -> Result<stats::Counters, DataplaneError> {
+        let get = |name: &str| -> Result<PerCpuArray<&MapData, u64>, DataplaneError> {
+            let map = self
+                .ebpf
+                .map(name)
+                .ok_or_else(|| DataplaneError::Map(name.into(), "not in the object".into()))?;
+            PerCpuArray::try_from(map).map_err(map_err(name))
+        };
+        stats::read(&get(m::MAP_STATS)?, &get(m::MAP_TGT_STATS)?)
+    }
+
+    pub fn pin_dir(&self) -> Option<&Path> {
+        self.pin_dir.as_deref()
+    }
+}
+
+impl Drop for Dataplane {
+    fn drop(&mut self) {
+        // Links detach when `ebpf` drops; the pins would keep the maps alive.
+        if let Some(dir) = &self.pin_dir {
+            if let Err(e) = remove_pins(dir) {
+                tracing::warn!(error = %e, "removing pins");
+            }
+        }
+        if let Some(i) = &self.attached {
+            tracing::info!(iface = %i, "XDP detached");
+        }
+    }
+}
+
+fn program<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut Xdp, DataplaneError> {
+    ebpf.program_mut(name)
+        .ok_or_else(|| DataplaneError::Program(name.into(), "not in the object".into()))?
+        .try_into()
+        .map_err(|e: aya::programs::ProgramError| {
+            DataplaneError::Program(name.into(), e.to_string())
+        })
+}
+
+/// The verifier's log, when the kernel refused the program.
+fn verifier_msg(e: &aya::programs::ProgramError) -> String {
+    match e {
+        aya::programs::ProgramError::LoadError {
+            io_error,
+            verifier_log,
+        } => {
+            let log = verifier_log.to_string();
+            let tail: Vec<&str> = log.lines().rev().take(30).collect();
+            format!(
+                "{io_error}; verifier:\n{}",
+                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+            )
+        }
+        e => format!("{e:#}"),
+    }
+}
+
+/// Removes our pin files in `dir` and the directory itself.
+fn remove_pins(dir: &Path) -> Result<(), DataplaneError> {
+    if !dir.exists() {
+        return Ok(());
+    }
+    for name in m::PINNED_MAPS {
+        let p = dir.join(name);
+        if p.exists() {
+            std::fs::remove_file(&p).map_err(|e| DataplaneError::Pin {
+                path: p.clone(),
+                what: e.to_string(),
+            })?;
+        }
+    }
+    let _ = std::fs::remove_dir(dir);
+    Ok(())
+}
+
+/// Maps of the running object, for tests and the bench.
+impl Dataplane {
+    pub fn ebpf_mut(&mut self) -> &mut Ebpf {
+        &mut self.ebpf
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn pin_dir_is_per_interface() {
+        assert_eq!(
+            super::pin_dir_for("eth1"),
+            std::path::Path::new("/sys/fs/bpf/ikelb/eth1")
+        );
+    }
+}

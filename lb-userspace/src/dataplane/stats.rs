@@ -1,0 +1,67 @@
+//! Reading the per-CPU counters from the pinned maps (`ikelb stats`).
+
+use std::borrow::Borrow;
+use std::path::Path;
+
+use aya::maps::{Map, MapData, PerCpuArray};
+use lb_common::maps::{MAP_STATS, MAP_TGT_STATS, MAX_TARGETS, Stat};
+
+use super::DataplaneError;
+
+/// Counters summed over CPUs.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Counters {
+    /// `(name, value)` for every [`Stat`], in index order.
+    pub stats: Vec<(&'static str, u64)>,
+    /// Redirects per target index.
+    pub per_target: Vec<u64>,
+}
+
+impl Counters {
+    pub fn get(&self, s: Stat) -> u64 {
+        self.stats.get(s as usize).map_or(0, |&(_, v)| v)
+    }
+}
+
+fn open(dir: &Path, name: &str) -> Result<PerCpuArray<MapData, u64>, DataplaneError> {
+    let path = dir.join(name);
+    let data = MapData::from_pin(&path).map_err(|e| DataplaneError::Pin {
+        path: path.clone(),
+        what: e.to_string(),
+    })?;
+    let map =
+        Map::from_map_data(data).map_err(|e| DataplaneError::Map(name.into(), e.to_string()))?;
+    PerCpuArray::try_from(map).map_err(|e| DataplaneError::Map(name.into(), e.to_string()))
+}
+
+fn sum_all<T: Borrow<MapData>>(
+    a: &PerCpuArray<T, u64>,
+    n: u32,
+    name: &str,
+) -> Result<Vec<u64>, DataplaneError> {
+    (0..n)
+        .map(|i| {
+            a.get(&i, 0)
+                .map(|v| v.iter().sum())
+                .map_err(|e| DataplaneError::Map(name.into(), e.to_string()))
+        })
+        .collect()
+}
+
+/// Reads all counters from the maps pinned in `dir`.
+pub fn read_pinned(dir: &Path) -> Result<Counters, DataplaneError> {
+    let stats = open(dir, MAP_STATS)?;
+    let tgt = open(dir, MAP_TGT_STATS)?;
+    read(&stats, &tgt)
+}
+
+pub fn read<T: Borrow<MapData>>(
+    stats: &PerCpuArray<T, u64>,
+    tgt: &PerCpuArray<T, u64>,
+) -> Result<Counters, DataplaneError> {
+    let v = sum_all(stats, Stat::COUNT, MAP_STATS)?;
+    Ok(Counters {
+        stats: Stat::ALL.iter().map(|s| s.name()).zip(v).collect(),
+        per_target: sum_all(tgt, MAX_TARGETS, MAP_TGT_STATS)?,
+    })
+}
