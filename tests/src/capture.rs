@@ -32,7 +32,7 @@ impl Capture {
         let pcap = dir.join(format!("{name}.pcap"));
         let _ = std::fs::remove_file(&pcap);
         let mut c = ns.exec("tcpdump");
-        c.args(["-i", iface, "-n", "-U", "-s", "0"]);
+        c.args(["-i", iface, "-n", "-U", "--immediate-mode", "-s", "0"]);
         if let Some(n) = count {
             c.args(["-c", &n.to_string()]);
         }

@@ -63,15 +63,27 @@ impl Daemon {
     /// Waits until `log` contains `needle`; fails early, with the log's tail, if the
     /// daemon exits first.
     pub fn wait_log(&mut self, needle: &str, timeout: Duration) -> Result<()> {
+        self.wait_log_line(&format!("{needle:?}"), timeout, |l| l.contains(needle))
+    }
+
+    /// Waits until a line of `log` satisfies `pred` (`what` names it in errors); fails
+    /// early, with the log's tail, if the daemon exits first.
+    pub fn wait_log_line(
+        &mut self,
+        what: &str,
+        timeout: Duration,
+        pred: impl Fn(&str) -> bool,
+    ) -> Result<()> {
         let log = self.log.clone();
         let name = self.name.clone();
-        cmd::wait_for(&format!("{name} to log {needle:?}"), timeout, || {
-            if std::fs::read_to_string(&log).is_ok_and(|t| t.contains(needle)) {
+        let needle = what;
+        cmd::wait_for(&format!("{name} to log {needle}"), timeout, || {
+            if std::fs::read_to_string(&log).is_ok_and(|t| t.lines().any(&pred)) {
                 return Ok(true);
             }
             if let Some(st) = self.exited() {
                 anyhow::bail!(
-                    "{name} exited ({st}) before logging {needle:?}; log {}:\n{}",
+                    "{name} exited ({st}) before logging {needle}; log {}:\n{}",
                     log.display(),
                     cmd::tail(&log, 30)
                 );

@@ -18,18 +18,18 @@
 //! ```
 
 mod addr;
+mod balancer;
 mod connect;
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 
 pub use addr::*;
 pub use connect::ClientResult;
 
-use crate::cmd::{self, tail};
+use crate::cmd::tail;
 use crate::daemon::Daemon;
 use crate::netns::{self, Netns, Veth};
 use crate::peers::libreswan::{self, Pluto};
@@ -264,7 +264,14 @@ impl Lab {
             keep_run_dir: config.keep_run_dir,
             config,
         };
-        lab.build().map(|()| lab)
+        match lab.build() {
+            Ok(()) => Ok(lab),
+            Err(e) => {
+                // Keep the logs the error points at.
+                lab.keep_run_dir = true;
+                Err(e.context(format!("lab up (files in {})", lab.run_dir.display())))
+            }
+        }
     }
 
     fn build(&mut self) -> Result<()> {
@@ -354,112 +361,6 @@ impl Lab {
         Ok(())
     }
 
-    fn start_balancer(&mut self) -> Result<()> {
-        match self.config.balancer.clone() {
-            Balancer::None => Ok(()),
-            Balancer::LibreswanGlobalRedirect => {
-                for fam in [Family::V4, Family::V6] {
-                    if !self.clients.iter().any(|c| c.spec.family == fam) {
-                        continue;
-                    }
-                    let targets: Vec<String> = self
-                        .members
-                        .iter()
-                        .map(|m| match fam {
-                            Family::V4 => m.v4().to_string(),
-                            Family::V6 => m.v6().to_string(),
-                        })
-                        .collect();
-                    let name = format!("lb-{}", fam_str(fam));
-                    let setup = libreswan::global_redirect_setup(&vip(fam).to_string(), &targets);
-                    let dir = self.run_dir.join(&name);
-                    let p = Pluto::start(&self.lb, &name, &dir, &setup, "", "")?;
-                    self.lb_plutos.push(p);
-                }
-                Ok(())
-            }
-            Balancer::Ikelb { bin, xdp_mode } => self.start_ikelb(&bin, &xdp_mode),
-        }
-    }
-
-    fn start_ikelb(&mut self, bin: &Path, xdp_mode: &str) -> Result<()> {
-        if !bin.exists() {
-            bail!(
-                "ikelb binary {} not found: build it with `cargo xtask build` or set IKELB_BIN",
-                bin.display()
-            );
-        }
-        let dir = self.run_dir.join("lb");
-        std::fs::create_dir_all(&dir)?;
-        // XDP_TX on a veth is only delivered when the peer runs an XDP program.
-        let mut pass = self.bridge.nsenter(&bin.to_string_lossy());
-        pass.args(["attach-pass", "--iface", &self.lb_peer])
-            .env("RUST_LOG", "info");
-        let d = Daemon::spawn("ikelb attach-pass", pass, &dir.join("attach-pass.log"))?;
-        self.lb_daemons.push(d);
-        let conf = dir.join("ikelb.toml");
-        std::fs::write(&conf, self.ikelb_toml(xdp_mode))?;
-        let mut run = self.lb.nsenter(&bin.to_string_lossy());
-        run.args(["run", "--iface", &self.lb_iface, "--config"])
-            .arg(&conf)
-            .args(["--xdp-mode", xdp_mode])
-            .env(
-                "RUST_LOG",
-                std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
-            );
-        let mut d = Daemon::spawn("ikelb run", run, &dir.join("ikelb.log"))?;
-        d.wait_log("ready", Duration::from_secs(30))?;
-        self.lb_daemons.push(d);
-        // attach-pass has no readiness line in the contract: wait until its program shows.
-        let peer = self.lb_peer.clone();
-        cmd::wait_for(
-            "XDP program on the lb's bridge-side peer",
-            Duration::from_secs(10),
-            || {
-                if let Some(st) = self.lb_daemons[0].exited() {
-                    bail!(
-                        "ikelb attach-pass exited ({st}):\n{}",
-                        tail(&dir.join("attach-pass.log"), 20)
-                    );
-                }
-                Ok(self
-                    .bridge
-                    .ip(&["-d", "link", "show", "dev", &peer])
-                    .is_ok_and(|s| s.contains("xdp")))
-            },
-        )
-    }
-
-    /// The ikelb config the lab uses: both VIPs, one target per member and family
-    /// (`gwN` for IPv4, `gwN-v6` for IPv6).
-    pub fn ikelb_toml(&self, xdp_mode: &str) -> String {
-        let mut s = format!("[dataplane]\nxdp-mode = \"{xdp_mode}\"\n\n");
-        for fam in [Family::V4, Family::V6] {
-            s.push_str(&format!("[[vip]]\naddress = \"{}\"\n\n", vip(fam)));
-        }
-        for m in &self.members {
-            s.push_str(&format!(
-                "[[target]]\nname = \"{}\"\nidentity = \"{}\"\n\n[[target]]\nname = \"{}-v6\"\nidentity = \"{}\"\n\n",
-                m.name,
-                m.v4(),
-                m.name,
-                m.v6()
-            ));
-        }
-        s
-    }
-
-    /// `ikelb stats --iface <lb> --json`, parsed.
-    pub fn ikelb_stats(&self) -> Result<serde_json::Value> {
-        let Balancer::Ikelb { bin, .. } = &self.config.balancer else {
-            bail!("the lab's balancer is not ikelb");
-        };
-        let mut c = self.lb.nsenter(&bin.to_string_lossy());
-        c.args(["stats", "--iface", &self.lb_iface, "--json"]);
-        let out = cmd::run(&mut c)?;
-        serde_json::from_str(out.trim()).with_context(|| format!("parse ikelb stats: {out}"))
-    }
-
     /// Member by name (`gw1`…).
     pub fn member(&self, name: &str) -> Option<&Member> {
         self.members.iter().find(|m| m.name == name)
@@ -503,6 +404,49 @@ impl Lab {
         s
     }
 
+    /// A human description: namespaces, addresses, how to get in, where the logs are.
+    pub fn describe(&self) -> String {
+        let mut s = format!(
+            "lab in {}\n  lb      netns {:<24} {} VIP {} / {} (bridge peer {} in {})\n",
+            self.run_dir.display(),
+            self.lb.name(),
+            self.lb_iface,
+            vip(Family::V4),
+            vip(Family::V6),
+            self.lb_peer,
+            self.bridge.name()
+        );
+        for m in &self.members {
+            s.push_str(&format!(
+                "  {:<7} netns {:<24} {} / {}  charon log {}\n",
+                m.name,
+                m.netns.name(),
+                m.v4(),
+                m.v6(),
+                m.charon.log_path().display()
+            ));
+        }
+        for c in &self.clients {
+            let log = match &c.daemon {
+                ClientDaemon::StrongSwan(ch) => ch.log_path(),
+                ClientDaemon::Libreswan(p) => p.log_path(),
+            };
+            s.push_str(&format!(
+                "  {:<7} netns {:<24} {:?} {:?}:{} from {} (inner {})  log {}\n",
+                c.spec.name,
+                c.netns.name(),
+                c.spec.kind,
+                c.spec.family,
+                c.spec.port,
+                c.addr(),
+                c.inner(),
+                log.display()
+            ));
+        }
+        s.push_str("  enter one with: ip netns exec <netns> bash  (nsenter --net=/run/netns/<netns> for bpffs)\n");
+        s
+    }
+
     /// Stops everything and deletes the namespaces (also what `Drop` does).
     pub fn down(self) {}
 }
@@ -525,6 +469,12 @@ impl Drop for Lab {
         while let Some(mut d) = self.lb_daemons.pop() {
             d.stop();
         }
+        // Our interface name is unique to this lab, so its pin directory is ours: remove
+        // what a crashed or failed ikelb may have left there.
+        let pins = std::path::Path::new("/sys/fs/bpf/ikelb").join(&self.lb_iface);
+        if pins.exists() {
+            let _ = std::fs::remove_dir_all(&pins);
+        }
         let keep = self.keep_run_dir
             || std::thread::panicking()
             || std::env::var_os("IKELB_TESTS_KEEP").is_some();
@@ -533,13 +483,6 @@ impl Drop for Lab {
         } else if self.config.run_dir.is_none() {
             let _ = std::fs::remove_dir_all(&self.run_dir);
         }
-    }
-}
-
-fn fam_str(f: Family) -> &'static str {
-    match f {
-        Family::V4 => "v4",
-        Family::V6 => "v6",
     }
 }
 

@@ -146,3 +146,29 @@ fn ikelb_redirects_real_clients_to_members() {
         results.len()
     );
 }
+
+/// The lab's generated config is one the daemon accepts (no root needed).
+#[test]
+fn lab_config_passes_ikelb_check_config() {
+    let bin = ikelb_bin();
+    if !bin.exists() {
+        eprintln!("SKIPPED: {} not built", bin.display());
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("ikelb-cfg-{}", crate::netns::unique_tag()));
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let path = dir.join("ikelb.toml");
+    std::fs::write(&path, LabConfig::default().ikelb_toml("native")).expect("write");
+    let out = std::process::Command::new(&bin)
+        .arg("check-config")
+        .arg(&path)
+        .output()
+        .expect("run ikelb check-config");
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        out.status.success(),
+        "ikelb check-config rejects the lab config: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

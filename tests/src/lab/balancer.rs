@@ -1,0 +1,136 @@
+//! What answers at the VIP: ikelb (with the pass-through program on the bridge-side
+//! peer), libreswan's global-redirect, or nothing.
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+
+use super::{Balancer, Family, Lab, LabConfig, member_host, segment_addr, vip};
+use crate::cmd::{self, tail};
+use crate::daemon::Daemon;
+use crate::peers::libreswan::{self, Pluto};
+
+impl Lab {
+    pub(super) fn start_balancer(&mut self) -> Result<()> {
+        match self.config.balancer.clone() {
+            Balancer::None => Ok(()),
+            Balancer::LibreswanGlobalRedirect => {
+                for fam in [Family::V4, Family::V6] {
+                    if !self.clients.iter().any(|c| c.spec.family == fam) {
+                        continue;
+                    }
+                    let targets: Vec<String> = self
+                        .members
+                        .iter()
+                        .map(|m| match fam {
+                            Family::V4 => m.v4().to_string(),
+                            Family::V6 => m.v6().to_string(),
+                        })
+                        .collect();
+                    let name = format!("lb-{}", fam_str(fam));
+                    let setup = libreswan::global_redirect_setup(&vip(fam).to_string(), &targets);
+                    let dir = self.run_dir.join(&name);
+                    let p = Pluto::start(&self.lb, &name, &dir, &setup, "", "")?;
+                    self.lb_plutos.push(p);
+                }
+                Ok(())
+            }
+            Balancer::Ikelb { bin, xdp_mode } => self.start_ikelb(&bin, &xdp_mode),
+        }
+    }
+
+    fn start_ikelb(&mut self, bin: &Path, xdp_mode: &str) -> Result<()> {
+        if !bin.exists() {
+            bail!(
+                "ikelb binary {} not found: build it with `cargo xtask build` or set IKELB_BIN",
+                bin.display()
+            );
+        }
+        let dir = self.run_dir.join("lb");
+        std::fs::create_dir_all(&dir)?;
+        // XDP_TX on a veth is only delivered when the peer runs an XDP program.
+        let mut pass = self.bridge.nsenter(&bin.to_string_lossy());
+        pass.args(["attach-pass", "--iface", &self.lb_peer])
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1");
+        let mut pass = Daemon::spawn("ikelb attach-pass", pass, &dir.join("attach-pass.log"))?;
+        // The contract has no readiness line for attach-pass: wait until the program shows.
+        let peer = self.lb_peer.clone();
+        let bridge = &self.bridge;
+        cmd::wait_for(
+            "XDP program on the lb's bridge-side peer",
+            Duration::from_secs(10),
+            || {
+                if let Some(st) = pass.exited() {
+                    bail!(
+                        "ikelb attach-pass exited ({st}):\n{}",
+                        tail(&dir.join("attach-pass.log"), 20)
+                    );
+                }
+                Ok(bridge
+                    .ip(&["-d", "link", "show", "dev", &peer])
+                    .is_ok_and(|s| s.contains("prog/xdp")))
+            },
+        )?;
+        self.lb_daemons.push(pass);
+        let conf = dir.join("ikelb.toml");
+        std::fs::write(&conf, self.config.ikelb_toml(xdp_mode))?;
+        let mut run = self.lb.nsenter(&bin.to_string_lossy());
+        run.args(["run", "--iface", &self.lb_iface, "--config"])
+            .arg(&conf)
+            .args(["--xdp-mode", xdp_mode])
+            .env("NO_COLOR", "1")
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
+            );
+        let mut d = Daemon::spawn("ikelb run", run, &dir.join("ikelb.log"))?;
+        // The contract: an info line whose message is `ready` once XDP is attached (match
+        // the word, not "already").
+        let ready = d.wait_log_line("`ready`", Duration::from_secs(30), |l| {
+            l.split(|c: char| !c.is_ascii_alphanumeric())
+                .any(|w| w == "ready")
+        });
+        self.lb_daemons.push(d);
+        ready
+    }
+
+    /// `ikelb stats --iface <lb> --json`, parsed.
+    pub fn ikelb_stats(&self) -> Result<serde_json::Value> {
+        let Balancer::Ikelb { bin, .. } = &self.config.balancer else {
+            bail!("the lab's balancer is not ikelb");
+        };
+        let mut c = self.lb.nsenter(&bin.to_string_lossy());
+        c.args(["stats", "--iface", &self.lb_iface, "--json"]);
+        let out = cmd::run(&mut c)?;
+        serde_json::from_str(out.trim()).with_context(|| format!("parse ikelb stats: {out}"))
+    }
+}
+
+fn fam_str(f: Family) -> &'static str {
+    match f {
+        Family::V4 => "v4",
+        Family::V6 => "v6",
+    }
+}
+
+impl LabConfig {
+    /// The ikelb config the lab uses: both VIPs, one target per member and family
+    /// (`gwN` for IPv4, `gwN-v6` for IPv6, so a client is sent within its family).
+    pub fn ikelb_toml(&self, xdp_mode: &str) -> String {
+        let mut s = format!("[dataplane]\nxdp-mode = \"{xdp_mode}\"\n\n");
+        for fam in [Family::V4, Family::V6] {
+            s.push_str(&format!("[[vip]]\naddress = \"{}\"\n\n", vip(fam)));
+        }
+        for i in 1..=u8::try_from(self.members).unwrap_or(1) {
+            for (fam, suffix) in [(Family::V4, ""), (Family::V6, "-v6")] {
+                s.push_str(&format!(
+                    "[[target]]\nname = \"gw{i}{suffix}\"\nidentity = \"{}\"\n\n",
+                    segment_addr(fam, member_host(i))
+                ));
+            }
+        }
+        s
+    }
+}
