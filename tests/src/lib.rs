@@ -7,6 +7,20 @@
 //! `swanctl`, `ipsec`) with the whole command line in its error, and every resource is a
 //! guard that undoes itself on drop, panics included. Daemons are stopped by the pid we
 //! recorded, never by name.
+//!
+//! Running (as root; the crate is not a default member):
+//!
+//! ```text
+//! cargo xtask build                  # or IKELB_BIN=/path/to/ikelb
+//! cargo test -p ikelb-tests          # unit + fixtures + lab + e2e, ~5 s once built
+//! cargo test -p ikelb-tests e2e      # only the ikelb end-to-end tests
+//! cargo run -p ikelb-tests --bin capture-fixtures   # re-capture tests/fixtures/*.hex
+//! ```
+//!
+//! The first run downloads Debian's strongSwan charon packages with `apt-get download`
+//! into `<workspace>/target/peers/` (peers.md §2). Non-root runs skip everything that
+//! needs root. `IKELB_TESTS_KEEP=1` keeps every lab's configs and logs (they are always
+//! kept when a test panics; the failure message names the directory).
 
 pub mod capture;
 pub mod cmd;
