@@ -302,3 +302,27 @@ mod tests {
         assert_eq!(slot_table_index(3, true), 3);
     }
 }
+
+/// Map holding the request the bench harness (`ikelb_bench`) restores before every
+/// repetition of BPF_PROG_TEST_RUN, which does not reset the frame between repetitions.
+pub const MAP_BENCH: &str = "IKELB_BENCH";
+/// Largest bench template frame.
+pub const BENCH_FRAME_MAX: usize = 512;
+/// `BenchTemplate.mode`: restore only, then XDP_TX.
+pub const BENCH_RESTORE: u32 = 0;
+/// `BenchTemplate.mode`: restore, then the MAC/IP/port-swap reflector.
+pub const BENCH_REFLECT: u32 = 1;
+/// `BenchTemplate.mode`: restore, then the redirect fast path.
+pub const BENCH_REDIRECT: u32 = 2;
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct BenchTemplate {
+    pub len: u32,
+    pub mode: u32,
+    pub frame: [u8; BENCH_FRAME_MAX],
+}
+
+#[cfg(feature = "user")]
+// SAFETY: #[repr(C)], integers and a byte array, no padding.
+unsafe impl aya::Pod for BenchTemplate {}

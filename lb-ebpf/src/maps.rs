@@ -6,7 +6,7 @@ use aya_ebpf::{
     maps::{Array, HashMap, PerCpuArray},
 };
 use lb_common::maps::{
-    Config, MAX_TARGETS, MAX_VIPS, SLOT_TABLES, SlotTable, Stat, Target, Vip, VipKey,
+    BenchTemplate, Config, MAX_TARGETS, MAX_VIPS, SLOT_TABLES, SlotTable, Stat, Target, Vip, VipKey,
 };
 
 #[map(name = "IKELB_CONFIG")]
@@ -36,7 +36,13 @@ pub const BUF: usize = 512 + 4;
 /// for 1..=256.
 #[inline(always)]
 pub const fn copy_len(len: usize) -> usize {
-    (len.wrapping_sub(1) & 0xff) + 1
+    bounded_len(len, 0xff)
+}
+
+/// `len` clamped, for the verifier, to 1..=mask+1 (`mask` = 2^k - 1); identity there.
+#[inline(always)]
+pub const fn bounded_len(len: usize, mask: usize) -> usize {
+    (len.wrapping_sub(1) & mask) + 1
 }
 
 /// Per-CPU scratch: the copy buffer and the payload walk's state. The walk keeps its
@@ -55,6 +61,9 @@ pub struct Scratch {
     pub _pad: u32,
     pub sum_le: u64,
 }
+
+#[map(name = "IKELB_BENCH")]
+pub static BENCH: Array<BenchTemplate> = Array::with_max_entries(1, 0);
 
 #[map(name = "IKELB_SCRATCH")]
 pub static SCRATCH: PerCpuArray<Scratch> = PerCpuArray::with_max_entries(1, 0);

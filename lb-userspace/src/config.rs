@@ -367,8 +367,8 @@ identity = "gw3.example.net"
     fn identities() {
         assert!(parse_identity("a.b").is_ok());
         assert!(parse_identity(&"a".repeat(64)).is_err());
-        assert!(parse_identity(&["a".repeat(63); 4].join(".")).is_ok());
-        assert!(parse_identity(&["a".repeat(63); 5].join(".")).is_err());
+        assert!(parse_identity(&vec!["a".repeat(63); 4].join(".")).is_ok());
+        assert!(parse_identity(&vec!["a".repeat(63); 5].join(".")).is_err());
         assert!(parse_identity("-a.b").is_err());
         assert!(parse_identity("1.2.3").is_err());
         assert!(parse_identity("0.0.0.0").is_err());

@@ -43,6 +43,17 @@ enum Cmd {
     },
     /// Validate a configuration file and print what it would install.
     CheckConfig { config: PathBuf },
+    /// Time the redirect program against an XDP_TX reflector with BPF_PROG_TEST_RUN.
+    Bench {
+        /// Single-repetition runs per program.
+        #[arg(long, default_value_t = 200_000)]
+        calls: u32,
+        /// Repetitions of the restore harness.
+        #[arg(long, default_value_t = 1_000_000)]
+        repeat: u32,
+        #[arg(long)]
+        json: bool,
+    },
     /// Attach a pass-through XDP program (for a veth peer, so XDP_TX frames arrive)
     /// and hold it until SIGINT/SIGTERM.
     AttachPass {
@@ -78,6 +89,19 @@ fn main() -> Result<()> {
             Ok(())
         }
         Cmd::AttachPass { iface } => attach_pass(&iface),
+        Cmd::Bench {
+            calls,
+            repeat,
+            json,
+        } => {
+            let r = lb_userspace::bench::run(calls, repeat)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&r)?);
+            } else {
+                r.print();
+            }
+            Ok(())
+        }
     }
 }
 
@@ -96,7 +120,7 @@ fn wait_for_signal() -> Result<()> {
     .context("waiting for a signal")
 }
 
-fn run(iface: Option<String>, path: &PathBuf, mode: Option<XdpModeCfg>) -> Result<()> {
+fn run(iface: Option<String>, path: &std::path::Path, mode: Option<XdpModeCfg>) -> Result<()> {
     let cfg = Config::load(path)?;
     let Some(iface) = iface.or_else(|| cfg.iface.clone()) else {
         bail!("no interface: pass --iface or set [dataplane].iface");

@@ -124,14 +124,23 @@ impl Dataplane {
                 loader.map_pin_path(name, dir.join(name));
             }
         }
-        let mut ebpf = loader
+        let loaded = loader
             .load(EBPF_OBJ)
-            .map_err(|e| DataplaneError::Load(format!("{e:#}")))?;
-        for name in [m::PROG_NAME, "ikelb_pass", "ikelb_reflect"] {
-            let p: &mut Xdp = program(&mut ebpf, name)?;
-            p.load()
-                .map_err(|e| DataplaneError::Program(name.into(), verifier_msg(&e)))?;
-        }
+            .map_err(|e| DataplaneError::Load(format!("{e:#}")))
+            .and_then(|mut ebpf| {
+                load_program(&mut ebpf, m::PROG_NAME)?;
+                Ok(ebpf)
+            });
+        let ebpf = match loaded {
+            Ok(e) => e,
+            Err(e) => {
+                // Nothing half-applied: no pins stay behind a failed start.
+                if let Some(dir) = pin_dir {
+                    let _ = remove_pins(dir);
+                }
+                return Err(e);
+            }
+        };
         let mut dp = Dataplane {
             ebpf,
             pin_dir: pin_dir.map(Into::into),
@@ -145,9 +154,10 @@ impl Dataplane {
         Ok(dp)
     }
 
-    /// A loaded program of the object by name (`ikelb_xdp`, `ikelb_pass`, `ikelb_reflect`).
+    /// A program of the object by name (`ikelb_xdp`, `ikelb_pass`, `ikelb_reflect`,
+    /// `ikelb_bench`), loaded into the kernel on first use.
     pub fn program(&mut self, name: &str) -> Result<&mut Xdp, DataplaneError> {
-        program(&mut self.ebpf, name)
+        load_program(&mut self.ebpf, name)
     }
 
     fn write_config(&mut self) -> Result<(), DataplaneError> {
@@ -335,10 +345,10 @@ impl Dataplane {
 impl Drop for Dataplane {
     fn drop(&mut self) {
         // Links detach when `ebpf` drops; the pins would keep the maps alive.
-        if let Some(dir) = &self.pin_dir {
-            if let Err(e) = remove_pins(dir) {
-                tracing::warn!(error = %e, "removing pins");
-            }
+        if let Some(dir) = &self.pin_dir
+            && let Err(e) = remove_pins(dir)
+        {
+            tracing::warn!(error = %e, "removing pins");
         }
         if let Some(i) = &self.attached {
             tracing::info!(iface = %i, "XDP detached");
@@ -346,13 +356,20 @@ impl Drop for Dataplane {
     }
 }
 
-fn program<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut Xdp, DataplaneError> {
-    ebpf.program_mut(name)
+/// The program `name`, loaded (verified) if it is not yet.
+fn load_program<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut Xdp, DataplaneError> {
+    let p: &mut Xdp = ebpf
+        .program_mut(name)
         .ok_or_else(|| DataplaneError::Program(name.into(), "not in the object".into()))?
         .try_into()
         .map_err(|e: aya::programs::ProgramError| {
             DataplaneError::Program(name.into(), e.to_string())
-        })
+        })?;
+    if p.fd().is_err() {
+        p.load()
+            .map_err(|e| DataplaneError::Program(name.into(), verifier_msg(&e)))?;
+    }
+    Ok(p)
 }
 
 /// The verifier's log, when the kernel refused the program.
