@@ -1,0 +1,446 @@
+//! IKEv2 messages: the header (RFC 7296 §3.1) and the generic payload chain (§3.2).
+//!
+//! [`Message::parse`] never panics and bounds every length by the datagram; it returns a
+//! typed [`MessageError`] that says which notify, if any, a responder may answer with.
+//! [`Message::to_bytes`] is its inverse: `parse(to_bytes(m)) == m` for every message it
+//! accepts. An SK or SKF payload stays undecrypted here; [`super::sk`] opens it.
+
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+use lb_common::wire::ike as wire;
+
+use super::payload::{
+    Auth, Cert, Delete, Encrypted, EncryptedFragment, Identification, KeyExchange, Notify,
+    Proposal, TrafficSelector,
+};
+
+/// Most payloads read from one chain (outer or decrypted); more is malformed. IKE_AUTH
+/// with a certificate chain and a dozen notifies stays far below it.
+pub const MAX_PAYLOADS: usize = 64;
+
+/// Payload type numbers this module models (RFC 7296 §3.2, RFC 7383).
+pub mod kind {
+    pub const SA: u8 = 33;
+    pub const KE: u8 = 34;
+    pub const IDI: u8 = 35;
+    pub const IDR: u8 = 36;
+    pub const CERT: u8 = 37;
+    pub const CERTREQ: u8 = 38;
+    pub const AUTH: u8 = 39;
+    pub const NONCE: u8 = 40;
+    pub const NOTIFY: u8 = 41;
+    pub const DELETE: u8 = 42;
+    pub const VENDOR: u8 = 43;
+    pub const TSI: u8 = 44;
+    pub const TSR: u8 = 45;
+    pub const SK: u8 = 46;
+    pub const SKF: u8 = 53;
+}
+
+/// Why a message could not be read or written.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MessageError {
+    #[error("message truncated")]
+    Truncated,
+    #[error("length field disagrees with the data")]
+    Length,
+    #[error("unsupported major version in {0:#04x}")]
+    MajorVersion(u8),
+    #[error("unsupported critical payload type {0}")]
+    UnsupportedCritical(u8),
+    #[error("more than {MAX_PAYLOADS} payloads")]
+    TooManyPayloads,
+    #[error("invalid syntax: {0}")]
+    Syntax(&'static str),
+    #[error("field too long to encode")]
+    TooLong,
+}
+
+impl MessageError {
+    /// The error notify (type, data) that answers a request failing this way (RFC 7296
+    /// §2.5, §3.10.1). The responder sends it only where an answer is due: inside a
+    /// verified SK payload, or INVALID_MAJOR_VERSION to an IKE_SA_INIT; other malformed
+    /// unauthenticated input is dropped and counted.
+    pub fn notify(&self) -> (u16, Vec<u8>) {
+        match self {
+            MessageError::MajorVersion(_) => (notify::INVALID_MAJOR_VERSION, Vec::new()),
+            MessageError::UnsupportedCritical(t) => {
+                (notify::UNSUPPORTED_CRITICAL_PAYLOAD, vec![*t])
+            }
+            _ => (notify::INVALID_SYNTAX, Vec::new()),
+        }
+    }
+}
+
+/// Notify message types the responder reads or writes (RFC 7296 §3.10.1, RFC 5685,
+/// RFC 7383); the shared ones come from `lb_common`.
+pub mod notify {
+    pub use lb_common::wire::ike::{
+        NOTIFY_COOKIE as COOKIE, NOTIFY_REDIRECT as REDIRECT,
+        NOTIFY_REDIRECT_SUPPORTED as REDIRECT_SUPPORTED, NOTIFY_REDIRECTED_FROM as REDIRECTED_FROM,
+    };
+    pub const UNSUPPORTED_CRITICAL_PAYLOAD: u16 = 1;
+    pub const INVALID_MAJOR_VERSION: u16 = 5;
+    pub const INVALID_SYNTAX: u16 = 7;
+    pub const NO_PROPOSAL_CHOSEN: u16 = 14;
+    pub const INVALID_KE_PAYLOAD: u16 = 17;
+    pub const AUTHENTICATION_FAILED: u16 = 24;
+    pub const NAT_DETECTION_SOURCE_IP: u16 = 16388;
+    pub const NAT_DETECTION_DESTINATION_IP: u16 = 16389;
+    pub const FRAGMENTATION_SUPPORTED: u16 = 16430;
+}
+
+/// Bounded big-endian reader over untrusted bytes; every getter fails instead of panicking.
+pub(crate) struct Reader<'a> {
+    buf: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    pub(crate) fn new(buf: &'a [u8]) -> Self {
+        Reader { buf }
+    }
+
+    pub(crate) fn take(&mut self, n: usize) -> Result<&'a [u8], MessageError> {
+        if n > self.buf.len() {
+            return Err(MessageError::Truncated);
+        }
+        let (head, tail) = self.buf.split_at(n);
+        self.buf = tail;
+        Ok(head)
+    }
+
+    pub(crate) fn u8(&mut self) -> Result<u8, MessageError> {
+        Ok(self.take(1)?[0])
+    }
+
+    pub(crate) fn u16(&mut self) -> Result<u16, MessageError> {
+        let b = self.take(2)?;
+        Ok(u16::from_be_bytes([b[0], b[1]]))
+    }
+
+    pub(crate) fn u32(&mut self) -> Result<u32, MessageError> {
+        let b = self.take(4)?;
+        Ok(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    }
+
+    pub(crate) fn array<const N: usize>(&mut self) -> Result<[u8; N], MessageError> {
+        let mut a = [0; N];
+        a.copy_from_slice(self.take(N)?);
+        Ok(a)
+    }
+
+    pub(crate) fn ipv4(&mut self) -> Result<Ipv4Addr, MessageError> {
+        Ok(Ipv4Addr::from(self.array::<4>()?))
+    }
+
+    pub(crate) fn ipv6(&mut self) -> Result<Ipv6Addr, MessageError> {
+        Ok(Ipv6Addr::from(self.array::<16>()?))
+    }
+
+    /// Everything left.
+    pub(crate) fn rest(&mut self) -> &'a [u8] {
+        std::mem::take(&mut self.buf)
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.buf.is_empty()
+    }
+
+    /// Fails if bytes are left over: a length field claimed less than was there.
+    pub(crate) fn end(&self) -> Result<(), MessageError> {
+        if self.buf.is_empty() {
+            Ok(())
+        } else {
+            Err(MessageError::Length)
+        }
+    }
+}
+
+/// The IKE header without its derived fields (Next Payload, Length). The version is
+/// always sent as 2.0; a received minor version and the V and reserved flag bits are
+/// ignored (§3.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Header {
+    pub spi_i: [u8; 8],
+    pub spi_r: [u8; 8],
+    pub exchange: u8,
+    /// I flag: set by the original initiator of the IKE SA.
+    pub initiator: bool,
+    /// R flag: set in responses.
+    pub response: bool,
+    pub message_id: u32,
+}
+
+impl Header {
+    /// Reads the header of a complete IKE message (after any non-ESP marker) and returns
+    /// it with the first payload type. The Length field must equal `buf.len()`. The
+    /// responder calls this first, to find the SA by SPI and check the Message ID before
+    /// it parses or decrypts anything.
+    pub fn parse(buf: &[u8]) -> Result<(Header, u8), MessageError> {
+        let mut r = Reader::new(buf);
+        let spi_i = r.array()?;
+        let spi_r = r.array()?;
+        let next = r.u8()?;
+        let version = r.u8()?;
+        let exchange = r.u8()?;
+        let flags = r.u8()?;
+        let message_id = r.u32()?;
+        let length = r.u32()?;
+        if version >> 4 != wire::VERSION_2_0 >> 4 {
+            return Err(MessageError::MajorVersion(version));
+        }
+        if usize::try_from(length).ok() != Some(buf.len()) {
+            return Err(MessageError::Length);
+        }
+        let header = Header {
+            spi_i,
+            spi_r,
+            exchange,
+            initiator: flags & wire::FLAG_INITIATOR != 0,
+            response: flags & wire::FLAG_RESPONSE != 0,
+            message_id,
+        };
+        Ok((header, next))
+    }
+
+    /// Appends the 28 header bytes for a message of `length` bytes in all.
+    pub(crate) fn emit(
+        &self,
+        first: u8,
+        length: usize,
+        out: &mut Vec<u8>,
+    ) -> Result<(), MessageError> {
+        let length = u32::try_from(length).map_err(|_| MessageError::TooLong)?;
+        let mut flags = 0;
+        if self.initiator {
+            flags |= wire::FLAG_INITIATOR;
+        }
+        if self.response {
+            flags |= wire::FLAG_RESPONSE;
+        }
+        out.extend_from_slice(&self.spi_i);
+        out.extend_from_slice(&self.spi_r);
+        out.extend_from_slice(&[first, wire::VERSION_2_0, self.exchange, flags]);
+        out.extend_from_slice(&self.message_id.to_be_bytes());
+        out.extend_from_slice(&length.to_be_bytes());
+        Ok(())
+    }
+}
+
+/// One payload. Types without a variant (CP, EAP, and types unknown to us that arrived
+/// without the critical bit) are kept as [`Payload::Other`] so they survive a round trip.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Payload {
+    Sa(Vec<Proposal>),
+    Ke(KeyExchange),
+    IdI(Identification),
+    IdR(Identification),
+    Cert(Cert),
+    CertReq(Cert),
+    Auth(Auth),
+    /// Nonce data, 16..=256 bytes (§3.9).
+    Nonce(Vec<u8>),
+    Notify(Notify),
+    Delete(Delete),
+    VendorId(Vec<u8>),
+    TsI(Vec<TrafficSelector>),
+    TsR(Vec<TrafficSelector>),
+    Encrypted(Encrypted),
+    EncryptedFragment(EncryptedFragment),
+    /// A payload type this module does not model; `kind` is never one that it does.
+    Other {
+        kind: u8,
+        body: Vec<u8>,
+    },
+}
+
+impl Payload {
+    /// The payload type number.
+    pub fn kind(&self) -> u8 {
+        match self {
+            Payload::Sa(_) => kind::SA,
+            Payload::Ke(_) => kind::KE,
+            Payload::IdI(_) => kind::IDI,
+            Payload::IdR(_) => kind::IDR,
+            Payload::Cert(_) => kind::CERT,
+            Payload::CertReq(_) => kind::CERTREQ,
+            Payload::Auth(_) => kind::AUTH,
+            Payload::Nonce(_) => kind::NONCE,
+            Payload::Notify(_) => kind::NOTIFY,
+            Payload::Delete(_) => kind::DELETE,
+            Payload::VendorId(_) => kind::VENDOR,
+            Payload::TsI(_) => kind::TSI,
+            Payload::TsR(_) => kind::TSR,
+            Payload::Encrypted(_) => kind::SK,
+            Payload::EncryptedFragment(_) => kind::SKF,
+            Payload::Other { kind, .. } => *kind,
+        }
+    }
+
+    fn parse_body(kind: u8, critical: bool, body: &[u8]) -> Result<Self, MessageError> {
+        let mut r = Reader::new(body);
+        let p = match kind {
+            kind::SA => Payload::Sa(Proposal::parse_all(&mut r)?),
+            kind::KE => Payload::Ke(KeyExchange::parse(&mut r)?),
+            kind::IDI => Payload::IdI(Identification::parse(&mut r)?),
+            kind::IDR => Payload::IdR(Identification::parse(&mut r)?),
+            kind::CERT => Payload::Cert(Cert::parse(&mut r)?),
+            kind::CERTREQ => Payload::CertReq(Cert::parse(&mut r)?),
+            kind::AUTH => Payload::Auth(Auth::parse(&mut r)?),
+            kind::NONCE => {
+                let n = r.rest();
+                if !(wire::NONCE_MIN..=wire::NONCE_MAX).contains(&n.len()) {
+                    return Err(MessageError::Syntax("nonce length"));
+                }
+                Payload::Nonce(n.to_vec())
+            }
+            kind::NOTIFY => Payload::Notify(Notify::parse(&mut r)?),
+            kind::DELETE => Payload::Delete(Delete::parse(&mut r)?),
+            kind::VENDOR => Payload::VendorId(r.rest().to_vec()),
+            kind::TSI => Payload::TsI(TrafficSelector::parse_all(&mut r)?),
+            kind::TSR => Payload::TsR(TrafficSelector::parse_all(&mut r)?),
+            // §2.5: an unknown payload is skipped unless marked critical. A known type
+            // ignores the bit.
+            k if !critical || wire::known_payload(k) => Payload::Other {
+                kind: k,
+                body: r.rest().to_vec(),
+            },
+            k => return Err(MessageError::UnsupportedCritical(k)),
+        };
+        r.end()?;
+        Ok(p)
+    }
+
+    fn emit_body(&self, out: &mut Vec<u8>) -> Result<(), MessageError> {
+        match self {
+            Payload::Sa(p) => Proposal::emit_all(p, out)?,
+            Payload::Ke(k) => k.emit(out),
+            Payload::IdI(id) | Payload::IdR(id) => id.emit(out),
+            Payload::Cert(c) | Payload::CertReq(c) => c.emit(out),
+            Payload::Auth(a) => a.emit(out),
+            Payload::Nonce(b) | Payload::VendorId(b) | Payload::Other { body: b, .. } => {
+                out.extend_from_slice(b)
+            }
+            Payload::Notify(n) => n.emit(out)?,
+            Payload::Delete(d) => d.emit(out)?,
+            Payload::TsI(t) | Payload::TsR(t) => TrafficSelector::emit_all(t, out)?,
+            Payload::Encrypted(e) => out.extend_from_slice(&e.data),
+            Payload::EncryptedFragment(f) => {
+                out.extend_from_slice(&f.number.to_be_bytes());
+                out.extend_from_slice(&f.total.to_be_bytes());
+                out.extend_from_slice(&f.data);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Parses a payload chain that starts with type `first`: the payloads after the IKE
+/// header, or the plaintext of an SK payload with its padding removed. An SK or SKF
+/// payload ends the chain and must end the data (§3.14).
+pub fn parse_chain(first: u8, buf: &[u8]) -> Result<Vec<Payload>, MessageError> {
+    let mut r = Reader::new(buf);
+    let mut out = Vec::new();
+    let mut next = first;
+    while next != 0 {
+        if out.len() == MAX_PAYLOADS {
+            return Err(MessageError::TooManyPayloads);
+        }
+        let this = next;
+        next = r.u8()?;
+        let critical = r.u8()? & wire::CRITICAL != 0;
+        let len = usize::from(r.u16()?);
+        let body = r.take(
+            len.checked_sub(wire::GENERIC_HEADER_LEN)
+                .ok_or(MessageError::Length)?,
+        )?;
+        match this {
+            kind::SK => {
+                r.end()
+                    .map_err(|_| MessageError::Syntax("SK payload not last"))?;
+                out.push(Payload::Encrypted(Encrypted {
+                    first: next,
+                    data: body.to_vec(),
+                }));
+                return Ok(out);
+            }
+            kind::SKF => {
+                r.end()
+                    .map_err(|_| MessageError::Syntax("SKF payload not last"))?;
+                let mut b = Reader::new(body);
+                let (number, total) = (b.u16()?, b.u16()?);
+                if number == 0 || number > total {
+                    return Err(MessageError::Syntax("fragment number"));
+                }
+                let data = b.rest().to_vec();
+                out.push(Payload::EncryptedFragment(EncryptedFragment {
+                    number,
+                    total,
+                    first: next,
+                    data,
+                }));
+                return Ok(out);
+            }
+            _ => out.push(Payload::parse_body(this, critical, body)?),
+        }
+    }
+    r.end()?;
+    Ok(out)
+}
+
+/// Appends the payload chain and returns the type of its first payload (0 if empty).
+/// An SK/SKF payload must come last; its Next Payload field carries its `first`.
+pub fn emit_chain(payloads: &[Payload], out: &mut Vec<u8>) -> Result<u8, MessageError> {
+    for (i, p) in payloads.iter().enumerate() {
+        let next = match (p, payloads.get(i + 1)) {
+            (Payload::Encrypted(_) | Payload::EncryptedFragment(_), Some(_)) => {
+                return Err(MessageError::Syntax("SK payload not last"));
+            }
+            (Payload::Encrypted(e), None) => e.first,
+            (Payload::EncryptedFragment(f), None) => f.first,
+            (_, Some(n)) => n.kind(),
+            (_, None) => 0,
+        };
+        let start = out.len();
+        out.extend_from_slice(&[next, 0, 0, 0]);
+        p.emit_body(out)?;
+        super::payload::patch_len(out, start)?;
+    }
+    Ok(payloads.first().map_or(0, Payload::kind))
+}
+
+/// A whole IKE message: header and payloads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    pub header: Header,
+    pub payloads: Vec<Payload>,
+}
+
+impl Message {
+    /// Parses one IKE message (the UDP payload on port 500, or what follows the non-ESP
+    /// marker on 4500). SK stays encrypted.
+    pub fn parse(buf: &[u8]) -> Result<Self, MessageError> {
+        let (header, first) = Header::parse(buf)?;
+        let payloads = parse_chain(first, &buf[wire::HEADER_LEN..])?;
+        Ok(Message { header, payloads })
+    }
+
+    /// Serializes the message; fails only if a field is too long for its length field.
+    pub fn to_bytes(&self) -> Result<Vec<u8>, MessageError> {
+        let mut body = Vec::new();
+        let first = emit_chain(&self.payloads, &mut body)?;
+        let mut out = Vec::with_capacity(wire::HEADER_LEN + body.len());
+        self.header
+            .emit(first, wire::HEADER_LEN + body.len(), &mut out)?;
+        out.extend_from_slice(&body);
+        Ok(out)
+    }
+
+    /// The first notify of type `kind`.
+    pub fn find_notify(&self, kind: u16) -> Option<&Notify> {
+        self.payloads.iter().find_map(|p| match p {
+            Payload::Notify(n) if n.kind == kind => Some(n),
+            _ => None,
+        })
+    }
+}

@@ -1,0 +1,45 @@
+//! The userspace IKEv2 responder (issue 7): pure building blocks, no sockets.
+//!
+//! - [`message`] and [`payload`]: bounded parser and serializer of IKEv2 messages.
+//! - [`proposal`]: the algorithms we speak and the choice among a client's proposals.
+//! - [`dh`]: key exchange for groups 14, 15, 19, 20 and 31.
+//! - [`crypto`]: prf, prf+, SKEYSEED and SK_* derivation, PSK AUTH, NAT-D hashes.
+//! - [`sk`]: encryption and integrity of the SK and SKF payloads.
+//!
+//! The responder state machine (`Responder`, `handle_datagram`/`poll_transmit`, half-open
+//! limits, cookies, retransmission cache, SKF reassembly) builds on these.
+
+pub mod crypto;
+pub mod dh;
+pub mod message;
+pub mod payload;
+pub mod proposal;
+pub mod sk;
+
+#[cfg(test)]
+mod tests;
+#[cfg(test)]
+mod tests_strongswan;
+#[cfg(test)]
+mod tests_wire;
+
+/// What a UDP payload on port 4500 is (RFC 3948 §2.2, RFC 7296 §2.23).
+#[derive(Debug, PartialEq, Eq)]
+pub enum NattPayload<'a> {
+    /// A one-byte `0xff` NAT keepalive: ignore it.
+    Keepalive,
+    /// ESP (the first four bytes are a non-zero SPI): not ours, ikelb carries no ESP.
+    Esp,
+    /// IKE after the four-byte non-ESP marker, ready for [`message::Header::parse`].
+    Ike(&'a [u8]),
+}
+
+/// Splits what arrived on port 4500 by its first bytes. The responder calls it on every
+/// datagram from that port; on port 500 the payload is IKE as it is.
+pub fn classify_natt(udp: &[u8]) -> NattPayload<'_> {
+    match udp {
+        [0xff] => NattPayload::Keepalive,
+        [0, 0, 0, 0, ike @ ..] => NattPayload::Ike(ike),
+        _ => NattPayload::Esp,
+    }
+}
