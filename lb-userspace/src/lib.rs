@@ -3,6 +3,6 @@
 pub mod bench;
 pub mod config;
 pub mod dataplane;
-pub mod ike;
 pub mod frames;
+pub mod ike;
 pub mod vrrp;
