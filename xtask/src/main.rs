@@ -1,1 +1,130 @@
-fn main() {}
+//! `cargo xtask`: build (installing what is missing), run, lab, test, bench.
+
+mod build;
+mod deps;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "xtask")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Install missing build dependencies (root), build the eBPF object and `ikelb`.
+    Build,
+    /// Build, then `ikelb run` with the given arguments (e.g. `-- --iface eth1 --config ikelb.toml`).
+    Run {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Build, then start the netns lab: VIP node, members, real clients (Ctrl-C ends it).
+    Lab {
+        /// Connect every client once, print the result and exit (0 only if all landed).
+        #[arg(long)]
+        once: bool,
+        /// native, skb or auto.
+        #[arg(long)]
+        xdp_mode: Option<String>,
+    },
+    /// Everything CI runs: format and lint checks, unit tests, root BPF and netns tests.
+    Test,
+    /// Build, then time the redirect program against an XDP_TX reflector.
+    Bench {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+}
+
+/// The workspace root (xtask lives one level below it).
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask has a parent directory")
+        .to_path_buf()
+}
+
+/// Runs `cmd`, failing with its full command line when it fails.
+pub fn exec(cmd: &mut Command) -> Result<()> {
+    let line = format!("{cmd:?}");
+    let st = cmd.status().with_context(|| format!("spawn {line}"))?;
+    if !st.success() {
+        bail!("{line} failed: {st}");
+    }
+    Ok(())
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    match cli.cmd {
+        Cmd::Build => {
+            build::all()?;
+        }
+        Cmd::Run { args } => {
+            let b = build::all()?;
+            let mut c = Command::new(b.ikelb);
+            c.arg("run").args(args);
+            exec(&mut c)?;
+        }
+        Cmd::Lab { once, xdp_mode } => {
+            let b = build::all()?;
+            let mut c = Command::new(b.bin("ikelb-lab"));
+            c.arg("--ikelb").arg(&b.ikelb);
+            if once {
+                c.arg("--once");
+            }
+            if let Some(m) = xdp_mode {
+                c.args(["--xdp-mode", &m]);
+            }
+            exec(&mut c)?;
+        }
+        Cmd::Test => test()?,
+        Cmd::Bench { args } => {
+            let b = build::all()?;
+            let mut c = Command::new(&b.ikelb);
+            c.arg("bench").args(args);
+            exec(&mut c)?;
+        }
+    }
+    Ok(())
+}
+
+fn test() -> Result<()> {
+    let b = build::all()?;
+    let cargo = build::cargo();
+    println!("== format");
+    exec(
+        Command::new(&cargo)
+            .current_dir(root())
+            .args(["fmt", "--all", "--", "--check"]),
+    )?;
+    println!("== clippy");
+    exec(
+        b.env(&mut Command::new(&cargo))
+            .current_dir(root())
+            .args(["clippy", "--locked", "--workspace", "--exclude", "lb-ebpf"])
+            .args(["--all-targets", "--", "-D", "warnings"]),
+    )?;
+    println!("== unit tests");
+    exec(
+        b.env(&mut Command::new(&cargo))
+            .current_dir(root())
+            .args(["test", "--locked", "--workspace", "--exclude", "lb-ebpf"])
+            .args(["--exclude", "ikelb-tests"]),
+    )?;
+    println!("== root tests: BPF_PROG_TEST_RUN fixtures and netns end to end");
+    exec(
+        b.env(&mut Command::new(&cargo))
+            .current_dir(root())
+            .args(["test", "--locked", "-p", "ikelb-tests"])
+            .args(["--", "--test-threads", "1"]),
+    )?;
+    Ok(())
+}
