@@ -5,6 +5,7 @@
 pub mod arp_nd;
 pub mod ike;
 pub mod l2l3;
+pub mod load;
 pub mod redirect;
 pub mod request;
 pub mod vrrp;
