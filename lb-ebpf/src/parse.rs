@@ -29,6 +29,10 @@ pub struct Req {
     pub nonce_off: usize,
     pub nonce_len: usize,
     pub scratch: *mut Scratch,
+    /// Frame length as received (Ethernet padding included).
+    pub frame_len: usize,
+    /// Live slot-table generation.
+    pub table: u32,
 }
 
 /// Reads a `T` at `off` bytes from the frame start, or `None` past the end.
@@ -366,5 +370,7 @@ pub fn parse(ctx: &XdpContext) -> Result<Req, Stat> {
         nonce_off: ike_off + noff as usize,
         nonce_len: nlen as usize,
         scratch: sc,
+        frame_len,
+        table: cfg.active_table,
     })
 }

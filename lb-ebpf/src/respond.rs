@@ -3,8 +3,7 @@
 use aya_ebpf::{
     bindings::xdp_action::{XDP_PASS, XDP_TX},
     helpers::generated::{
-        bpf_csum_diff, bpf_xdp_adjust_tail, bpf_xdp_get_buff_len, bpf_xdp_load_bytes,
-        bpf_xdp_store_bytes,
+        bpf_csum_diff, bpf_xdp_adjust_tail, bpf_xdp_load_bytes, bpf_xdp_store_bytes,
     },
     programs::XdpContext,
 };
@@ -21,7 +20,7 @@ use lb_common::{
 };
 
 use crate::{
-    maps::{self, CONFIG, TARGETS, copy_len},
+    maps::{self, TARGETS, copy_len},
     parse::{Req, load},
 };
 
@@ -35,7 +34,6 @@ pub fn respond(ctx: &XdpContext, r: &Req) -> Stat {
 
 #[inline(always)]
 fn try_respond(ctx: &XdpContext, r: &Req) -> Result<(), Stat> {
-    let cfg = CONFIG.get(0).ok_or(Stat::PassInactive)?;
     let ip = r.l2;
     let uoff = r.l2 + r.ihl;
     let mut cli = [0u8; 16];
@@ -54,7 +52,7 @@ fn try_respond(ctx: &XdpContext, r: &Req) -> Result<(), Stat> {
     let spi: [u8; 8] = load(ctx, r.ike_off).ok_or(Stat::DropTruncated)?;
 
     let table = maps::SLOTS
-        .get(slot_table_index(cfg.active_table, r.v6))
+        .get(slot_table_index(r.table, r.v6))
         .ok_or(Stat::PassNoTarget)?;
     if table.len == 0 {
         return Err(Stat::PassNoTarget);
@@ -79,8 +77,7 @@ fn try_respond(ctx: &XdpContext, r: &Req) -> Result<(), Stat> {
     let iph = if r.v6 { ipv6::HLEN } else { ipv4::HLEN };
     let udp_len = udp::HLEN + mk + reply_ike;
     let new_len = r.l2 + iph + udp_len;
-    // SAFETY: helper on our own context (pkt_end arithmetic is not allowed).
-    let old_len = unsafe { bpf_xdp_get_buff_len(ctx.ctx) } as usize;
+    let old_len = r.frame_len;
 
     // Nonce into scratch (its old and new places may overlap), summed on the way.
     let sc = r.scratch;
