@@ -6,18 +6,33 @@
 //! - [`crypto`]: prf, prf+, SKEYSEED and SK_* derivation, PSK AUTH, NAT-D hashes.
 //! - [`sk`]: encryption and integrity of the SK and SKF payloads.
 //!
-//! The responder state machine (`Responder`, `handle_datagram`/`poll_transmit`, half-open
-//! limits, cookies, retransmission cache, SKF reassembly) builds on these.
+//! - [`responder`]: the sans-IO responder state machine on top of them ([`Responder`]),
+//!   with [`init`] (IKE_SA_INIT), [`auth`] (IKE_AUTH, INFORMATIONAL, redirect), [`sa`]
+//!   (one IKE SA) and [`cookie`] (stateless COOKIE).
 
+mod auth;
+mod cookie;
 pub mod crypto;
 pub mod dh;
+mod init;
 pub mod message;
 pub mod payload;
 pub mod proposal;
+pub mod responder;
+mod sa;
 pub mod sk;
+
+pub use responder::{
+    AuthMethod, AuthRedirect, DeleteReason, Event, GatewayIdentity, Identity, KeyLog, PeerConfig,
+    RedirectHow, Responder, ResponderConfig, TargetChooser, Transmit, VipConfig, VipMode,
+};
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_initiator;
+#[cfg(test)]
+mod tests_responder;
 #[cfg(test)]
 mod tests_strongswan;
 #[cfg(test)]

@@ -1,0 +1,421 @@
+//! The encrypted exchanges of an IKE SA: IKE_AUTH with PSK and the redirect (RFC 5685
+//! §5, §6), the client's INFORMATIONAL requests (DELETE, liveness), our own
+//! INFORMATIONAL requests with their retransmission (RFC 7296 §2.1), and the cached
+//! response for retransmitted requests.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use lb_common::wire::ike as wire;
+use rand_core::RngCore;
+
+use super::crypto::{psk_auth, signed_octets, verify_psk_auth};
+use super::message::{Header, Message, Payload, notify};
+use super::payload::{AUTH_PSK, Auth, Delete, Identification, Notify, PROTO_ESP};
+use super::proposal::select_esp;
+use super::responder::{
+    AuthMethod, AuthRedirect, DeleteReason, Event, GatewayIdentity, RedirectHow, Responder,
+};
+use super::sa::{Cached, IkeSa, OurRequest, Outstanding, SaState, digest};
+use super::sk::SkError;
+
+/// NO_ADDITIONAL_SAS (§3.10.1): our answer to every CREATE_CHILD_SA.
+const NO_ADDITIONAL_SAS: u16 = 35;
+/// USE_TRANSPORT_MODE (§3.10.1): echoed when the client asks for transport mode.
+const USE_TRANSPORT_MODE: u16 = 16391;
+
+fn status(kind: u16, data: Vec<u8>) -> Payload {
+    Payload::Notify(Notify {
+        protocol: 0,
+        spi: Vec::new(),
+        kind,
+        data,
+    })
+}
+
+/// N(REDIRECT) without nonce data, as IKE_AUTH and INFORMATIONAL carry it (RFC 5685
+/// §9.2; libreswan rejects extra bytes there).
+fn redirect_notify(t: &GatewayIdentity) -> Payload {
+    let mut data = vec![t.ident_type, t.ident_len];
+    data.extend_from_slice(t.ident());
+    status(notify::REDIRECT, data)
+}
+
+/// The request's first payload of each kind the IKE_AUTH answer needs.
+#[derive(Default)]
+struct AuthRequest<'a> {
+    idi: Option<&'a Identification>,
+    auth: Option<&'a Auth>,
+    sa: Option<&'a [super::payload::Proposal]>,
+    tsi: Option<&'a [super::payload::TrafficSelector]>,
+    tsr: Option<&'a [super::payload::TrafficSelector]>,
+    transport: bool,
+}
+
+impl<'a> AuthRequest<'a> {
+    fn read(msg: &'a Message) -> Self {
+        let mut r = AuthRequest::default();
+        for p in &msg.payloads {
+            match p {
+                Payload::IdI(x) => r.idi = r.idi.or(Some(x)),
+                Payload::Auth(x) => r.auth = r.auth.or(Some(x)),
+                Payload::Sa(x) => r.sa = r.sa.or(Some(x)),
+                Payload::TsI(x) => r.tsi = r.tsi.or(Some(x)),
+                Payload::TsR(x) => r.tsr = r.tsr.or(Some(x)),
+                Payload::Notify(n) if n.kind == USE_TRANSPORT_MODE => r.transport = true,
+                _ => {}
+            }
+        }
+        r
+    }
+}
+
+impl Responder {
+    /// Anything but an IKE_SA_INIT request to an auth-mode VIP: find the SA by our SPI
+    /// (unknown SPIs are ignored, §2.21.4 allows no answer to unauthenticated input).
+    pub(super) fn handle_encrypted(
+        &mut self,
+        now: Instant,
+        local: SocketAddr,
+        remote: SocketAddr,
+        ike: &[u8],
+        header: &Header,
+    ) {
+        let Some(mut sa) = self.sas.remove(&header.spi_r) else {
+            return;
+        };
+        // We are always the original responder, so everything the client sends has I.
+        if sa.spi_i == header.spi_i && header.initiator {
+            if header.response {
+                self.handle_response(now, &mut sa, ike, header);
+            } else {
+                self.handle_request(now, local, remote, &mut sa, ike, header);
+            }
+        }
+        self.put_back(sa);
+    }
+
+    fn handle_request(
+        &mut self,
+        now: Instant,
+        local: SocketAddr,
+        remote: SocketAddr,
+        sa: &mut IkeSa,
+        ike: &[u8],
+        header: &Header,
+    ) {
+        if let Some(c) = &sa.cached
+            && c.message_id == header.message_id
+        {
+            // §2.1: the same request again gets the same response; anything else with
+            // that Message ID is ignored.
+            if c.request == digest(ike) {
+                let resp = c.ike.clone();
+                self.send(local, remote, &resp);
+            }
+            return;
+        }
+        let allowed = match sa.state {
+            SaState::HalfOpen => header.exchange == wire::EXCHANGE_IKE_AUTH,
+            SaState::Established => matches!(
+                header.exchange,
+                wire::EXCHANGE_INFORMATIONAL | wire::EXCHANGE_CREATE_CHILD_SA
+            ),
+            SaState::Closed | SaState::Gone => false,
+        };
+        if !allowed || header.message_id != sa.peer_next {
+            return;
+        }
+        let msg = match sa.open.open(ike) {
+            Ok(m) => m,
+            Err(SkError::Inner(e)) => {
+                // Authentic but malformed: answer (§2.21.2); an IKE_AUTH that fails so
+                // creates no SA.
+                sa.peer_next = sa.peer_next.wrapping_add(1);
+                let (kind, data) = e.notify();
+                self.respond(sa, local, remote, header, ike, vec![status(kind, data)]);
+                if sa.state == SaState::HalfOpen {
+                    self.close(now, sa, DeleteReason::InvalidSyntax);
+                }
+                return;
+            }
+            // Integrity failure, SKF (not supported), garbage: drop.
+            Err(_) => return,
+        };
+        sa.peer_next = sa.peer_next.wrapping_add(1);
+        // §2.23: follow the client to port 4500 or to a new NAT mapping, but only on an
+        // authenticated request.
+        if sa.nat || local.port() == wire::PORT_NATT {
+            sa.local = local;
+            sa.remote = remote;
+        }
+        match header.exchange {
+            wire::EXCHANGE_IKE_AUTH => self.ike_auth(now, local, remote, sa, header, ike, &msg),
+            wire::EXCHANGE_CREATE_CHILD_SA => {
+                let answer = vec![status(NO_ADDITIONAL_SAS, Vec::new())];
+                self.respond(sa, local, remote, header, ike, answer);
+            }
+            _ => self.informational(now, local, remote, sa, header, ike, &msg),
+        }
+    }
+
+    #[expect(clippy::too_many_arguments, reason = "one request's whole context")]
+    fn ike_auth(
+        &mut self,
+        now: Instant,
+        local: SocketAddr,
+        remote: SocketAddr,
+        sa: &mut IkeSa,
+        header: &Header,
+        ike: &[u8],
+        msg: &Message,
+    ) {
+        let req = AuthRequest::read(msg);
+        let Some(idi) = req.idi else {
+            let answer = vec![status(notify::INVALID_SYNTAX, Vec::new())];
+            self.respond(sa, local, remote, header, ike, answer);
+            self.close(now, sa, DeleteReason::InvalidSyntax);
+            return;
+        };
+        let prf = sa.suite.prf;
+        let peer = self.config.peers.iter().find(|p| p.id.to_payload() == *idi);
+        // No AUTH (EAP), another method, an unknown identity or a wrong MAC all fail
+        // the same way, so a probe learns nothing about which identities exist.
+        let psk = match (peer, req.auth) {
+            (Some(p), Some(a)) if a.method == AUTH_PSK => match &p.auth {
+                AuthMethod::Psk(k) => {
+                    let octets =
+                        signed_octets(prf, &sa.init_req, &sa.nr, &sa.keys.sk_pi, &idi.body());
+                    verify_psk_auth(prf, k, &octets, &a.data).then(|| k.clone())
+                }
+            },
+            _ => None,
+        };
+        let Some(psk) = psk else {
+            let answer = vec![status(notify::AUTHENTICATION_FAILED, Vec::new())];
+            self.respond(sa, local, remote, header, ike, answer);
+            self.event(Event::AuthFailed {
+                client: remote,
+                peer: Some(idi.clone()),
+            });
+            self.close(now, sa, DeleteReason::AuthFailed);
+            return;
+        };
+        self.leave_half_open(sa);
+        sa.state = SaState::Established;
+        sa.deadline = now + self.config.redirect_linger;
+        sa.peer_id = Some(idi.clone());
+        self.event(Event::Established {
+            client: remote,
+            spi_i: sa.spi_i,
+            spi_r: sa.spi_r,
+            peer: idi.clone(),
+        });
+
+        let idr = self.config.local_id.to_payload();
+        let octets = signed_octets(prf, &sa.init_resp, &sa.ni, &sa.keys.sk_pr, &idr.body());
+        let auth = Auth {
+            method: AUTH_PSK,
+            data: psk_auth(prf, &psk, &octets).to_vec(),
+        };
+        let mut answer = vec![Payload::IdR(idr), Payload::Auth(auth)];
+        let target = self.choose(remote.ip());
+        match (target, sa.method) {
+            (Some(t), AuthRedirect::IkeAuth) => {
+                // RFC 5685 §6: no CHILD SA with a redirect.
+                answer.push(redirect_notify(&t));
+                self.respond(sa, local, remote, header, ike, answer);
+                self.redirected(sa, t, RedirectHow::IkeAuth);
+            }
+            (Some(t), AuthRedirect::Informational) => {
+                self.answer_child(sa, &req, &mut answer);
+                self.respond(sa, local, remote, header, ike, answer);
+                self.request(now, sa, OurRequest::Redirect, vec![redirect_notify(&t)]);
+                self.redirected(sa, t, RedirectHow::Informational);
+            }
+            (None, _) => {
+                // Nowhere to send the client: finish IKE_AUTH without a CHILD SA and
+                // delete the IKE SA at once, so the client retries later.
+                if req.sa.is_some() {
+                    answer.push(status(notify::NO_PROPOSAL_CHOSEN, Vec::new()));
+                }
+                self.respond(sa, local, remote, header, ike, answer);
+                self.event(Event::NoTarget {
+                    client: remote,
+                    spi_i: sa.spi_i,
+                });
+                self.request(
+                    now,
+                    sa,
+                    OurRequest::Delete,
+                    vec![Payload::Delete(Delete::Ike)],
+                );
+            }
+        }
+    }
+
+    fn redirected(&mut self, sa: &IkeSa, target: GatewayIdentity, how: RedirectHow) {
+        self.event(Event::Redirected {
+            client: sa.remote,
+            spi_i: sa.spi_i,
+            target,
+            how,
+        });
+    }
+
+    /// The CHILD SA part of a normal IKE_AUTH answer (negotiated, never installed): the
+    /// client's first acceptable ESP proposal with an SPI of ours, and its traffic
+    /// selectors as proposed (a responder may answer a subset; the whole set is one).
+    fn answer_child(&mut self, sa: &mut IkeSa, req: &AuthRequest<'_>, answer: &mut Vec<Payload>) {
+        let (Some(proposals), Some(tsi), Some(tsr)) = (req.sa, req.tsi, req.tsr) else {
+            // A childless IKE_AUTH (RFC 6023): nothing to answer.
+            return;
+        };
+        let Some(esp) = select_esp(proposals) else {
+            answer.push(status(notify::NO_PROPOSAL_CHOSEN, Vec::new()));
+            return;
+        };
+        let mut spi = [0; 4];
+        while spi == [0; 4] {
+            self.rng.fill_bytes(&mut spi);
+        }
+        if req.transport {
+            answer.push(status(USE_TRANSPORT_MODE, Vec::new()));
+        }
+        answer.push(Payload::Sa(vec![esp.to_proposal(spi)]));
+        answer.push(Payload::TsI(tsi.to_vec()));
+        answer.push(Payload::TsR(tsr.to_vec()));
+        sa.child = Some((esp, spi));
+    }
+
+    #[expect(clippy::too_many_arguments, reason = "one request's whole context")]
+    fn informational(
+        &mut self,
+        now: Instant,
+        local: SocketAddr,
+        remote: SocketAddr,
+        sa: &mut IkeSa,
+        header: &Header,
+        ike: &[u8],
+        msg: &Message,
+    ) {
+        let mut answer = Vec::new();
+        for p in &msg.payloads {
+            match p {
+                Payload::Delete(Delete::Ike) => {
+                    // §1.4.1: the answer to deleting the IKE SA is empty.
+                    self.respond(sa, local, remote, header, ike, Vec::new());
+                    self.close(now, sa, DeleteReason::PeerDelete);
+                    return;
+                }
+                Payload::Delete(Delete::Child { protocol, spis }) => {
+                    // §1.4.1: answer with our side of each deleted pair.
+                    if let Some((esp, ours)) = &sa.child
+                        && *protocol == PROTO_ESP
+                        && spis.contains(&esp.peer_spi)
+                    {
+                        answer.push(Payload::Delete(Delete::Child {
+                            protocol: PROTO_ESP,
+                            spis: vec![*ours],
+                        }));
+                        sa.child = None;
+                    }
+                }
+                _ => {}
+            }
+        }
+        self.respond(sa, local, remote, header, ike, answer);
+    }
+
+    /// Seals and sends the response to the client's request, and caches it.
+    fn respond(
+        &mut self,
+        sa: &mut IkeSa,
+        local: SocketAddr,
+        remote: SocketAddr,
+        request: &Header,
+        request_ike: &[u8],
+        payloads: Vec<Payload>,
+    ) {
+        let header = Header {
+            spi_i: sa.spi_i,
+            spi_r: sa.spi_r,
+            exchange: request.exchange,
+            initiator: false,
+            response: true,
+            message_id: request.message_id,
+        };
+        let Ok(ike) = sa.seal.seal(&header, &payloads, &mut self.rng) else {
+            return;
+        };
+        self.send(local, remote, &ike);
+        sa.cached = Some(Cached {
+            message_id: request.message_id,
+            request: digest(request_ike),
+            ike,
+        });
+    }
+
+    /// Sends an INFORMATIONAL request of ours; it is retransmitted until answered.
+    fn request(&mut self, now: Instant, sa: &mut IkeSa, what: OurRequest, payloads: Vec<Payload>) {
+        let header = Header {
+            spi_i: sa.spi_i,
+            spi_r: sa.spi_r,
+            exchange: wire::EXCHANGE_INFORMATIONAL,
+            initiator: false,
+            response: false,
+            message_id: sa.our_next,
+        };
+        let Ok(ike) = sa.seal.seal(&header, &payloads, &mut self.rng) else {
+            return;
+        };
+        self.send(sa.local, sa.remote, &ike);
+        sa.outstanding = Some(Outstanding {
+            what,
+            message_id: sa.our_next,
+            ike,
+            tries: 0,
+            next: now + self.config.retransmit_timeout,
+        });
+        sa.our_next = sa.our_next.wrapping_add(1);
+    }
+
+    /// The client's answer to our request.
+    fn handle_response(&mut self, now: Instant, sa: &mut IkeSa, ike: &[u8], header: &Header) {
+        let Some(o) = &sa.outstanding else { return };
+        if header.message_id != o.message_id || header.exchange != wire::EXCHANGE_INFORMATIONAL {
+            return;
+        }
+        // An authentic answer ends the request, even one that does not parse inside.
+        match sa.open.open(ike) {
+            Ok(_) | Err(SkError::Inner(_)) => {}
+            Err(_) => return,
+        }
+        let what = o.what;
+        sa.outstanding = None;
+        match what {
+            // The client follows the redirect and deletes this SA when it is done
+            // (strongSwan: after its new SA is up; libreswan: before). Wait for that.
+            OurRequest::Redirect => sa.deadline = now + self.config.redirect_linger,
+            OurRequest::Delete => self.close(now, sa, DeleteReason::NoTarget),
+        }
+    }
+
+    /// Retransmits our request if its time has come, or gives up on the SA.
+    pub(super) fn retransmit_due(&mut self, now: Instant, sa: &mut IkeSa) {
+        let Some(o) = &mut sa.outstanding else { return };
+        if o.next > now {
+            return;
+        }
+        if o.tries >= self.config.retransmit_tries {
+            self.close(now, sa, DeleteReason::RetransmitTimeout);
+            return;
+        }
+        o.tries += 1;
+        // 0.5 s, 1 s, 2 s, … (§2.1: exponential back-off); the cap keeps the shift sane.
+        let backoff = 1u32 << o.tries.min(16);
+        o.next = now + self.config.retransmit_timeout.saturating_mul(backoff);
+        let ike = o.ike.clone();
+        self.send(sa.local, sa.remote, &ike);
+    }
+}

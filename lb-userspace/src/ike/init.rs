@@ -1,0 +1,412 @@
+//! IKE_SA_INIT (RFC 7296 §1.2, §2.6, §2.7, §2.23): the stateless answers (COOKIE,
+//! INVALID_KE_PAYLOAD, NO_PROPOSAL_CHOSEN, the init-mode REDIRECT) and the half-open SA.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Instant;
+
+use lb_common::wire::{ike as wire, redirect};
+use rand_core::RngCore;
+
+use super::crypto::{IkeSaKeys, nat_detection_hash};
+use super::dh::DhSecret;
+use super::message::{Header, Message, MessageError, Payload, notify};
+use super::payload::{KeyExchange, Notify, Proposal};
+use super::proposal::{IkeChoice, select_ike};
+use super::responder::{AuthRedirect, Event, GatewayIdentity, KeyLog, RedirectHow, Responder};
+use super::sa::{IkeSa, SaState};
+use super::sk::SkCipher;
+
+/// Length of our Nr: 32 bytes, at least half of the largest PRF key (§2.10), as both
+/// real clients send.
+pub(super) const NONCE_LEN: usize = 32;
+
+/// What an IKE_SA_INIT request carries that we act on.
+struct InitRequest<'a> {
+    sa: &'a [Proposal],
+    ke: &'a KeyExchange,
+    ni: &'a [u8],
+    cookie: Option<&'a [u8]>,
+    redirect_supported: bool,
+    redirected_from: bool,
+    natd_src: Vec<&'a [u8]>,
+    natd_dst: Vec<&'a [u8]>,
+}
+
+impl<'a> InitRequest<'a> {
+    /// `None` if SA, KE or Ni is missing or repeated: malformed, dropped unanswered.
+    fn read(msg: &'a Message) -> Option<Self> {
+        let (mut sa, mut ke, mut ni) = (None, None, None);
+        let (mut redirect_supported, mut redirected_from) = (false, false);
+        let (mut natd_src, mut natd_dst) = (Vec::new(), Vec::new());
+        for p in &msg.payloads {
+            let dup = match p {
+                Payload::Sa(x) => sa.replace(x.as_slice()).is_some(),
+                Payload::Ke(x) => ke.replace(x).is_some(),
+                Payload::Nonce(x) => ni.replace(x.as_slice()).is_some(),
+                Payload::Notify(n) => {
+                    match n.kind {
+                        notify::REDIRECT_SUPPORTED => redirect_supported = true,
+                        notify::REDIRECTED_FROM => redirected_from = true,
+                        notify::NAT_DETECTION_SOURCE_IP => natd_src.push(n.data.as_slice()),
+                        notify::NAT_DETECTION_DESTINATION_IP => natd_dst.push(n.data.as_slice()),
+                        // Unknown status and error notifies in a request: ignored
+                        // (§3.10.1).
+                        _ => {}
+                    }
+                    false
+                }
+                _ => false,
+            };
+            if dup {
+                return None;
+            }
+        }
+        Some(InitRequest {
+            sa: sa?,
+            ke: ke?,
+            ni: ni?,
+            // §2.6: N(COOKIE) is the first payload of the retry.
+            cookie: match msg.payloads.first() {
+                Some(Payload::Notify(n)) if n.kind == notify::COOKIE => Some(&n.data),
+                _ => None,
+            },
+            redirect_supported,
+            redirected_from,
+            natd_src,
+            natd_dst,
+        })
+    }
+}
+
+/// `HDR(SPIi, 0, R, mid 0), N(kind, data)`: the unauthenticated answers to IKE_SA_INIT.
+fn notify_only(spi_i: [u8; 8], kind: u16, data: Vec<u8>) -> Option<Vec<u8>> {
+    Message {
+        header: Header {
+            spi_i,
+            spi_r: [0; 8],
+            exchange: wire::EXCHANGE_IKE_SA_INIT,
+            initiator: false,
+            response: true,
+            message_id: 0,
+        },
+        payloads: vec![Payload::Notify(Notify {
+            protocol: 0,
+            spi: Vec::new(),
+            kind,
+            data,
+        })],
+    }
+    .to_bytes()
+    .ok()
+}
+
+/// A plausible first message of an IKE SA: I set, R clear, SPIi set, SPIr and Message
+/// ID zero (§3.1, protocol.md §1.9).
+fn is_initial_request(h: &Header) -> bool {
+    h.exchange == wire::EXCHANGE_IKE_SA_INIT
+        && h.initiator
+        && !h.response
+        && h.spi_i != [0; 8]
+        && h.spi_r == [0; 8]
+        && h.message_id == 0
+}
+
+impl Responder {
+    /// Sends an unauthenticated error answer, but never one longer than the request
+    /// (no amplification toward a spoofed source).
+    fn answer_unauthenticated(
+        &mut self,
+        local: SocketAddr,
+        remote: SocketAddr,
+        request_len: usize,
+        spi_i: [u8; 8],
+        kind: u16,
+        data: Vec<u8>,
+    ) {
+        if let Some(ike) = notify_only(spi_i, kind, data).filter(|m| m.len() <= request_len) {
+            self.send(local, remote, &ike);
+        }
+    }
+
+    /// A header that did not parse: only an IKE_SA_INIT of a higher major version gets
+    /// an answer, N(INVALID_MAJOR_VERSION) with our version (§2.5); the rest is dropped.
+    pub(super) fn answer_bad_header(
+        &mut self,
+        local: SocketAddr,
+        remote: SocketAddr,
+        ike: &[u8],
+        err: &MessageError,
+    ) {
+        let MessageError::MajorVersion(v) = *err else {
+            return;
+        };
+        let auth_vip = self
+            .config
+            .vips
+            .iter()
+            .any(|x| x.addr == local.ip() && x.mode != super::responder::VipMode::Init);
+        let Some(head) = ike.get(..wire::HEADER_LEN) else {
+            return;
+        };
+        let spi_i: [u8; 8] = head[wire::field::SPI_I].try_into().unwrap_or([0; 8]);
+        let looks_initial = head[wire::field::EXCHANGE] == wire::EXCHANGE_IKE_SA_INIT
+            && head[wire::field::FLAGS] & wire::FLAG_RESPONSE == 0
+            && spi_i != [0; 8]
+            && head[wire::field::SPI_R] == [0; 8];
+        if auth_vip && looks_initial && v >> 4 > 2 {
+            let (kind, data) = err.notify();
+            self.answer_unauthenticated(local, remote, ike.len(), spi_i, kind, data);
+        }
+    }
+
+    /// The target for `client`, if the chooser has one of the client's family.
+    pub(super) fn choose(&mut self, client: IpAddr) -> Option<GatewayIdentity> {
+        let v6 = match client {
+            IpAddr::V4(_) => false,
+            IpAddr::V6(a) => a.to_ipv4_mapped().is_none(),
+        };
+        self.config.chooser.choose(client).filter(|t| t.serves(v6))
+    }
+
+    /// A [`super::responder::VipMode::Init`] VIP: answer what the fast path would have
+    /// answered, with its bytes; drop the rest.
+    pub(super) fn handle_init_mode(
+        &mut self,
+        local: SocketAddr,
+        remote: SocketAddr,
+        ike: &[u8],
+        header: &Header,
+    ) {
+        if !is_initial_request(header) {
+            return;
+        }
+        let Ok(msg) = Message::parse(ike) else { return };
+        if msg.payloads.len() > wire::MAX_PAYLOADS {
+            return;
+        }
+        let Some(req) = InitRequest::read(&msg) else {
+            return;
+        };
+        // protocol.md §2.4: never redirect a redirected client again; a client that
+        // cannot follow is not ours to answer.
+        if req.redirected_from || !req.redirect_supported {
+            return;
+        }
+        let Some(target) = self.choose(remote.ip()) else {
+            return;
+        };
+        let mut out = vec![0; redirect::ike_len(usize::from(target.ident_len), req.ni.len())];
+        let Some(n) = redirect::emit_ike(&header.spi_i, &target, req.ni, &mut out) else {
+            return;
+        };
+        // The fast path's rule: the answer is shorter than the request.
+        if n >= ike.len() {
+            return;
+        }
+        self.send(local, remote, &out[..n]);
+        self.event(Event::Redirected {
+            client: remote,
+            spi_i: header.spi_i,
+            target,
+            how: RedirectHow::Init,
+        });
+    }
+
+    /// IKE_SA_INIT to an auth-mode VIP.
+    pub(super) fn handle_sa_init(
+        &mut self,
+        now: Instant,
+        local: SocketAddr,
+        remote: SocketAddr,
+        ike: &[u8],
+        header: &Header,
+        method: AuthRedirect,
+    ) {
+        if !is_initial_request(header) {
+            return;
+        }
+        let spi_i = header.spi_i;
+        // A retransmission gets the same response (§2.1); another request with the
+        // same SPIi from the same place while the SA exists is dropped.
+        if let Some(spi_r) = self.by_init.get(&(remote, spi_i)) {
+            if let Some(sa) = self.sas.get(spi_r)
+                && sa.state == SaState::HalfOpen
+                && sa.init_req == ike
+            {
+                let resp = sa.init_resp.clone();
+                self.send(local, remote, &resp);
+            }
+            return;
+        }
+        let msg = match Message::parse(ike) {
+            Ok(m) => m,
+            Err(e @ MessageError::UnsupportedCritical(_)) => {
+                let (kind, data) = e.notify();
+                self.answer_unauthenticated(local, remote, ike.len(), spi_i, kind, data);
+                return;
+            }
+            Err(_) => return,
+        };
+        let Some(req) = InitRequest::read(&msg) else {
+            return;
+        };
+
+        self.cookies.maybe_rotate(now, &mut self.rng);
+        if self.half_open >= self.config.cookie_threshold {
+            let valid = req
+                .cookie
+                .is_some_and(|c| self.cookies.check(c, &spi_i, req.ni, remote.ip()));
+            if !valid {
+                let c = self.cookies.make(&spi_i, req.ni, remote.ip());
+                self.answer_unauthenticated(local, remote, ike.len(), spi_i, notify::COOKIE, c);
+                return;
+            }
+        }
+        let from_source = self.half_open_by_ip.get(&remote.ip()).copied().unwrap_or(0);
+        if self.half_open >= self.config.half_open_max
+            || from_source >= self.config.half_open_per_source
+            || self.sas.len() >= self.config.sa_max
+        {
+            return;
+        }
+        if !req.redirect_supported && !req.redirected_from {
+            // RFC 5685 §3: this client may not be redirected at all (module docs).
+            self.answer_unauthenticated(
+                local,
+                remote,
+                ike.len(),
+                spi_i,
+                notify::NO_PROPOSAL_CHOSEN,
+                Vec::new(),
+            );
+            self.event(Event::RedirectUnsupported {
+                client: remote,
+                spi_i,
+            });
+            return;
+        }
+        let suite = match select_ike(req.sa, req.ke.group) {
+            IkeChoice::Accept(s) => s,
+            IkeChoice::InvalidKe(g) => {
+                let data = g.id().to_be_bytes().to_vec();
+                let kind = notify::INVALID_KE_PAYLOAD;
+                self.answer_unauthenticated(local, remote, ike.len(), spi_i, kind, data);
+                return;
+            }
+            IkeChoice::NoProposalChosen => {
+                let kind = notify::NO_PROPOSAL_CHOSEN;
+                self.answer_unauthenticated(local, remote, ike.len(), spi_i, kind, Vec::new());
+                return;
+            }
+        };
+        let dh = DhSecret::generate(suite.dh, &mut self.rng);
+        let Ok(g_ir) = dh.shared_secret(&req.ke.data) else {
+            return;
+        };
+        let spi_r = self.new_spi();
+        let mut nr = vec![0; NONCE_LEN];
+        self.rng.fill_bytes(&mut nr);
+        let Ok(keys) = IkeSaKeys::derive(&suite, req.ni, &nr, &g_ir, &spi_i, &spi_r) else {
+            return;
+        };
+
+        // §2.23: NAT_DETECTION_* only to a client that sent them.
+        let natd = !req.natd_src.is_empty() || !req.natd_dst.is_empty();
+        let nat = natd && {
+            let them = nat_detection_hash(&spi_i, &[0; 8], remote);
+            let us = nat_detection_hash(&spi_i, &[0; 8], local);
+            !req.natd_src.iter().any(|d| *d == them) || !req.natd_dst.iter().any(|d| *d == us)
+        };
+        let mut payloads = vec![
+            Payload::Sa(vec![suite.to_proposal()]),
+            Payload::Ke(KeyExchange {
+                group: suite.dh.id(),
+                data: dh.public_value(),
+            }),
+            Payload::Nonce(nr.clone()),
+        ];
+        if natd {
+            for (kind, addr) in [
+                (notify::NAT_DETECTION_SOURCE_IP, local),
+                (notify::NAT_DETECTION_DESTINATION_IP, remote),
+            ] {
+                payloads.push(Payload::Notify(Notify {
+                    protocol: 0,
+                    spi: Vec::new(),
+                    kind,
+                    data: nat_detection_hash(&spi_i, &spi_r, addr).to_vec(),
+                }));
+            }
+        }
+        let response = Header {
+            spi_i,
+            spi_r,
+            exchange: wire::EXCHANGE_IKE_SA_INIT,
+            initiator: false,
+            response: true,
+            message_id: 0,
+        };
+        let Ok(init_resp) = (Message {
+            header: response,
+            payloads,
+        })
+        .to_bytes() else {
+            return;
+        };
+        self.send(local, remote, &init_resp);
+
+        if self.config.log_keys {
+            self.event(Event::Keys(KeyLog {
+                spi_i,
+                spi_r,
+                encr: suite.encr,
+                integ: suite.integ,
+                sk_ei: keys.sk_ei.clone(),
+                sk_er: keys.sk_er.clone(),
+                sk_ai: keys.sk_ai.clone(),
+                sk_ar: keys.sk_ar.clone(),
+            }));
+        }
+        let sa = IkeSa {
+            spi_i,
+            spi_r,
+            init_remote: remote,
+            local,
+            remote,
+            nat,
+            method,
+            suite,
+            open: SkCipher::initiator(&keys, &suite),
+            seal: SkCipher::responder(&keys, &suite),
+            keys,
+            init_req: ike.to_vec(),
+            init_resp,
+            ni: req.ni.to_vec(),
+            nr,
+            state: SaState::HalfOpen,
+            deadline: now + self.config.half_open_timeout,
+            peer_next: 1,
+            cached: None,
+            our_next: 0,
+            outstanding: None,
+            peer_id: None,
+            child: None,
+            scheduled: None,
+        };
+        self.half_open += 1;
+        *self.half_open_by_ip.entry(remote.ip()).or_insert(0) += 1;
+        self.by_init.insert((remote, spi_i), spi_r);
+        self.put_back(sa);
+    }
+
+    /// A fresh non-zero SPI not in use.
+    pub(super) fn new_spi(&mut self) -> [u8; 8] {
+        loop {
+            let mut spi = [0; 8];
+            self.rng.fill_bytes(&mut spi);
+            if spi != [0; 8] && !self.sas.contains_key(&spi) {
+                return spi;
+            }
+        }
+    }
+}
