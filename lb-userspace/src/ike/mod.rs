@@ -34,6 +34,8 @@ mod tests_initiator;
 #[cfg(test)]
 mod tests_responder;
 #[cfg(test)]
+mod tests_robust;
+#[cfg(test)]
 mod tests_strongswan;
 #[cfg(test)]
 mod tests_wire;

@@ -102,7 +102,7 @@ impl Gw {
     }
 }
 
-fn x25519_gcm() -> (super::payload::Proposal, DhGroup) {
+pub(super) fn x25519_gcm() -> (super::payload::Proposal, DhGroup) {
     (ike_proposal((20, 256), None, 5, &[31]), DhGroup::Curve25519)
 }
 
@@ -635,58 +635,4 @@ fn key_log_row_for_tshark() {
         !format!("{k:?}").contains(&hex(&keys.sk_ei)),
         "Debug hides keys"
     );
-}
-
-#[test]
-fn init_mode_vip_answers_like_the_fast_path() {
-    let mut cfg = config(AuthRedirect::Informational);
-    cfg.vips[0].mode = VipMode::Init;
-    let mut g = Gw::new(cfg);
-    let (p, dh) = x25519_gcm();
-    let mut c = Initiator::new(16, client(10, 500), gw(4500), p.clone(), dh);
-    let req = c.sa_init();
-    let out = g.deliver(c.addr, c.gw, &req);
-    let mut want = vec![0; 200];
-    let n = lb_common::wire::redirect::emit_ike(&c.spi_i, &Target::ipv4(TARGET), &c.ni, &mut want)
-        .unwrap();
-    assert_eq!(out, vec![want[..n].to_vec()]);
-    assert!(matches!(
-        g.events().as_slice(),
-        [Event::Redirected {
-            how: RedirectHow::Init,
-            ..
-        }]
-    ));
-    // Already redirected once: never again; no state either way.
-    let mut c = Initiator::new(17, client(10, 500), gw(500), p, dh);
-    c.notifies = vec![status(notify::REDIRECTED_FROM, vec![1, 4, 203, 0, 113, 9])];
-    assert!(g.deliver(c.addr, c.gw, &c.sa_init()).is_empty());
-    assert_eq!(g.r.sa_count(), 0);
-}
-
-#[test]
-fn other_local_addresses_and_noise_are_dropped() {
-    let mut g = Gw::new(config(AuthRedirect::Informational));
-    let (p, dh) = x25519_gcm();
-    let mut c = Initiator::new(18, client(10, 500), gw(500), p, dh);
-    let req = c.sa_init();
-    let elsewhere = SocketAddr::from(([198, 51, 100, 99], 500));
-    assert!(g.deliver(c.addr, elsewhere, &req).is_empty());
-    for junk in [&[0xffu8][..], &[1, 2, 3, 4, 5], &[]] {
-        g.r.handle_datagram(g.now, gw(4500), c.addr, junk);
-        g.r.handle_datagram(g.now, gw(500), c.addr, junk);
-    }
-    assert!(g.r.poll_transmit().is_none());
-    // A future major version gets INVALID_MAJOR_VERSION with ours, no larger than it.
-    let mut v3 = req.clone();
-    v3[17] = 0x30;
-    let out = g.deliver(c.addr, c.gw, &v3);
-    let m = Message::parse(&out[0]).unwrap();
-    assert_eq!(
-        m.payloads,
-        vec![status(notify::INVALID_MAJOR_VERSION, vec![])]
-    );
-    // IKEv1 is not answered.
-    v3[17] = 0x10;
-    assert!(g.deliver(c.addr, c.gw, &v3).is_empty());
 }

@@ -309,6 +309,19 @@ fn check(x: &Exchange, expected: IkeSuite) {
     let octets = signed_octets(expected.prf, x.init_resp, ni, &keys.sk_pr, &idr.body());
     assert_eq!(psk_auth(expected.prf, PSK, &octets).as_slice(), x.auth_r);
     assert_eq!(find_auth(&auth_resp), x.auth_r);
+
+    // The responder itself, given this half-open SA, accepts the client's IKE_AUTH and
+    // answers with the AUTH strongSwan's gateway sent.
+    let ours = super::tests_robust::replay_ike_auth(
+        x.init_req,
+        x.init_resp,
+        x.auth_req,
+        x.g_ir,
+        expected,
+        PSK,
+    );
+    assert_eq!(find_id(&ours, false), idr);
+    assert_eq!(find_auth(&ours), x.auth_r);
 }
 
 fn find_id(m: &Message, initiator: bool) -> &Identification {

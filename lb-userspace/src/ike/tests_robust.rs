@@ -1,0 +1,269 @@
+//! The responder against hostile and real input: random and mutated datagrams (no
+//! panic, no amplification, no answer to a forged encrypted message), the init-mode
+//! slow path, noise, and IKE_AUTH replayed from two real strongSwan 5.9.8 exchanges.
+
+use std::net::{IpAddr, SocketAddr};
+
+use lb_common::maps::Target;
+use proptest::prelude::*;
+use zeroize::Zeroizing;
+
+use super::crypto::IkeSaKeys;
+use super::message::{Message, Payload, notify};
+use super::payload::Identification;
+use super::proposal::{DhGroup, IkeSuite};
+use super::responder::{
+    AuthMethod, AuthRedirect, Event, Identity, PeerConfig, RedirectHow, ResponderConfig, VipConfig,
+    VipMode,
+};
+use super::sa::{IkeSa, SaState};
+use super::sk::SkCipher;
+use super::tests_initiator::{Initiator, ike_proposal, status};
+use super::tests_responder::{Gw, TARGET, client, config, gw, init, x25519_gcm};
+
+/// Most an unauthenticated request may make us send beyond its own length: our Nr (32)
+/// against the shortest Ni (16), and both NAT-D notifies (2 × 28) against one.
+const INIT_GROWTH: usize = 16 + 28;
+
+fn x25519() -> Initiator {
+    let p = ike_proposal((20, 256), None, 5, &[31]);
+    Initiator::new(77, client(10, 500), gw(500), p, DhGroup::Curve25519)
+}
+
+/// Feeds one datagram; returns the lengths of all answers.
+fn feed(g: &mut Gw, from: SocketAddr, to: SocketAddr, payload: &[u8]) -> Vec<usize> {
+    g.r.handle_datagram(g.now, to, from, payload);
+    std::iter::from_fn(|| g.r.poll_transmit())
+        .map(|t| t.payload.len())
+        .collect()
+}
+
+fn mutate(base: &[u8], edits: &[(usize, u8)], cut: Option<usize>, extra: &[u8]) -> Vec<u8> {
+    let mut m = base.to_vec();
+    for &(i, b) in edits {
+        if !m.is_empty() {
+            let i = i % m.len();
+            m[i] = b;
+        }
+    }
+    if let Some(c) = cut {
+        m.truncate(c % (m.len() + 1));
+    }
+    m.extend_from_slice(extra);
+    m
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn random_datagrams_never_panic_or_amplify(
+        data in proptest::collection::vec(any::<u8>(), 0..700),
+        natt in any::<bool>(),
+    ) {
+        let mut g = Gw::new(config(AuthRedirect::Informational));
+        let to = gw(if natt { 4500 } else { 500 });
+        for len in feed(&mut g, client(10, 500), to, &data) {
+            prop_assert!(len <= data.len() + INIT_GROWTH);
+        }
+        g.step();
+    }
+
+    #[test]
+    fn mutated_sa_init_never_panics_or_amplifies(
+        edits in proptest::collection::vec((any::<usize>(), any::<u8>()), 0..6),
+        cut in proptest::option::of(any::<usize>()),
+        extra in proptest::collection::vec(any::<u8>(), 0..8),
+        cookie in any::<bool>(),
+    ) {
+        let mut cfg = config(AuthRedirect::IkeAuth);
+        if cookie {
+            cfg.cookie_threshold = 0;
+        }
+        let mut g = Gw::new(cfg);
+        let mut c = x25519();
+        let m = mutate(&c.sa_init(), &edits, cut, &extra);
+        for len in feed(&mut g, c.addr, c.gw, &m) {
+            prop_assert!(len <= m.len() + INIT_GROWTH, "{len} for {}", m.len());
+        }
+        while g.step().is_some() {}
+        prop_assert_eq!(g.r.sa_count(), 0);
+        prop_assert_eq!(g.r.half_open_count(), 0);
+    }
+
+    /// Every byte of an SK message is covered by the ICV: a changed IKE_AUTH gets no
+    /// answer at all, and the SA still takes the real one afterwards.
+    #[test]
+    fn mutated_ike_auth_is_never_answered(
+        edits in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..4),
+        cut in proptest::option::of(any::<usize>()),
+        extra in proptest::collection::vec(any::<u8>(), 0..4),
+        natt in any::<bool>(),
+    ) {
+        let mut g = Gw::new(config(AuthRedirect::Informational));
+        let mut c = x25519();
+        init(&mut g, &mut c);
+        if natt {
+            c.addr.set_port(4500);
+            c.gw.set_port(4500);
+        }
+        let real = c.ike_auth();
+        let m = mutate(&real, &edits, cut, &extra);
+        let mut framed = if natt { vec![0; 4] } else { Vec::new() };
+        framed.extend_from_slice(&m);
+        let out = feed(&mut g, c.addr, c.gw, &framed);
+        if m != real {
+            prop_assert!(out.is_empty());
+            prop_assert_eq!(g.r.half_open_count(), 1);
+        }
+        let mut framed = if natt { vec![0; 4] } else { Vec::new() };
+        framed.extend_from_slice(&real);
+        let again = feed(&mut g, c.addr, c.gw, &framed);
+        prop_assert!(!again.is_empty());
+    }
+}
+
+#[test]
+fn init_mode_vip_answers_like_the_fast_path() {
+    let mut cfg = config(AuthRedirect::Informational);
+    cfg.vips[0].mode = VipMode::Init;
+    let mut g = Gw::new(cfg);
+    let (p, dh) = x25519_gcm();
+    let mut c = Initiator::new(16, client(10, 500), gw(4500), p.clone(), dh);
+    let req = c.sa_init();
+    let out = g.deliver(c.addr, c.gw, &req);
+    let mut want = vec![0; 200];
+    let n = lb_common::wire::redirect::emit_ike(&c.spi_i, &Target::ipv4(TARGET), &c.ni, &mut want)
+        .unwrap();
+    assert_eq!(out, vec![want[..n].to_vec()]);
+    assert!(matches!(
+        g.events().as_slice(),
+        [Event::Redirected {
+            how: RedirectHow::Init,
+            ..
+        }]
+    ));
+    // Already redirected once: never again; no state either way.
+    let mut c = Initiator::new(17, client(10, 500), gw(500), p, dh);
+    c.notifies = vec![status(notify::REDIRECTED_FROM, vec![1, 4, 203, 0, 113, 9])];
+    assert!(g.deliver(c.addr, c.gw, &c.sa_init()).is_empty());
+    assert_eq!(g.r.sa_count(), 0);
+}
+
+#[test]
+fn other_local_addresses_and_noise_are_dropped() {
+    let mut g = Gw::new(config(AuthRedirect::Informational));
+    let (p, dh) = x25519_gcm();
+    let mut c = Initiator::new(18, client(10, 500), gw(500), p, dh);
+    let req = c.sa_init();
+    let elsewhere = SocketAddr::from(([198, 51, 100, 99], 500));
+    assert!(g.deliver(c.addr, elsewhere, &req).is_empty());
+    for junk in [&[0xffu8][..], &[1, 2, 3, 4, 5], &[]] {
+        g.r.handle_datagram(g.now, gw(4500), c.addr, junk);
+        g.r.handle_datagram(g.now, gw(500), c.addr, junk);
+    }
+    assert!(g.r.poll_transmit().is_none());
+    // A future major version gets INVALID_MAJOR_VERSION with ours, no larger than it.
+    let mut v3 = req.clone();
+    v3[17] = 0x30;
+    let out = g.deliver(c.addr, c.gw, &v3);
+    let m = Message::parse(&out[0]).unwrap();
+    assert_eq!(
+        m.payloads,
+        vec![status(notify::INVALID_MAJOR_VERSION, vec![])]
+    );
+    // IKEv1 is not answered.
+    v3[17] = 0x10;
+    assert!(g.deliver(c.addr, c.gw, &v3).is_empty());
+}
+
+/// Gives a responder (`gw.example`, PSK `psk`, VIP 10.77.0.2) the half-open SA of a
+/// recorded exchange (the DH private value is unknown, so the SA is built from the
+/// logged `g^ir`), feeds it the recorded IKE_AUTH (on 4500, marker included) from
+/// 10.77.0.1, and returns our IKE_AUTH response, decrypted.
+pub(super) fn replay_ike_auth(
+    init_req: &[u8],
+    init_resp: &[u8],
+    auth_req: &[u8],
+    g_ir: &[u8],
+    suite: IkeSuite,
+    psk: &[u8],
+) -> Message {
+    let nonce = |m: &[u8]| {
+        Message::parse(m)
+            .unwrap()
+            .payloads
+            .into_iter()
+            .find_map(|p| match p {
+                Payload::Nonce(n) => Some(n),
+                _ => None,
+            })
+            .unwrap()
+    };
+    let (ni, nr) = (nonce(init_req), nonce(init_resp));
+    let resp = Message::parse(init_resp).unwrap().header;
+    let keys = IkeSaKeys::derive(&suite, &ni, &nr, g_ir, &resp.spi_i, &resp.spi_r).unwrap();
+    let (vip, peer) = ([10, 77, 0, 2], [10, 77, 0, 1]);
+    let chooser = Box::new(|_: IpAddr| Some(Target::ipv4(TARGET)));
+    let mut cfg = ResponderConfig::new(Identity::Fqdn("gw.example".into()), chooser);
+    cfg.peers.push(PeerConfig {
+        id: Identity::Fqdn("client.example".into()),
+        auth: AuthMethod::Psk(Zeroizing::new(psk.to_vec())),
+    });
+    cfg.vips.push(VipConfig {
+        addr: IpAddr::from(vip),
+        mode: VipMode::Auth(AuthRedirect::Informational),
+    });
+    let mut g = Gw::new(cfg);
+    let (local, remote) = (SocketAddr::from((vip, 500)), SocketAddr::from((peer, 500)));
+    let sa = IkeSa {
+        spi_i: resp.spi_i,
+        spi_r: resp.spi_r,
+        init_remote: remote,
+        local,
+        remote,
+        nat: false,
+        method: AuthRedirect::Informational,
+        suite,
+        open: SkCipher::initiator(&keys, &suite),
+        seal: SkCipher::responder(&keys, &suite),
+        keys,
+        init_req: init_req.to_vec(),
+        init_resp: init_resp.to_vec(),
+        ni,
+        nr,
+        state: SaState::HalfOpen,
+        deadline: g.now + std::time::Duration::from_secs(30),
+        peer_next: 1,
+        cached: None,
+        our_next: 0,
+        outstanding: None,
+        peer_id: None,
+        child: None,
+        scheduled: None,
+    };
+    g.r.half_open += 1;
+    g.r.half_open_by_ip.insert(remote.ip(), 1);
+    g.r.by_init.insert((remote, sa.spi_i), sa.spi_r);
+    let open = SkCipher::responder(&sa.keys, &suite);
+    g.r.put_back(sa);
+    let (local, remote) = (
+        SocketAddr::from((vip, 4500)),
+        SocketAddr::from((peer, 4500)),
+    );
+    let out = g.deliver(remote, local, auth_req.strip_prefix(&[0; 4][..]).unwrap());
+    assert_eq!(
+        out.len(),
+        2,
+        "IKE_AUTH response and the INFORMATIONAL redirect"
+    );
+    let ev = g.events();
+    assert!(
+        matches!(&ev[0], Event::Established { peer, .. } if *peer == Identification {
+            kind: 2,
+            data: b"client.example".to_vec()
+        }),
+        "{ev:?}"
+    );
+    open.open(&out[0]).unwrap()
+}
