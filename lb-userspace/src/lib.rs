@@ -5,4 +5,5 @@ pub mod config;
 pub mod dataplane;
 pub mod frames;
 pub mod ike;
+pub mod select;
 pub mod vrrp;

@@ -10,7 +10,8 @@ use lb_common::wire::ike as wire;
 use rand_core::RngCore;
 
 use super::crypto::{psk_auth, signed_octets, verify_psk_auth};
-use super::message::{Header, Message, Payload, notify};
+use super::frag::{Reassembly, Step};
+use super::message::{Header, Message, Payload, kind, notify, parse_chain};
 use super::payload::{AUTH_PSK, Auth, Delete, Identification, Notify, PROTO_ESP};
 use super::proposal::select_esp;
 use super::responder::{
@@ -126,21 +127,44 @@ impl Responder {
         if !allowed || header.message_id != sa.peer_next {
             return;
         }
-        let msg = match sa.open.open(ike) {
-            Ok(m) => m,
-            Err(SkError::Inner(e)) => {
+        let opened = if sa.fragmentation && ike.get(16) == Some(&kind::SKF) {
+            match sa.open.open_fragment(ike) {
+                Ok(f) => match Reassembly::add(&mut sa.reassembly, f, digest(ike)) {
+                    Step::Done {
+                        first,
+                        plain,
+                        first_digest,
+                    } => parse_chain(first, &plain)
+                        .map(|payloads| {
+                            let header = *header;
+                            (Message { header, payloads }, first_digest)
+                        })
+                        .map_err(|e| (e, first_digest)),
+                    Step::Pending | Step::Drop => return,
+                },
+                Err(_) => return,
+            }
+        } else {
+            match sa.open.open(ike) {
+                Ok(m) => Ok((m, digest(ike))),
+                Err(SkError::Inner(e)) => Err((e, digest(ike))),
+                // Integrity failure, SKF without negotiation, garbage: drop.
+                Err(_) => return,
+            }
+        };
+        let (msg, req) = match opened {
+            Ok(x) => x,
+            Err((e, req)) => {
                 // Authentic but malformed: answer (§2.21.2); an IKE_AUTH that fails so
                 // creates no SA.
                 sa.peer_next = sa.peer_next.wrapping_add(1);
                 let (kind, data) = e.notify();
-                self.respond(sa, local, remote, header, ike, vec![status(kind, data)]);
+                self.respond(sa, local, remote, header, req, vec![status(kind, data)]);
                 if sa.state == SaState::HalfOpen {
                     self.close(now, sa, DeleteReason::InvalidSyntax);
                 }
                 return;
             }
-            // Integrity failure, SKF (not supported), garbage: drop.
-            Err(_) => return,
         };
         sa.peer_next = sa.peer_next.wrapping_add(1);
         // §2.23: follow the client to port 4500 or to a new NAT mapping, but only on an
@@ -150,12 +174,12 @@ impl Responder {
             sa.remote = remote;
         }
         match header.exchange {
-            wire::EXCHANGE_IKE_AUTH => self.ike_auth(now, local, remote, sa, header, ike, &msg),
+            wire::EXCHANGE_IKE_AUTH => self.ike_auth(now, local, remote, sa, header, req, &msg),
             wire::EXCHANGE_CREATE_CHILD_SA => {
                 let answer = vec![status(NO_ADDITIONAL_SAS, Vec::new())];
-                self.respond(sa, local, remote, header, ike, answer);
+                self.respond(sa, local, remote, header, req, answer);
             }
-            _ => self.informational(now, local, remote, sa, header, ike, &msg),
+            _ => self.informational(now, local, remote, sa, header, req, &msg),
         }
     }
 
@@ -167,13 +191,13 @@ impl Responder {
         remote: SocketAddr,
         sa: &mut IkeSa,
         header: &Header,
-        ike: &[u8],
+        req_digest: [u8; 32],
         msg: &Message,
     ) {
         let req = AuthRequest::read(msg);
         let Some(idi) = req.idi else {
             let answer = vec![status(notify::INVALID_SYNTAX, Vec::new())];
-            self.respond(sa, local, remote, header, ike, answer);
+            self.respond(sa, local, remote, header, req_digest, answer);
             self.close(now, sa, DeleteReason::InvalidSyntax);
             return;
         };
@@ -193,7 +217,7 @@ impl Responder {
         };
         let Some(psk) = psk else {
             let answer = vec![status(notify::AUTHENTICATION_FAILED, Vec::new())];
-            self.respond(sa, local, remote, header, ike, answer);
+            self.respond(sa, local, remote, header, req_digest, answer);
             self.event(Event::AuthFailed {
                 client: remote,
                 peer: Some(idi.clone()),
@@ -224,12 +248,12 @@ impl Responder {
             (Some(t), AuthRedirect::IkeAuth) => {
                 // RFC 5685 §6: no CHILD SA with a redirect.
                 answer.push(redirect_notify(&t));
-                self.respond(sa, local, remote, header, ike, answer);
+                self.respond(sa, local, remote, header, req_digest, answer);
                 self.redirected(sa, t, RedirectHow::IkeAuth);
             }
             (Some(t), AuthRedirect::Informational) => {
                 self.answer_child(sa, &req, &mut answer);
-                self.respond(sa, local, remote, header, ike, answer);
+                self.respond(sa, local, remote, header, req_digest, answer);
                 self.request(now, sa, OurRequest::Redirect, vec![redirect_notify(&t)]);
                 self.redirected(sa, t, RedirectHow::Informational);
             }
@@ -239,7 +263,7 @@ impl Responder {
                 if req.sa.is_some() {
                     answer.push(status(notify::NO_PROPOSAL_CHOSEN, Vec::new()));
                 }
-                self.respond(sa, local, remote, header, ike, answer);
+                self.respond(sa, local, remote, header, req_digest, answer);
                 self.event(Event::NoTarget {
                     client: remote,
                     spi_i: sa.spi_i,
@@ -296,7 +320,7 @@ impl Responder {
         remote: SocketAddr,
         sa: &mut IkeSa,
         header: &Header,
-        ike: &[u8],
+        req_digest: [u8; 32],
         msg: &Message,
     ) {
         let mut answer = Vec::new();
@@ -304,7 +328,7 @@ impl Responder {
             match p {
                 Payload::Delete(Delete::Ike) => {
                     // §1.4.1: the answer to deleting the IKE SA is empty.
-                    self.respond(sa, local, remote, header, ike, Vec::new());
+                    self.respond(sa, local, remote, header, req_digest, Vec::new());
                     self.close(now, sa, DeleteReason::PeerDelete);
                     return;
                 }
@@ -324,7 +348,7 @@ impl Responder {
                 _ => {}
             }
         }
-        self.respond(sa, local, remote, header, ike, answer);
+        self.respond(sa, local, remote, header, req_digest, answer);
     }
 
     /// Seals and sends the response to the client's request, and caches it.
@@ -334,7 +358,7 @@ impl Responder {
         local: SocketAddr,
         remote: SocketAddr,
         request: &Header,
-        request_ike: &[u8],
+        request_digest: [u8; 32],
         payloads: Vec<Payload>,
     ) {
         let header = Header {
@@ -351,7 +375,7 @@ impl Responder {
         self.send(local, remote, &ike);
         sa.cached = Some(Cached {
             message_id: request.message_id,
-            request: digest(request_ike),
+            request: request_digest,
             ike,
         });
     }

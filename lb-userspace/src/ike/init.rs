@@ -28,6 +28,7 @@ struct InitRequest<'a> {
     cookie: Option<&'a [u8]>,
     redirect_supported: bool,
     redirected_from: bool,
+    fragmentation: bool,
     natd_src: Vec<&'a [u8]>,
     natd_dst: Vec<&'a [u8]>,
 }
@@ -37,6 +38,7 @@ impl<'a> InitRequest<'a> {
     fn read(msg: &'a Message) -> Option<Self> {
         let (mut sa, mut ke, mut ni) = (None, None, None);
         let (mut redirect_supported, mut redirected_from) = (false, false);
+        let mut fragmentation = false;
         let (mut natd_src, mut natd_dst) = (Vec::new(), Vec::new());
         for p in &msg.payloads {
             let dup = match p {
@@ -47,6 +49,7 @@ impl<'a> InitRequest<'a> {
                     match n.kind {
                         notify::REDIRECT_SUPPORTED => redirect_supported = true,
                         notify::REDIRECTED_FROM => redirected_from = true,
+                        notify::FRAGMENTATION_SUPPORTED => fragmentation = true,
                         notify::NAT_DETECTION_SOURCE_IP => natd_src.push(n.data.as_slice()),
                         notify::NAT_DETECTION_DESTINATION_IP => natd_dst.push(n.data.as_slice()),
                         // Unknown status and error notifies in a request: ignored
@@ -72,6 +75,7 @@ impl<'a> InitRequest<'a> {
             },
             redirect_supported,
             redirected_from,
+            fragmentation,
             natd_src,
             natd_dst,
         })
@@ -338,6 +342,15 @@ impl Responder {
                 }));
             }
         }
+        // RFC 7383 §2.3: we reassemble SKF, so we say so to a client that can send it.
+        if req.fragmentation {
+            payloads.push(Payload::Notify(Notify {
+                protocol: 0,
+                spi: Vec::new(),
+                kind: notify::FRAGMENTATION_SUPPORTED,
+                data: Vec::new(),
+            }));
+        }
         let response = Header {
             spi_i,
             spi_r,
@@ -391,6 +404,8 @@ impl Responder {
             outstanding: None,
             peer_id: None,
             child: None,
+            fragmentation: req.fragmentation,
+            reassembly: None,
             scheduled: None,
         };
         self.half_open += 1;

@@ -8,12 +8,13 @@
 //!
 //! - [`responder`]: the sans-IO responder state machine on top of them ([`Responder`]),
 //!   with [`init`] (IKE_SA_INIT), [`auth`] (IKE_AUTH, INFORMATIONAL, redirect), [`sa`]
-//!   (one IKE SA) and [`cookie`] (stateless COOKIE).
+//!   (one IKE SA), [`cookie`] (stateless COOKIE) and [`frag`] (SKF reassembly).
 
 mod auth;
 mod cookie;
 pub mod crypto;
 pub mod dh;
+mod frag;
 mod init;
 pub mod message;
 pub mod payload;

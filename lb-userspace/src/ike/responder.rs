@@ -29,9 +29,10 @@
 //! [`Event::RedirectUnsupported`]: the client fails fast and visibly instead of black-
 //! holing its traffic.
 //!
-//! **IKE fragmentation** (RFC 7383) is not advertised yet: SKF reassembly is not built,
-//! so a large IKE_AUTH must arrive as IP fragments (protocol.md §1.8). SKF messages are
-//! dropped.
+//! **IKE fragmentation** (RFC 7383): to a client that sends
+//! IKEV2_FRAGMENTATION_SUPPORTED we answer it too, and reassemble its SKF requests
+//! ([`super::frag`], bounded, one message at a time); our own messages are small and go
+//! unfragmented. Without the notify, SKF is dropped.
 //!
 //! Robustness: every parse is bounded ([`super::message`]); unauthenticated malformed
 //! input is dropped, never answered, except INVALID_MAJOR_VERSION and

@@ -93,6 +93,10 @@ pub(super) struct IkeSa {
     pub(super) peer_id: Option<Identification>,
     /// The CHILD SA answered in IKE_AUTH, and our SPI for it (nothing installed).
     pub(super) child: Option<(EspSuite, [u8; 4])>,
+    /// Both sides sent IKEV2_FRAGMENTATION_SUPPORTED (RFC 7383 §2.3).
+    pub(super) fragmentation: bool,
+    /// The fragments of the client's current request.
+    pub(super) reassembly: Option<super::frag::Reassembly>,
     /// The time this SA is filed under in the responder's timer set.
     pub(super) scheduled: Option<Instant>,
 }

@@ -329,16 +329,48 @@ impl Initiator {
         })
     }
 
-    /// A normal IKE_AUTH: IDi, AUTH, SAi2 (ESP), TSi, TSr.
-    pub(super) fn ike_auth(&mut self) -> Vec<u8> {
+    /// The payloads of a normal IKE_AUTH: IDi, AUTH, SAi2 (ESP), TSi, TSr.
+    fn ike_auth_payloads(&self) -> Vec<Payload> {
         let gcm = self.suite().encr.is_aead();
-        let payloads = vec![
+        vec![
             Payload::IdI(self.id.clone()),
             self.auth_payload(&self.psk.clone()),
             Payload::Sa(vec![esp_proposal(gcm, [0xc1, 0x1e, 0x47, 0x01])]),
             Payload::TsI(ts([10, 1, 0, 0], [10, 1, 255, 255])),
             Payload::TsR(ts([0, 0, 0, 0], [255, 255, 255, 255])),
-        ];
+        ]
+    }
+
+    /// The same IKE_AUTH cut into `n` SKF fragments (RFC 7383 §2.5), or into `n` of a
+    /// message that claims `total` fragments.
+    pub(super) fn ike_auth_fragments(&mut self, n: u16, total: u16) -> Vec<Vec<u8>> {
+        let mut plain = Vec::new();
+        let first = super::message::emit_chain(&self.ike_auth_payloads(), &mut plain).unwrap();
+        let h = Header {
+            spi_i: self.spi_i,
+            spi_r: self.spi_r,
+            exchange: wire::EXCHANGE_IKE_AUTH,
+            initiator: true,
+            response: false,
+            message_id: self.next_mid,
+        };
+        let c = self.our_cipher();
+        let size = plain.len().div_ceil(usize::from(n));
+        plain
+            .chunks(size)
+            .enumerate()
+            .map(|(i, chunk)| {
+                let number = u16::try_from(i + 1).unwrap();
+                let first = if number == 1 { first } else { 0 };
+                c.seal_fragment(&h, (number, total), first, chunk, &mut self.rng)
+                    .unwrap()
+            })
+            .collect()
+    }
+
+    /// A normal IKE_AUTH: IDi, AUTH, SAi2 (ESP), TSi, TSr.
+    pub(super) fn ike_auth(&mut self) -> Vec<u8> {
+        let payloads = self.ike_auth_payloads();
         self.request(wire::EXCHANGE_IKE_AUTH, &payloads)
     }
 

@@ -240,6 +240,8 @@ pub(super) fn replay_ike_auth(
         outstanding: None,
         peer_id: None,
         child: None,
+        fragmentation: false,
+        reassembly: None,
         scheduled: None,
     };
     g.r.half_open += 1;
@@ -266,4 +268,72 @@ pub(super) fn replay_ike_auth(
         "{ev:?}"
     );
     open.open(&out[0]).unwrap()
+}
+
+/// An X25519 client that advertises IKE fragmentation, past IKE_SA_INIT.
+fn fragmenting_client(g: &mut Gw, seed: u64, advertise: bool) -> Initiator {
+    let (p, dh) = x25519_gcm();
+    let mut c = Initiator::new(seed, client(10, 500), gw(500), p, dh);
+    if advertise {
+        c.notifies
+            .push(status(notify::FRAGMENTATION_SUPPORTED, Vec::new()));
+    }
+    let out = g.deliver(c.addr, c.gw, &c.sa_init());
+    let m = Message::parse(&out[0]).unwrap();
+    assert_eq!(
+        m.find_notify(notify::FRAGMENTATION_SUPPORTED).is_some(),
+        advertise,
+        "answered in kind (RFC 7383 §2.3)"
+    );
+    c.on_sa_init_response(&out[0]);
+    c
+}
+
+#[test]
+fn fragmented_ike_auth_is_reassembled() {
+    let mut g = Gw::new(config(AuthRedirect::IkeAuth));
+    let mut c = fragmenting_client(&mut g, 40, true);
+    let f = c.ike_auth_fragments(3, 3);
+    assert_eq!(f.len(), 3);
+    // Out of order, with a duplicate: nothing until the last one arrives.
+    for i in [2, 0, 0] {
+        assert!(g.deliver(c.addr, c.gw, &f[i]).is_empty());
+    }
+    let out = g.deliver(c.addr, c.gw, &f[1]);
+    assert_eq!(out.len(), 1);
+    let resp = c.open(&out[0]);
+    assert_eq!(resp.header.message_id, 1);
+    assert!(c.responder_auth_ok(&resp, b"ikelb test psk"));
+    // A retransmission repeats fragment 1 and gets the cached answer; the other
+    // fragments are ignored.
+    assert_eq!(g.deliver(c.addr, c.gw, &f[0]), out);
+    assert!(g.deliver(c.addr, c.gw, &f[2]).is_empty());
+}
+
+#[test]
+fn fragments_restart_on_a_larger_total_and_need_negotiation() {
+    let mut g = Gw::new(config(AuthRedirect::IkeAuth));
+    let mut c = fragmenting_client(&mut g, 41, true);
+    let two = c.ike_auth_fragments(2, 2);
+    assert!(g.deliver(c.addr, c.gw, &two[0]).is_empty());
+    // Re-fragmented smaller (§2.6.1): the old pieces are discarded.
+    let four = c.ike_auth_fragments(4, 4);
+    for f in &four[..3] {
+        assert!(g.deliver(c.addr, c.gw, f).is_empty());
+    }
+    // A stale piece of the 2-fragment version is not mixed in.
+    assert!(g.deliver(c.addr, c.gw, &two[1]).is_empty());
+    assert_eq!(g.deliver(c.addr, c.gw, &four[3]).len(), 1);
+    // More fragments than we hold: dropped.
+    let mut c = fragmenting_client(&mut g, 42, true);
+    let many = c.ike_auth_fragments(2, super::frag::MAX_FRAGMENTS + 1);
+    for f in &many {
+        assert!(g.deliver(c.addr, c.gw, f).is_empty());
+    }
+    // Not negotiated: SKF is dropped.
+    let mut c = fragmenting_client(&mut g, 43, false);
+    for f in &c.ike_auth_fragments(1, 1) {
+        assert!(g.deliver(c.addr, c.gw, f).is_empty());
+    }
+    assert_eq!(g.deliver(c.addr, c.gw, &c.ike_auth()).len(), 1);
 }

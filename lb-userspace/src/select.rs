@@ -1,0 +1,562 @@
+//! Target choice: a pure function from the members' latest load reports and the
+//! redirects sent to each since then to the weights of the slot table
+//! ([`crate::dataplane::tables::build`]).
+//!
+//! A member's share is proportional to its headroom,
+//! `capacity × overload limit − active SAs − redirects since its last report`, times
+//! its weight. The redirects since the last report are clients already sent its way
+//! that its report does not count yet: without them every table built between two
+//! reports would keep sending new clients to the member that looked emptiest (the
+//! herding the "least loaded" baseline of [`simulate`] shows). Members that drain, are
+//! at or over their limit (of SAs or of CPU), or have weight 0 get no share. A member
+//! that (re)joined ramps up over [`Policy::slow_start_reports`] reports.
+//!
+//! The driver rebuilds the table on every accepted report and at a short period in
+//! between (the simulation uses 100 ms), reading the per-target redirect counters
+//! through [`InFlight`].
+
+use std::collections::BTreeMap;
+
+use lb_common::maps::SLOTS;
+use lb_common::wire::request::{flow_hash, mix64};
+
+use crate::dataplane::tables;
+
+/// The figures of one member that the choice uses ([`crate::cluster::Member::load`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Load {
+    pub id: u32,
+    /// This node.
+    pub local: bool,
+    pub active_sas: u32,
+    pub capacity: u32,
+    pub weight: u32,
+    pub cpu_permille: u16,
+    pub overload_pct: u16,
+    pub drain: bool,
+    /// Reports since the member (re)joined.
+    pub reports: u64,
+    /// Changes exactly when the figures are refreshed (the report's sequence number).
+    pub seq: u64,
+}
+
+/// How shares are computed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Policy {
+    /// This node takes clients too (LANCOM's behaviour); otherwise it is left out.
+    pub include_local: bool,
+    /// A member that (re)joined gets `reports / slow_start_reports` of its share until
+    /// it has sent that many reports. 0 or 1: no slow start.
+    pub slow_start_reports: u32,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            include_local: true,
+            slow_start_reports: 5,
+        }
+    }
+}
+
+/// SAs the member can still take before its limit, `in_flight` included; 0 when it
+/// drains, has weight 0, or is at its limit of SAs or CPU.
+pub fn headroom(m: &Load, in_flight: u64) -> u64 {
+    let limit = u64::from(m.capacity) * u64::from(m.overload_pct) / 100;
+    let used = u64::from(m.active_sas) + in_flight;
+    let cpu_over = u32::from(m.cpu_permille) >= u32::from(m.overload_pct) * 10;
+    if m.drain || m.weight == 0 || cpu_over {
+        return 0;
+    }
+    limit.saturating_sub(used)
+}
+
+/// Slot weights as `(member id, weight)`, by id, one entry per member taken into
+/// account (the local one only with [`Policy::include_local`]). Zero weights stay in
+/// the list (no slots, but listed in status). Weights are scaled down together when
+/// they would not fit a `u32`. Map the ids to target indices for [`tables::build`].
+pub fn weights(
+    policy: &Policy,
+    members: &[Load],
+    in_flight: &BTreeMap<u32, u64>,
+) -> Vec<(u32, u32)> {
+    let n = u64::from(policy.slow_start_reports.max(1));
+    let mut raw: Vec<(u32, u128)> = members
+        .iter()
+        .filter(|m| policy.include_local || !m.local)
+        .map(|m| {
+            let h = headroom(m, in_flight.get(&m.id).copied().unwrap_or(0));
+            let ramp = m.reports.min(n);
+            let w = u128::from(h) * u128::from(m.weight) * u128::from(ramp) / u128::from(n);
+            (m.id, w)
+        })
+        .collect();
+    raw.sort_by_key(|&(id, _)| id);
+    let max = raw.iter().map(|&(_, w)| w).max().unwrap_or(0);
+    let shift = (128 - max.leading_zeros()).saturating_sub(32);
+    raw.into_iter()
+        .map(|(id, w)| (id, u32::try_from(w >> shift).unwrap_or(u32::MAX)))
+        .collect()
+}
+
+/// Tracks the redirects sent to each member since its last report from the
+/// dataplane's cumulative per-target counters: the counter's value when a member's
+/// `seq` changes is the new baseline.
+#[derive(Clone, Debug, Default)]
+pub struct InFlight {
+    base: BTreeMap<u32, (u64, u64)>,
+}
+
+impl InFlight {
+    /// `redirects`: cumulative redirects per member id. Returns the redirects since
+    /// each member's last report. A counter that went backwards (the dataplane reset
+    /// it) becomes the new baseline.
+    pub fn update(
+        &mut self,
+        members: &[Load],
+        redirects: &BTreeMap<u32, u64>,
+    ) -> BTreeMap<u32, u64> {
+        self.base
+            .retain(|id, _| members.iter().any(|m| m.id == *id));
+        members
+            .iter()
+            .map(|m| {
+                let c = redirects.get(&m.id).copied().unwrap_or(0);
+                let e = self.base.entry(m.id).or_insert((m.seq, c));
+                if e.0 != m.seq || c < e.1 {
+                    *e = (m.seq, c);
+                }
+                (m.id, c - e.1)
+            })
+            .collect()
+    }
+}
+
+/// The policies [`simulate`] compares.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SimPolicy {
+    /// [`weights`] with in-flight accounting, rebuilt on every report and every 100 ms.
+    Ikelb,
+    /// Equal slots for every member.
+    RoundRobin,
+    /// Every slot to the member with the lowest reported utilisation, rebuilt on every
+    /// report.
+    LeastLoaded,
+}
+
+impl SimPolicy {
+    pub const ALL: [SimPolicy; 3] = [
+        SimPolicy::Ikelb,
+        SimPolicy::RoundRobin,
+        SimPolicy::LeastLoaded,
+    ];
+
+    pub const fn name(self) -> &'static str {
+        match self {
+            SimPolicy::Ikelb => "ikelb",
+            SimPolicy::RoundRobin => "round robin",
+            SimPolicy::LeastLoaded => "least loaded",
+        }
+    }
+}
+
+/// The simulated cluster and its clients. [`Scenario::default`] is issue 4's: 10 000
+/// clients in bursts onto 8 members of unequal capacity and unequal initial load,
+/// reporting every second.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Scenario {
+    pub clients: u32,
+    /// Capacity (max SAs) per member.
+    pub capacities: Vec<u32>,
+    /// SAs each member carries at the start.
+    pub initial: Vec<u32>,
+    pub overload_pct: u16,
+    pub report_interval_ms: u64,
+    /// Clients per burst, inclusive range.
+    pub burst: (u32, u32),
+    /// Time between burst starts, ms, inclusive range.
+    pub gap_ms: (u64, u64),
+    /// How long one burst lasts, ms.
+    pub burst_ms: u64,
+    /// From redirect to the SA at the member, ms, inclusive range.
+    pub connect_ms: (u64, u64),
+    /// How often ikelb rebuilds the table between reports, ms.
+    pub rebuild_ms: u64,
+    pub seed: u64,
+}
+
+impl Default for Scenario {
+    fn default() -> Self {
+        let capacities = vec![800, 1000, 1400, 1600, 2000, 2400, 3000, 3800];
+        let initial_pct = [30, 5, 20, 10, 25, 0, 15, 5];
+        let initial = capacities
+            .iter()
+            .zip(initial_pct)
+            .map(|(&c, p)| c * p / 100)
+            .collect();
+        Scenario {
+            clients: 10_000,
+            capacities,
+            initial,
+            overload_pct: 100,
+            report_interval_ms: 1000,
+            burst: (200, 1500),
+            gap_ms: (1000, 4000),
+            burst_ms: 300,
+            connect_ms: (20, 250),
+            rebuild_ms: 100,
+            seed: 0x1ce1b,
+        }
+    }
+}
+
+/// Utilisation (SAs / capacity) when every client has its SA.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SimResult {
+    /// Highest utilisation of a member.
+    pub max_util: f64,
+    /// Mean over the members of their utilisation.
+    pub mean_util: f64,
+    /// Clients that got a target (an empty table redirects nobody).
+    pub redirected: u32,
+}
+
+impl SimResult {
+    /// max / mean: 1.0 is a perfect spread.
+    pub fn ratio(&self) -> f64 {
+        self.max_util / self.mean_util
+    }
+}
+
+/// Deterministic generator for the simulation.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        mix64(self.0)
+    }
+    fn range(&mut self, (lo, hi): (u64, u64)) -> u64 {
+        lo + self.next() % (hi - lo + 1)
+    }
+}
+
+/// Runs `scenario` under `policy` on a 1 ms virtual clock. The dataplane is modelled
+/// as the XDP program: each client's (address, port, SPIi) is hashed with
+/// [`flow_hash`] into a [`tables::build`] table of [`SLOTS`] slots.
+pub fn simulate(policy: SimPolicy, scenario: &Scenario) -> SimResult {
+    let sc = scenario;
+    let n = sc.capacities.len();
+    let mut rng = Rng(sc.seed);
+    // Arrivals: (ms, slot).
+    let mut arrivals = Vec::with_capacity(sc.clients as usize);
+    let mut t = 500;
+    while arrivals.len() < sc.clients as usize {
+        let size = rng.range((u64::from(sc.burst.0), u64::from(sc.burst.1)));
+        for _ in 0..size.min(u64::from(sc.clients) - arrivals.len() as u64) {
+            let at = t + rng.range((0, sc.burst_ms));
+            let mut addr = [0u8; 16];
+            addr[10] = 0xff;
+            addr[11] = 0xff;
+            addr[12..].copy_from_slice(&(rng.next() as u32).to_be_bytes());
+            let spi = rng.next().to_be_bytes();
+            let slot =
+                flow_hash(&addr, 500 + (rng.next() % 2) as u16 * 4000, &spi) as usize & (SLOTS - 1);
+            arrivals.push((at, slot));
+        }
+        t += rng.range(sc.gap_ms);
+    }
+    arrivals.sort_unstable();
+    let end = arrivals.last().map_or(0, |a| a.0) + sc.connect_ms.1 + 1;
+
+    let mut sas: Vec<u64> = sc.initial.iter().map(|&s| u64::from(s)).collect();
+    let mut reported: Vec<Load> = (0..n)
+        .map(|i| Load {
+            id: i as u32,
+            local: false,
+            active_sas: sc.initial[i],
+            capacity: sc.capacities[i],
+            weight: 1,
+            cpu_permille: 0,
+            overload_pct: sc.overload_pct,
+            drain: false,
+            reports: 1000,
+            seq: 0,
+        })
+        .collect();
+    let mut redirects: BTreeMap<u32, u64> = BTreeMap::new();
+    let mut in_flight = InFlight::default();
+    let policy_w = Policy {
+        include_local: true,
+        slow_start_reports: 0,
+    };
+    let build = |reported: &[Load], redirects: &BTreeMap<u32, u64>, inf: &mut InFlight| {
+        let members: Vec<(u16, u32)> = match policy {
+            SimPolicy::Ikelb => {
+                let f = inf.update(reported, redirects);
+                weights(&policy_w, reported, &f)
+                    .into_iter()
+                    .map(|(id, w)| (id as u16, w))
+                    .collect()
+            }
+            SimPolicy::RoundRobin => (0..n as u16).map(|i| (i, 1)).collect(),
+            SimPolicy::LeastLoaded => {
+                let util = |l: &Load| f64::from(l.active_sas) / f64::from(l.capacity.max(1));
+                let best = reported
+                    .iter()
+                    .min_by(|a, b| util(a).total_cmp(&util(b)))
+                    .map_or(0, |l| l.id as u16);
+                vec![(best, 1)]
+            }
+        };
+        tables::build(&members)
+    };
+    let mut table = build(&reported, &redirects, &mut in_flight);
+    let mut connects = std::collections::BinaryHeap::new();
+    let mut next = 0;
+    let mut redirected = 0;
+    for now in 0..=end {
+        let mut rebuild = policy == SimPolicy::Ikelb && now % sc.rebuild_ms == 0;
+        for (i, r) in reported.iter_mut().enumerate() {
+            let phase = i as u64 * sc.report_interval_ms / n as u64;
+            if now % sc.report_interval_ms == phase {
+                r.active_sas = u32::try_from(sas[i]).unwrap_or(u32::MAX);
+                r.seq += 1;
+                rebuild |= policy != SimPolicy::RoundRobin;
+            }
+        }
+        if rebuild {
+            table = build(&reported, &redirects, &mut in_flight);
+        }
+        while let Some(&(at, slot)) = arrivals.get(next) {
+            if at > now {
+                break;
+            }
+            next += 1;
+            if table.len == 0 {
+                continue;
+            }
+            let m = table.slots[slot];
+            redirected += 1;
+            *redirects.entry(u32::from(m)).or_default() += 1;
+            connects.push(std::cmp::Reverse((now + rng.range(sc.connect_ms), m)));
+        }
+        while let Some(&std::cmp::Reverse((at, m))) = connects.peek() {
+            if at > now {
+                break;
+            }
+            connects.pop();
+            sas[usize::from(m)] += 1;
+        }
+    }
+    let utils: Vec<f64> = sas
+        .iter()
+        .zip(&sc.capacities)
+        .map(|(&s, &c)| s as f64 / f64::from(c))
+        .collect();
+    SimResult {
+        max_util: utils.iter().copied().fold(0.0, f64::max),
+        mean_util: utils.iter().sum::<f64>() / n as f64,
+        redirected,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(id: u32, capacity: u32, active_sas: u32) -> Load {
+        Load {
+            id,
+            local: false,
+            active_sas,
+            capacity,
+            weight: 1,
+            cpu_permille: 100,
+            overload_pct: 90,
+            drain: false,
+            reports: 100,
+            seq: 1,
+        }
+    }
+
+    fn w(members: &[Load]) -> Vec<(u32, u32)> {
+        weights(&Policy::default(), members, &BTreeMap::new())
+    }
+
+    #[test]
+    fn share_is_proportional_to_headroom() {
+        // Limits 900 and 1800; headroom 800 and 800 + 0 in flight.
+        let m = [load(1, 1000, 100), load(2, 2000, 1000)];
+        assert_eq!(w(&m), [(1, 800), (2, 800)]);
+        let m = [load(1, 1000, 0), load(2, 2000, 0)];
+        assert_eq!(w(&m), [(1, 900), (2, 1800)]);
+    }
+
+    #[test]
+    fn drain_over_limit_cpu_and_zero_weight_get_nothing() {
+        let mut d = load(1, 1000, 0);
+        d.drain = true;
+        let over = load(2, 1000, 900);
+        let mut cpu = load(3, 1000, 0);
+        cpu.cpu_permille = 900;
+        let mut zero = load(4, 1000, 0);
+        zero.weight = 0;
+        let ok = load(5, 1000, 899);
+        assert_eq!(
+            w(&[d, over, cpu, zero, ok]),
+            [(1, 0), (2, 0), (3, 0), (4, 0), (5, 1)]
+        );
+        // In flight counts toward the limit too.
+        let f = BTreeMap::from([(5, 1)]);
+        assert_eq!(weights(&Policy::default(), &[ok], &f), [(5, 0)]);
+        // All at zero: an empty table, which the program treats as "no target".
+        let t = tables::build(&[(0, 0), (1, 0)]);
+        assert_eq!(t.len, 0);
+    }
+
+    #[test]
+    fn weight_multiplies_and_large_values_scale_together() {
+        let mut a = load(1, 1000, 0);
+        a.weight = 3;
+        assert_eq!(w(&[a, load(2, 1000, 0)]), [(1, 2700), (2, 900)]);
+        let mut big = load(1, u32::MAX, 0);
+        big.overload_pct = u16::MAX;
+        big.weight = u32::MAX;
+        let mut half = big;
+        half.id = 2;
+        half.weight = u32::MAX / 2;
+        let got = w(&[big, half]);
+        assert!(got[0].1 > u32::MAX / 2, "{got:?}");
+        let ratio = f64::from(got[0].1) / f64::from(got[1].1);
+        assert!((ratio - 2.0).abs() < 1e-6, "{got:?}");
+    }
+
+    #[test]
+    fn slow_start_ramps_over_reports() {
+        let p = Policy {
+            include_local: true,
+            slow_start_reports: 4,
+        };
+        let old = load(1, 1000, 0);
+        let none = BTreeMap::new();
+        for (reports, share) in [(1, 225), (2, 450), (3, 675), (4, 900), (9, 900)] {
+            let mut new = load(2, 1000, 0);
+            new.reports = reports;
+            assert_eq!(weights(&p, &[old, new], &none), [(1, 900), (2, share)]);
+        }
+    }
+
+    #[test]
+    fn local_member_only_when_configured() {
+        let mut me = load(1, 1000, 0);
+        me.local = true;
+        let m = [me, load(2, 1000, 0)];
+        let mut p = Policy::default();
+        assert_eq!(weights(&p, &m, &BTreeMap::new()), [(1, 900), (2, 900)]);
+        p.include_local = false;
+        assert_eq!(weights(&p, &m, &BTreeMap::new()), [(2, 900)]);
+    }
+
+    #[test]
+    fn in_flight_tracks_redirects_since_each_report() {
+        let mut f = InFlight::default();
+        let mut m = [load(1, 1000, 0), load(2, 1000, 0)];
+        let c = |a, b| BTreeMap::from([(1, a), (2, b)]);
+        assert_eq!(f.update(&m, &c(100, 50)), c(0, 0));
+        assert_eq!(f.update(&m, &c(130, 60)), c(30, 10));
+        // Member 1 reports: its baseline moves, member 2's does not.
+        m[0].seq = 2;
+        assert_eq!(f.update(&m, &c(140, 70)), c(0, 20));
+        assert_eq!(f.update(&m, &c(145, 70)), c(5, 20));
+        // A reset counter becomes the baseline.
+        assert_eq!(f.update(&m, &c(3, 70)), c(0, 20));
+        // Departed members are forgotten.
+        assert_eq!(f.update(&m[1..], &c(0, 71)), BTreeMap::from([(2, 21)]));
+        assert_eq!(f.base.len(), 1);
+    }
+
+    /// Between two reports, a burst onto a table rebuilt every 50 redirects: with
+    /// in-flight accounting the emptiest member gets about its headroom; without, it
+    /// gets nearly the whole burst.
+    #[test]
+    fn in_flight_accounting_prevents_herding() {
+        let members = [load(1, 1000, 850), load(2, 1000, 850), load(3, 1000, 0)];
+        let burst = |count_in_flight: bool| {
+            let mut sent = BTreeMap::<u32, u64>::new();
+            let mut f = InFlight::default();
+            let none = BTreeMap::new();
+            for _ in 0..40 {
+                let inf = f.update(&members, &sent);
+                let ws = weights(
+                    &Policy::default(),
+                    &members,
+                    if count_in_flight { &inf } else { &none },
+                );
+                let table =
+                    tables::build(&ws.iter().map(|&(id, w)| (id as u16, w)).collect::<Vec<_>>());
+                for k in 0..50u64 {
+                    let slot = mix64(sent.values().sum::<u64>() * 50 + k) as usize & (SLOTS - 1);
+                    // Key 0: no target (an empty table).
+                    let to = if table.len == 0 { 0 } else { table.slots[slot] };
+                    *sent.entry(u32::from(to)).or_default() += 1;
+                }
+            }
+            sent
+        };
+        let with = burst(true);
+        let without = burst(false);
+        // 2000 clients; headroom 50 + 50 + 900 = 1000 is shared out, the rest goes
+        // nowhere (all at their limit).
+        assert!(with[&3] <= 900 + 50, "{with:?}");
+        assert!(
+            (1..=3).map(|i| with[&i]).sum::<u64>() <= 1000 + 50,
+            "{with:?}"
+        );
+        assert!(with[&0] >= 950, "{with:?}");
+        assert!(without[&3] > 1800, "{without:?}");
+    }
+
+    #[test]
+    fn simulation_meets_the_target_and_beats_both_baselines() {
+        let sc = Scenario::default();
+        let r: Vec<SimResult> = SimPolicy::ALL.iter().map(|&p| simulate(p, &sc)).collect();
+        for (p, r) in SimPolicy::ALL.iter().zip(&r) {
+            println!(
+                "{:<13} max {:.3} mean {:.3} max/mean {:.3}",
+                p.name(),
+                r.max_util,
+                r.mean_util,
+                r.ratio()
+            );
+        }
+        assert!(r[0].ratio() <= 1.10, "{r:?}");
+        assert!(
+            r[0].ratio() < r[1].ratio() && r[0].ratio() < r[2].ratio(),
+            "{r:?}"
+        );
+        // Every client was redirected somewhere.
+        assert!(r.iter().all(|r| r.redirected == sc.clients), "{r:?}");
+    }
+
+    #[test]
+    fn simulation_is_deterministic_and_holds_over_seeds() {
+        let sc = Scenario::default();
+        assert_eq!(
+            simulate(SimPolicy::Ikelb, &sc),
+            simulate(SimPolicy::Ikelb, &sc)
+        );
+        for seed in 1..6 {
+            let sc = Scenario {
+                seed,
+                ..Scenario::default()
+            };
+            let r = SimPolicy::ALL.map(|p| simulate(p, &sc).ratio());
+            println!("seed {seed}: max/mean {r:.3?}");
+            assert!(
+                r[0] <= 1.10 && r[0] < r[1] && r[0] < r[2],
+                "seed {seed}: {r:?}"
+            );
+        }
+    }
+}
