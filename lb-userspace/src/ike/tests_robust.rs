@@ -5,6 +5,7 @@
 use std::net::{IpAddr, SocketAddr};
 
 use lb_common::maps::Target;
+use lb_common::wire::ike as wire;
 use proptest::prelude::*;
 use zeroize::Zeroizing;
 
@@ -13,8 +14,8 @@ use super::message::{Message, Payload, notify};
 use super::payload::Identification;
 use super::proposal::{DhGroup, IkeSuite};
 use super::responder::{
-    AuthMethod, AuthRedirect, Event, Identity, PeerConfig, RedirectHow, ResponderConfig, VipConfig,
-    VipMode,
+    AuthMethod, AuthRedirect, DeleteReason, Event, Identity, PeerConfig, RedirectHow,
+    ResponderConfig, VipConfig, VipMode,
 };
 use super::sa::{IkeSa, SaState};
 use super::sk::SkCipher;
@@ -336,4 +337,34 @@ fn fragments_restart_on_a_larger_total_and_need_negotiation() {
         assert!(g.deliver(c.addr, c.gw, f).is_empty());
     }
     assert_eq!(g.deliver(c.addr, c.gw, &c.ike_auth()).len(), 1);
+}
+
+#[test]
+fn authentic_but_malformed_ike_auth_gets_invalid_syntax() {
+    let (p, dh) = x25519_gcm();
+    for (seed, payloads) in [
+        // A 3-byte nonce does not parse (§3.9) ...
+        (50, vec![Payload::Nonce(vec![0; 3])]),
+        // ... and an IKE_AUTH without IDi is incomplete.
+        (51, vec![status(notify::REDIRECT_SUPPORTED, Vec::new())]),
+    ] {
+        let mut g = Gw::new(config(AuthRedirect::Informational));
+        let mut c = Initiator::new(seed, client(10, 500), gw(500), p.clone(), dh);
+        init(&mut g, &mut c);
+        let req = c.request(wire::EXCHANGE_IKE_AUTH, &payloads);
+        let out = g.deliver(c.addr, c.gw, &req);
+        assert_eq!(
+            c.open(&out[0]).payloads,
+            vec![status(notify::INVALID_SYNTAX, vec![])]
+        );
+        assert!(g.events().iter().any(|e| matches!(
+            e,
+            Event::SaDeleted {
+                reason: DeleteReason::InvalidSyntax,
+                ..
+            }
+        )));
+        assert_eq!(g.r.half_open_count(), 0);
+        assert_eq!(g.deliver(c.addr, c.gw, &req), out, "answer repeated");
+    }
 }
