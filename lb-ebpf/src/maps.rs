@@ -45,15 +45,14 @@ pub const fn bounded_len(len: usize, mask: usize) -> usize {
     (len.wrapping_sub(1) & mask) + 1
 }
 
-/// Per-CPU scratch: the copy buffer and the payload walk's state. The walk keeps its
-/// state here rather than in registers so the verifier sees unknown scalars and prunes
+/// Per-CPU scratch: the copy buffer and the payload walk's findings. The walk keeps
+/// them here rather than in registers so the verifier sees unknown scalars and prunes
 /// instead of exploring every flag combination (peers.md §9).
 #[repr(C)]
 pub struct Scratch {
     pub buf: [u8; BUF],
-    pub off: u32,
-    pub np: u32,
-    pub flags: u32,
+    /// Payload-walk facts, one byte each: SA, KE, REDIRECT_SUPPORTED, REDIRECTED_FROM.
+    pub seen: u32,
     pub nonce_off: u32,
     pub nonce_len: u32,
     /// Checksum loop state (same reason).

@@ -18,13 +18,13 @@ use lb_common::{
 
 use crate::maps::{self, SCRATCH, Scratch, copy_len};
 
-/// What the responder needs from a request it answers.
+/// What the responder needs from a request it answers. Addresses, ports and SPIi are
+/// kept as raw words (bytes in wire order, read as little-endian integers): the program
+/// moves words, not bytes.
 pub struct Req {
     pub v6: bool,
     pub l2: usize,
-    pub ihl: usize,
     pub marker: bool,
-    pub ike_off: usize,
     pub ike_len: usize,
     pub nonce_off: usize,
     pub nonce_len: usize,
@@ -33,9 +33,18 @@ pub struct Req {
     pub frame_len: usize,
     /// Live slot-table generation.
     pub table: u32,
+    /// Client and VIP addresses (IPv4: first word only).
+    pub src: [u32; 4],
+    pub dst: [u32; 4],
+    /// UDP source and destination ports, raw.
+    pub ports: u32,
+    /// SPIi, raw.
+    pub spi: u64,
 }
 
-/// Reads a `T` at `off` bytes from the frame start, or `None` past the end.
+/// A `T` at `off` bytes from the frame start, or `None` past the end. A plain (aligned)
+/// load so LLVM emits one instruction instead of a byte loop; BPF on the JITs we run
+/// on has no alignment requirement for packet memory.
 #[inline(always)]
 pub fn load<T: Copy>(ctx: &XdpContext, off: usize) -> Option<T> {
     let start = ctx.data();
@@ -44,7 +53,7 @@ pub fn load<T: Copy>(ctx: &XdpContext, off: usize) -> Option<T> {
         return None;
     }
     // SAFETY: [start+off, start+off+size) was checked against data_end just above.
-    Some(unsafe { ((start + off) as *const T).read_unaligned() })
+    Some(unsafe { ((start + off) as *const T).read() })
 }
 
 /// One byte through the helper: LLVM turns a 1-byte bounds check into `p >= end`,
@@ -60,6 +69,24 @@ fn load_byte(ctx: &XdpContext, off: usize) -> Option<u8> {
 #[inline(always)]
 fn be16_at(ctx: &XdpContext, off: usize) -> Option<u16> {
     load::<u16>(ctx, off).map(u16::from_be)
+}
+
+/// Big-endian one's-complement sum of raw words (RFC 1071 §2(B): the little-endian sum
+/// folded and byte-swapped).
+#[inline(always)]
+pub fn sum_words<const N: usize>(w: &[u32; N]) -> u64 {
+    let mut le = 0u64;
+    for x in w {
+        le += u64::from(*x);
+    }
+    u64::from(checksum::fold(le).swap_bytes())
+}
+
+/// Big-endian sum of an address held as raw words (IPv4: the first word only). Fixed
+/// indices: a loop over a variable-length slice of the stack defeats the verifier.
+#[inline(always)]
+pub fn sum_addr(a: &[u32; 4], v6: bool) -> u64 {
+    if v6 { sum_words(a) } else { sum_words(&[a[0]]) }
 }
 
 /// One's-complement sum (big-endian words, unfolded) of `len` frame bytes from `off`,
@@ -106,11 +133,12 @@ pub fn sum_frame(ctx: &XdpContext, sc: *mut Scratch, off: u32, len: u32) -> Opti
     }
 }
 
-const F_SA: u32 = 1;
-const F_KE: u32 = 2;
-const F_RS: u32 = 4;
-const F_RF: u32 = 8;
-const F_NONCE: u32 = 16;
+/// Byte indices in `Scratch.seen`.
+const S_SA: usize = 0;
+const S_KE: usize = 1;
+const S_RS: usize = 2;
+const S_RF: usize = 3;
+const S_NONE: usize = 4;
 
 #[inline(always)]
 pub fn parse(ctx: &XdpContext) -> Result<Req, Stat> {
@@ -136,16 +164,21 @@ pub fn parse(ctx: &XdpContext) -> Result<Req, Stat> {
         _ => return Err(Stat::PassNotIp),
     };
     let ip_avail = frame_len - l2;
-    let (ihl, ip_payload, mode, pseudo) = if v6 {
-        let h: [u8; ipv6::HLEN] = load(ctx, l2).ok_or(Stat::PassNotIp)?;
-        if h[0] >> 4 != 6 {
+    let mut src = [0u32; 4];
+    let mut dst = [0u32; 4];
+    let (ihl, ip_payload, mode) = if v6 {
+        let w: [u32; 10] = load(ctx, l2).ok_or(Stat::PassNotIp)?;
+        if w[0] as u8 >> 4 != 6 {
             return Err(Stat::PassNotIp);
         }
+        src = [w[2], w[3], w[4], w[5]];
+        dst = [w[6], w[7], w[8], w[9]];
         let mut key = VipKey::v6([0; 16]);
-        key.addr.copy_from_slice(&h[ipv6::DST]);
+        // SAFETY: [u32; 4] and [u8; 16] have the same size; any bytes are valid.
+        key.addr = unsafe { core::mem::transmute::<[u32; 4], [u8; 16]>(dst) };
         // SAFETY: lookup result is a map value read once.
         let vip = unsafe { maps::VIPS.get(&key) }.ok_or(Stat::PassNotVip)?;
-        let nh = h[ipv6::NEXT_HEADER];
+        let nh = (w[1] >> 16) as u8;
         if nh != udp::PROTO {
             return Err(if ipv6_ext_header(nh) {
                 Stat::PassIpv6ExtHeader
@@ -153,28 +186,30 @@ pub fn parse(ctx: &XdpContext) -> Result<Req, Stat> {
                 Stat::PassNotUdp
             });
         }
-        let plen = usize::from(u16::from_be_bytes([h[4], h[5]]));
+        let plen = usize::from(u16::from_be(w[1] as u16));
         if ip_avail < ipv6::HLEN + plen {
             return Err(Stat::DropTruncated);
         }
-        let pseudo = checksum::sum_addr(checksum::sum_addr(0, &h[ipv6::SRC]), &h[ipv6::DST]);
-        (ipv6::HLEN, plen, vip.mode, pseudo)
+        (ipv6::HLEN, plen, vip.mode)
     } else {
-        let h: [u8; ipv4::HLEN] = load(ctx, l2).ok_or(Stat::PassNotIp)?;
-        let ihl = usize::from(h[0] & 0x0f) * 4;
-        if h[0] >> 4 != 4 || ihl < ipv4::HLEN {
+        let w: [u32; 5] = load(ctx, l2).ok_or(Stat::PassNotIp)?;
+        let vihl = w[0] as u8;
+        let ihl = usize::from(vihl & 0x0f) * 4;
+        if vihl >> 4 != 4 || ihl < ipv4::HLEN {
             return Err(Stat::PassNotIp);
         }
-        let key = VipKey::v4([h[16], h[17], h[18], h[19]]);
+        src[0] = w[3];
+        dst[0] = w[4];
+        let key = VipKey::v4(w[4].to_ne_bytes());
         // SAFETY: as above.
         let vip = unsafe { maps::VIPS.get(&key) }.ok_or(Stat::PassNotVip)?;
-        if h[ipv4::PROTO] != udp::PROTO {
+        if (w[2] >> 8) as u8 != udp::PROTO {
             return Err(Stat::PassNotUdp);
         }
-        if u16::from_be_bytes([h[6], h[7]]) & ipv4::FRAG_MASK != 0 {
+        if u16::from_be((w[1] >> 16) as u16) & ipv4::FRAG_MASK != 0 {
             return Err(Stat::PassFragment);
         }
-        let total = usize::from(u16::from_be_bytes([h[2], h[3]]));
+        let total = usize::from(u16::from_be((w[0] >> 16) as u16));
         if ip_avail < ihl {
             return Err(Stat::DropTruncated);
         }
@@ -184,7 +219,7 @@ pub fn parse(ctx: &XdpContext) -> Result<Req, Stat> {
         if ip_avail < total {
             return Err(Stat::DropTruncated);
         }
-        let mut hsum = checksum::sum_bytes(0, &h);
+        let mut hsum = sum_words(&w);
         if ihl > ipv4::HLEN {
             let opt = (ihl - ipv4::HLEN) as u32;
             hsum += sum_frame(ctx, sc, (l2 + ipv4::HLEN) as u32, opt).ok_or(Stat::DropTruncated)?;
@@ -192,23 +227,23 @@ pub fn parse(ctx: &XdpContext) -> Result<Req, Stat> {
         if checksum::fold(hsum) != 0xffff {
             return Err(Stat::DropBadChecksum);
         }
-        let pseudo = checksum::sum_addr(checksum::sum_addr(0, &h[12..16]), &h[16..20]);
-        (ihl, total - ihl, vip.mode, pseudo)
+        (ihl, total - ihl, vip.mode)
     };
+    let pseudo = sum_addr(&src, v6) + sum_addr(&dst, v6);
     let uoff = l2 + ihl;
     if ip_payload < udp::HLEN {
         return Err(Stat::DropBadLength);
     }
-    let uh: [u8; udp::HLEN] = load(ctx, uoff).ok_or(Stat::DropTruncated)?;
-    let marker = match u16::from_be_bytes([uh[2], uh[3]]) {
+    let uh: [u32; 2] = load(ctx, uoff).ok_or(Stat::DropTruncated)?;
+    let marker = match u16::from_be((uh[0] >> 16) as u16) {
         ike::PORT_IKE => false,
         ike::PORT_NATT => true,
         _ => return Err(Stat::PassNotIkePort),
     };
-    if usize::from(u16::from_be_bytes([uh[4], uh[5]])) != ip_payload {
+    if usize::from(u16::from_be(uh[1] as u16)) != ip_payload {
         return Err(Stat::DropBadLength);
     }
-    let csum = u16::from_be_bytes([uh[6], uh[7]]);
+    let csum = (uh[1] >> 16) as u16;
     if csum != 0 || v6 {
         if csum == 0 {
             return Err(Stat::DropBadChecksum);
@@ -236,21 +271,18 @@ pub fn parse(ctx: &XdpContext) -> Result<Req, Stat> {
     if ike_avail < ike::HEADER_LEN {
         return Err(Stat::DropTruncated);
     }
-    let hdr: [u8; ike::HEADER_LEN] = load(ctx, ike_off).ok_or(Stat::DropTruncated)?;
-    if hdr[ike::field::VERSION] >> 4 != 2 {
+    // SPIi, SPIr, (next, version, exchange, flags), message ID, length.
+    let h: [u32; 7] = load(ctx, ike_off).ok_or(Stat::DropTruncated)?;
+    let spi_i = u64::from(h[0]) | (u64::from(h[1]) << 32);
+    let spi_r = u64::from(h[2]) | (u64::from(h[3]) << 32);
+    let (w4, mid, len_raw) = (h[4], h[5], h[6]);
+    if (w4 >> 8) as u8 >> 4 != 2 {
         return Err(Stat::PassNotIkev2);
     }
-    if hdr[ike::field::EXCHANGE] != ike::EXCHANGE_IKE_SA_INIT {
+    if (w4 >> 16) as u8 != ike::EXCHANGE_IKE_SA_INIT {
         return Err(Stat::PassNotInit);
     }
-    let flags = hdr[ike::field::FLAGS];
-    let spi_i = u64::from_ne_bytes([
-        hdr[0], hdr[1], hdr[2], hdr[3], hdr[4], hdr[5], hdr[6], hdr[7],
-    ]);
-    let spi_r = u64::from_ne_bytes([
-        hdr[8], hdr[9], hdr[10], hdr[11], hdr[12], hdr[13], hdr[14], hdr[15],
-    ]);
-    let mid = u32::from_ne_bytes([hdr[20], hdr[21], hdr[22], hdr[23]]);
+    let flags = (w4 >> 24) as u8;
     if flags & ike::FLAG_RESPONSE != 0
         || flags & ike::FLAG_INITIATOR == 0
         || spi_i == 0
@@ -259,99 +291,85 @@ pub fn parse(ctx: &XdpContext) -> Result<Req, Stat> {
     {
         return Err(Stat::DropBadHeader);
     }
-    let ike_len = u32::from_be_bytes([hdr[24], hdr[25], hdr[26], hdr[27]]) as usize;
+    let ike_len = u32::from_be(len_raw) as usize;
     if ike_len != ike_avail {
         return Err(Stat::DropBadLength);
     }
 
-    // Payload walk, state in the scratch map (see `Scratch`).
+    // Payload walk. What it has seen goes to the scratch map, one byte per fact, so
+    // the verifier sees no flag combinations in registers (see `Scratch`).
     // SAFETY: `sc` is this CPU's scratch value.
+    let seen = unsafe { core::ptr::addr_of_mut!((*sc).seen) } as *mut u8;
     unsafe {
-        write_volatile(&mut (*sc).off, ike::HEADER_LEN as u32);
-        write_volatile(&mut (*sc).np, u32::from(hdr[ike::field::NEXT_PAYLOAD]));
-        write_volatile(&mut (*sc).flags, 0);
-        write_volatile(&mut (*sc).nonce_off, 0);
+        write_volatile(seen as *mut u32, 0);
         write_volatile(&mut (*sc).nonce_len, 0);
     }
+    let mut np = w4 & 0xff;
+    let mut off = ike::HEADER_LEN;
     for _ in 0..ike::MAX_PAYLOADS {
-        // SAFETY: as above.
-        let (np, off) = unsafe { (read_volatile(&(*sc).np), read_volatile(&(*sc).off)) };
         if np == u32::from(ike::PAYLOAD_NONE) {
             break;
         }
-        let off = (off & 0x3fff) as usize;
+        off &= 0x3fff;
         if off + ike::GENERIC_HEADER_LEN > ike_len {
             return Err(Stat::DropBadPayload);
         }
-        let ph: [u8; 4] = load(ctx, ike_off + off).ok_or(Stat::DropBadPayload)?;
-        let plen = usize::from(u16::from_be_bytes([ph[2], ph[3]]));
+        let ph: u32 = load(ctx, ike_off + off).ok_or(Stat::DropBadPayload)?;
+        let plen = usize::from(u16::from_be((ph >> 16) as u16));
         if plen < ike::GENERIC_HEADER_LEN || off + plen > ike_len {
             return Err(Stat::DropBadPayload);
         }
-        let set = match np as u8 {
-            ike::PAYLOAD_SA => F_SA,
-            ike::PAYLOAD_KE => F_KE,
+        let fact = match np as u8 {
+            ike::PAYLOAD_SA => S_SA,
+            ike::PAYLOAD_KE => S_KE,
             ike::PAYLOAD_NONCE => {
                 let n = plen - ike::GENERIC_HEADER_LEN;
                 // SAFETY: as above.
-                let seen = unsafe { read_volatile(&(*sc).flags) } & F_NONCE != 0;
-                if seen || n < ike::NONCE_MIN || n > ike::NONCE_MAX {
+                let dup = unsafe { read_volatile(&(*sc).nonce_len) } != 0;
+                if dup || n < ike::NONCE_MIN || n > ike::NONCE_MAX {
                     return Err(Stat::DropBadNonce);
                 }
                 unsafe {
                     write_volatile(&mut (*sc).nonce_off, (off + ike::GENERIC_HEADER_LEN) as u32);
                     write_volatile(&mut (*sc).nonce_len, n as u32);
                 }
-                F_NONCE
+                S_NONE
             }
             ike::PAYLOAD_NOTIFY => {
                 if plen < ike::NOTIFY_FIXED_LEN {
                     return Err(Stat::DropBadPayload);
                 }
                 match be16_at(ctx, ike_off + off + 6).ok_or(Stat::DropBadPayload)? {
-                    ike::NOTIFY_REDIRECT_SUPPORTED => F_RS,
-                    ike::NOTIFY_REDIRECTED_FROM => F_RF,
-                    _ => 0,
+                    ike::NOTIFY_REDIRECT_SUPPORTED => S_RS,
+                    ike::NOTIFY_REDIRECTED_FROM => S_RF,
+                    _ => S_NONE,
                 }
             }
-            t if !ike::known_payload(t) && ph[1] & ike::CRITICAL != 0 => {
+            t if !ike::known_payload(t) && (ph >> 8) as u8 & ike::CRITICAL != 0 => {
                 return Err(Stat::PassUnknownCritical);
             }
-            _ => 0,
+            _ => S_NONE,
         };
-        // SAFETY: as above.
-        unsafe {
-            let f = read_volatile(&(*sc).flags);
-            write_volatile(&mut (*sc).flags, f | set);
-            write_volatile(&mut (*sc).np, u32::from(ph[0]));
-            write_volatile(&mut (*sc).off, (off + plen) as u32);
+        if fact != S_NONE {
+            // SAFETY: `fact` < 4, inside the `seen` word.
+            unsafe { write_volatile(seen.add(fact), 1) };
         }
+        np = ph & 0xff;
+        off += plen;
     }
     // SAFETY: as above.
-    let (np, off, f) = unsafe {
-        (
-            read_volatile(&(*sc).np),
-            read_volatile(&(*sc).off) as usize,
-            read_volatile(&(*sc).flags),
-        )
-    };
+    let f = unsafe { read_volatile(seen as *const u32) }.to_le_bytes();
     if np != u32::from(ike::PAYLOAD_NONE) {
         return Err(Stat::DropBadPayload);
     }
     if off != ike_len {
         return Err(Stat::DropBadLength);
     }
-    if f & F_RF != 0 {
+    if f[S_RF] != 0 {
         return Err(Stat::PassRedirectedFrom);
     }
-    if f & F_RS == 0 {
+    if f[S_RS] == 0 {
         return Err(Stat::PassNoRedirectSupported);
-    }
-    if f & F_NONCE == 0 {
-        return Err(Stat::DropBadNonce);
-    }
-    if f & (F_SA | F_KE) != F_SA | F_KE {
-        return Err(Stat::DropNoSaKe);
     }
     // SAFETY: as above.
     let (noff, nlen) = unsafe {
@@ -360,17 +378,26 @@ pub fn parse(ctx: &XdpContext) -> Result<Req, Stat> {
             read_volatile(&(*sc).nonce_len),
         )
     };
+    if nlen == 0 {
+        return Err(Stat::DropBadNonce);
+    }
+    if f[S_SA] == 0 || f[S_KE] == 0 {
+        return Err(Stat::DropNoSaKe);
+    }
     Ok(Req {
         v6,
         l2,
-        ihl,
+
         marker,
-        ike_off,
         ike_len,
         nonce_off: ike_off + noff as usize,
         nonce_len: nlen as usize,
         scratch: sc,
         frame_len,
         table: cfg.active_table,
+        src,
+        dst,
+        ports: uh[0],
+        spi: spi_i,
     })
 }

@@ -21,7 +21,7 @@ use lb_common::{
 
 use crate::{
     maps::{self, TARGETS, copy_len},
-    parse::{Req, load},
+    parse::{Req, load, sum_addr},
 };
 
 #[inline(always)]
@@ -32,31 +32,30 @@ pub fn respond(ctx: &XdpContext, r: &Req) -> Stat {
     }
 }
 
+/// Stores `v` at `off` (checked against the frame end).
+#[inline(always)]
+fn store<T>(ctx: &XdpContext, off: usize, v: T) -> Result<(), Stat> {
+    let start = ctx.data();
+    if start + off + core::mem::size_of::<T>() > ctx.data_end() {
+        return Err(Stat::DropTxError);
+    }
+    // SAFETY: checked just above; packet memory has no alignment requirement here.
+    unsafe { ((start + off) as *mut T).write(v) };
+    Ok(())
+}
+
 #[inline(always)]
 fn try_respond(ctx: &XdpContext, r: &Req) -> Result<(), Stat> {
-    let ip = r.l2;
-    let uoff = r.l2 + r.ihl;
-    let mut cli = [0u8; 16];
-    let mut vip = [0u8; 16];
-    if r.v6 {
-        cli = load(ctx, ip + ipv6::SRC.start).ok_or(Stat::DropTruncated)?;
-        vip = load(ctx, ip + ipv6::DST.start).ok_or(Stat::DropTruncated)?;
-    } else {
-        let a: [u8; 8] = load(ctx, ip + ipv4::SRC.start).ok_or(Stat::DropTruncated)?;
-        cli[..4].copy_from_slice(&a[..4]);
-        vip[..4].copy_from_slice(&a[4..]);
-    }
-    let ports: [u8; 4] = load(ctx, uoff).ok_or(Stat::DropTruncated)?;
-    let sport = u16::from_be_bytes([ports[0], ports[1]]);
-    let dport = u16::from_be_bytes([ports[2], ports[3]]);
-    let spi: [u8; 8] = load(ctx, r.ike_off).ok_or(Stat::DropTruncated)?;
-
     let table = maps::SLOTS
         .get(slot_table_index(r.table, r.v6))
         .ok_or(Stat::PassNoTarget)?;
     if table.len == 0 {
         return Err(Stat::PassNoTarget);
     }
+    // SAFETY: [u32; 4] and [u8; 16] have the same size; any bytes are valid.
+    let cli: [u8; 16] = unsafe { core::mem::transmute(r.src) };
+    let spi = r.spi.to_ne_bytes();
+    let sport = u16::from_be(r.ports as u16);
     let slot = flow_hash(&cli, sport, &spi) as usize & (SLOTS - 1);
     let idx = u32::from(table.slots[slot]);
     let t = TARGETS.get(idx).ok_or(Stat::PassNoTarget)?;
@@ -77,11 +76,13 @@ fn try_respond(ctx: &XdpContext, r: &Req) -> Result<(), Stat> {
     let iph = if r.v6 { ipv6::HLEN } else { ipv4::HLEN };
     let udp_len = udp::HLEN + mk + reply_ike;
     let new_len = r.l2 + iph + udp_len;
-    let old_len = r.frame_len;
+    let uoff = r.l2 + iph;
+    let id_off = uoff + udp::HLEN + mk + redirect::PREFIX_LEN;
 
-    // Nonce into scratch (its old and new places may overlap), summed on the way.
+    // Nonce into scratch (its old and new places may overlap), summed on the way, and
+    // stored at its new place; an FQDN identity too (IP identities go in as words).
     let sc = r.scratch;
-    // SAFETY: `sc` is this CPU's scratch value; n ≤ 256 keeps every access in `buf`.
+    // SAFETY: `sc` is this CPU's scratch value; lengths are bounded by `copy_len`.
     let nonce_sum = unsafe {
         let buf = core::ptr::addr_of_mut!((*sc).buf) as *mut u8;
         // Re-read: LLVM knows n's range and would fold `copy_len` away.
@@ -100,88 +101,90 @@ fn try_respond(ctx: &XdpContext, r: &Req) -> Result<(), Stat> {
         if s < 0 {
             return Err(Stat::DropTxError);
         }
-        let id_off = (r.l2 + iph + udp::HLEN + mk + redirect::PREFIX_LEN) as u32;
-        if bpf_xdp_store_bytes(ctx.ctx, id_off, t.ident.as_ptr() as *mut _, k as u32) < 0
-            || bpf_xdp_store_bytes(ctx.ctx, id_off + k as u32, buf as *mut _, nm as u32) < 0
+        if bpf_xdp_store_bytes(ctx.ctx, (id_off + k) as u32, buf as *mut _, nm as u32) < 0 {
+            return Err(Stat::DropTxError);
+        }
+        if t.ident_type == redirect::GW_FQDN
+            && bpf_xdp_store_bytes(ctx.ctx, id_off as u32, t.ident.as_ptr() as *mut _, k as u32) < 0
         {
             return Err(Stat::DropTxError);
         }
         checksum::fold(u64::from(s as u32)).swap_bytes()
     };
-    let macs: [u8; 12] = load(ctx, 0).ok_or(Stat::DropTruncated)?;
+    let mac: (u64, u32) = (
+        load::<u64>(ctx, 0).ok_or(Stat::DropTruncated)?,
+        load::<u32>(ctx, 8).ok_or(Stat::DropTruncated)?,
+    );
 
-    // SAFETY: helper call on our own context; pointers are re-read below.
-    if unsafe { bpf_xdp_adjust_tail(ctx.ctx, new_len as i32 - old_len as i32) } < 0 {
+    // SAFETY: helper call on our own context; packet pointers are re-derived below.
+    if unsafe { bpf_xdp_adjust_tail(ctx.ctx, new_len as i32 - r.frame_len as i32) } < 0 {
         return Err(Stat::DropTxError);
     }
 
-    // Headers, written through fresh pointers (adjust_tail invalidated the old ones).
-    let start = ctx.data();
-    let end = ctx.data_end();
-    let alen = if r.v6 { 16 } else { 4 };
-    let mut sum = checksum::sum_addr(checksum::sum_addr(0, &vip[..alen]), &cli[..alen])
-        + u64::from(udp::PROTO)
-        + udp_len as u64;
-    let mut mac = [0u8; 12];
-    mac[..6].copy_from_slice(&macs[6..]);
-    mac[6..].copy_from_slice(&macs[..6]);
-    if start + l2l3::ETH_HLEN > end {
-        return Err(Stat::DropTxError);
-    }
-    // SAFETY: checked just above.
-    unsafe { (start as *mut [u8; 12]).write_unaligned(mac) };
-    let pip = start + r.l2;
+    // Ethernet: swap the 6-byte addresses held in (bytes 0..8, bytes 8..12).
+    let dst_mac = mac.0 & 0xffff_ffff_ffff;
+    let src_mac = (mac.0 >> 48) | (u64::from(mac.1) << 16);
+    store(ctx, 0, src_mac | (dst_mac << 48))?;
+    store(ctx, 8, (dst_mac >> 16) as u32)?;
+
+    let udp_be = (udp_len as u16).to_be();
+    let ip = r.l2;
     if r.v6 {
-        let mut h = [0u8; ipv6::HLEN];
+        let mut h = [0u32; 10];
         h[0] = 0x60;
-        h[4..6].copy_from_slice(&(udp_len as u16).to_be_bytes());
-        h[ipv6::NEXT_HEADER] = udp::PROTO;
-        h[ipv6::HOP_LIMIT] = l2l3::REPLY_TTL;
-        h[ipv6::SRC].copy_from_slice(&vip);
-        h[ipv6::DST].copy_from_slice(&cli);
-        if pip + ipv6::HLEN > end {
-            return Err(Stat::DropTxError);
-        }
-        // SAFETY: checked just above.
-        unsafe { (pip as *mut [u8; ipv6::HLEN]).write_unaligned(h) };
+        h[1] =
+            u32::from(udp_be) | (u32::from(udp::PROTO) << 16) | (u32::from(l2l3::REPLY_TTL) << 24);
+        h[2..6].copy_from_slice(&r.dst);
+        h[6..10].copy_from_slice(&r.src);
+        store(ctx, ip, h)?;
     } else {
-        let mut h = [0u8; ipv4::HLEN];
-        h[0] = 0x45;
-        h[2..4].copy_from_slice(&((ipv4::HLEN + udp_len) as u16).to_be_bytes());
-        h[6..8].copy_from_slice(&ipv4::DF.to_be_bytes());
-        h[ipv4::TTL] = l2l3::REPLY_TTL;
-        h[ipv4::PROTO] = udp::PROTO;
-        h[12..16].copy_from_slice(&vip[..4]);
-        h[16..20].copy_from_slice(&cli[..4]);
-        let c = checksum::finish(checksum::sum_bytes(0, &h));
-        h[10..12].copy_from_slice(&c.to_be_bytes());
-        if pip + ipv4::HLEN > end {
-            return Err(Stat::DropTxError);
+        let total = ((ipv4::HLEN + udp_len) as u16).to_be();
+        let mut h = [
+            0x45 | (u32::from(total) << 16),
+            u32::from(ipv4::DF.to_be()) << 16,
+            u32::from(l2l3::REPLY_TTL) | (u32::from(udp::PROTO) << 8),
+            r.dst[0],
+            r.src[0],
+        ];
+        // The stored field is the complement of the little-endian fold (§4.4).
+        let mut le = 0u64;
+        for w in h {
+            le += u64::from(w);
         }
-        // SAFETY: checked just above.
-        unsafe { (pip as *mut [u8; ipv4::HLEN]).write_unaligned(h) };
+        h[2] |= u32::from(!checksum::fold(le)) << 16;
+        store(ctx, ip, h)?;
     }
-    sum += u64::from(sport) + u64::from(dport) + udp_len as u64;
+    let dport = u16::from_be((r.ports >> 16) as u16);
+    let mut sum = sum_addr(&r.dst, r.v6) + sum_addr(&r.src, r.v6);
+    sum += u64::from(udp::PROTO) + 2 * udp_len as u64 + u64::from(sport) + u64::from(dport);
     sum += redirect::payload_sum(&spi, t, n as u16, nonce_sum);
-    let mut uh = [0u8; udp::HLEN + ike::NON_ESP_MARKER_LEN];
-    uh[0..2].copy_from_slice(&dport.to_be_bytes());
-    uh[2..4].copy_from_slice(&sport.to_be_bytes());
-    uh[4..6].copy_from_slice(&(udp_len as u16).to_be_bytes());
-    uh[6..8].copy_from_slice(&checksum::finish_udp(sum).to_be_bytes());
-    let pu = pip + iph;
-    if pu + uh.len() > end {
-        return Err(Stat::DropTxError);
+    let csum = checksum::finish_udp(sum).to_be();
+    // Ports swapped, length, checksum, then a zero word: the marker on 4500, else the
+    // start of SPIi, overwritten below.
+    let uh = [
+        r.ports.rotate_left(16),
+        u32::from(udp_be) | (u32::from(csum) << 16),
+        0,
+    ];
+    store(ctx, uoff, uh)?;
+    let (words, tail) = redirect::ike_prefix_words(&spi, t.ident_type, t.ident_len, n as u16);
+    let pike = uoff + udp::HLEN + mk;
+    store(ctx, pike, words)?;
+    store(ctx, pike + 36, tail)?;
+    match t.ident_type {
+        redirect::GW_IPV4 => store(ctx, id_off, t.ident_word(0))?,
+        redirect::GW_IPV6 => store(
+            ctx,
+            id_off,
+            [
+                t.ident_word(0),
+                t.ident_word(1),
+                t.ident_word(2),
+                t.ident_word(3),
+            ],
+        )?,
+        _ => {}
     }
-    // SAFETY: checked just above; the marker word is zero (written even without one:
-    // the IKE prefix below then overwrites it).
-    unsafe { (pu as *mut [u8; udp::HLEN + ike::NON_ESP_MARKER_LEN]).write_unaligned(uh) };
-    let pike = pu + udp::HLEN + mk;
-    if pike + redirect::PREFIX_LEN > end {
-        return Err(Stat::DropTxError);
-    }
-    let prefix = redirect::ike_prefix(&spi, t.ident_type, t.ident_len, n as u16);
-    // SAFETY: checked just above.
-    unsafe { (pike as *mut [u8; redirect::PREFIX_LEN]).write_unaligned(prefix) };
     maps::count_target(idx);
     Ok(())
 }

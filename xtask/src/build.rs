@@ -78,7 +78,7 @@ fn ebpf() -> Result<PathBuf> {
         ])
         .args([
             "--config",
-            r#"target.bpfel-unknown-none.rustflags=["-C","debuginfo=2","-C","link-arg=--btf"]"#,
+            r#"target.bpfel-unknown-none.rustflags=["-C","debuginfo=2","-C","link-arg=--btf","-D","warnings"]"#,
         ])
         .stdout(Stdio::piped());
     let line = format!("{c:?}");

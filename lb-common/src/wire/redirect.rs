@@ -26,23 +26,45 @@ pub const fn notify_len(k: usize, n: usize) -> usize {
     ike::NOTIFY_FIXED_LEN + 2 + k + n
 }
 
-/// The first 38 bytes of the answer: IKE header and N(REDIRECT) up to the identity.
+/// The first 38 bytes of the answer (IKE header and N(REDIRECT) up to the identity) as
+/// the XDP program stores them: nine `u32` whose in-memory (native-endian) bytes are the
+/// wire bytes 0..36, then bytes 36..38 as a `u16`.
 #[inline(always)]
-pub fn ike_prefix(spi_i: &[u8; 8], ident_type: u8, k: u8, n: u16) -> [u8; PREFIX_LEN] {
+pub fn ike_prefix_words(spi_i: &[u8; 8], ident_type: u8, k: u8, n: u16) -> ([u32; 9], u16) {
     let len = ike_len(k as usize, n as usize) as u32;
-    let nlen = notify_len(k as usize, n as usize) as u16;
+    let nl = (notify_len(k as usize, n as usize) as u16).to_be_bytes();
+    let nt = NOTIFY_REDIRECT.to_be_bytes();
+    let w = u32::from_ne_bytes;
+    (
+        [
+            w([spi_i[0], spi_i[1], spi_i[2], spi_i[3]]),
+            w([spi_i[4], spi_i[5], spi_i[6], spi_i[7]]),
+            0,
+            0,
+            w([
+                ike::PAYLOAD_NOTIFY,
+                ike::VERSION_2_0,
+                ike::EXCHANGE_IKE_SA_INIT,
+                ike::FLAG_RESPONSE,
+            ]),
+            0,
+            w(len.to_be_bytes()),
+            // Notify: next 0, C 0, length; protocol 0, SPI size 0, type.
+            w([0, 0, nl[0], nl[1]]),
+            w([0, 0, nt[0], nt[1]]),
+        ],
+        u16::from_ne_bytes([ident_type, k]),
+    )
+}
+
+/// The first 38 bytes of the answer: IKE header and N(REDIRECT) up to the identity.
+pub fn ike_prefix(spi_i: &[u8; 8], ident_type: u8, k: u8, n: u16) -> [u8; PREFIX_LEN] {
+    let (words, tail) = ike_prefix_words(spi_i, ident_type, k, n);
     let mut p = [0u8; PREFIX_LEN];
-    p[0..8].copy_from_slice(spi_i);
-    p[ike::field::NEXT_PAYLOAD] = ike::PAYLOAD_NOTIFY;
-    p[ike::field::VERSION] = ike::VERSION_2_0;
-    p[ike::field::EXCHANGE] = ike::EXCHANGE_IKE_SA_INIT;
-    p[ike::field::FLAGS] = ike::FLAG_RESPONSE;
-    p[24..28].copy_from_slice(&len.to_be_bytes());
-    // Notify: next 0, C 0, length, protocol 0, SPI size 0, type.
-    p[30..32].copy_from_slice(&nlen.to_be_bytes());
-    p[34..36].copy_from_slice(&NOTIFY_REDIRECT.to_be_bytes());
-    p[36] = ident_type;
-    p[37] = k;
+    for (i, w) in words.iter().enumerate() {
+        p[i * 4..i * 4 + 4].copy_from_slice(&w.to_ne_bytes());
+    }
+    p[36..].copy_from_slice(&tail.to_ne_bytes());
     p
 }
 
@@ -113,6 +135,12 @@ impl Target {
             return Err(IdentError::NotAscii);
         }
         Ok(Self::with_ident(GW_FQDN, name))
+    }
+    /// Identity bytes `4i..4i+4` as a native-endian word (for the kernel's word stores).
+    #[inline(always)]
+    pub fn ident_word(&self, i: usize) -> u32 {
+        let b = &self.ident;
+        u32::from_ne_bytes([b[4 * i], b[4 * i + 1], b[4 * i + 2], b[4 * i + 3]])
     }
     /// The identity bytes.
     pub fn ident(&self) -> &[u8] {
