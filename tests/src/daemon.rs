@@ -33,6 +33,9 @@ impl Daemon {
             .with_context(|| format!("open {}", log.display()))?;
         let err = out.try_clone()?;
         cmd.stdin(Stdio::null()).stdout(out).stderr(err);
+        // Its own process group: a terminal's Ctrl-C reaches only us, and we stop the
+        // daemons in order (ikelb detaches before its namespace goes).
+        cmd.process_group(0);
         // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
         unsafe {
             cmd.pre_exec(|| {

@@ -15,6 +15,8 @@
 //! cargo test -p ikelb-tests          # unit + fixtures + lab + e2e, ~5 s once built
 //! cargo test -p ikelb-tests e2e      # only the ikelb end-to-end tests
 //! cargo run -p ikelb-tests --bin capture-fixtures   # re-capture tests/fixtures/*.hex
+//! cargo run --release -p ikelb-tests --bin ikelb-lab -- [--once] [--xdp-mode skb]
+//!                                    # the interactive lab behind `cargo xtask lab`
 //! ```
 //!
 //! The first run downloads Debian's strongSwan charon packages with `apt-get download`

@@ -96,15 +96,45 @@ impl Lab {
         ready
     }
 
-    /// `ikelb stats --iface <lb> --json`, parsed.
-    pub fn ikelb_stats(&self) -> Result<serde_json::Value> {
-        let Balancer::Ikelb { bin, .. } = &self.config.balancer else {
+    /// The ikelb binary the lab runs, if its balancer is ikelb.
+    pub fn ikelb_bin(&self) -> Option<&Path> {
+        match &self.config.balancer {
+            Balancer::Ikelb { bin, .. } => Some(bin),
+            _ => None,
+        }
+    }
+
+    fn ikelb_stats_cmd(&self, json: bool) -> Result<std::process::Command> {
+        let Some(bin) = self.ikelb_bin() else {
             bail!("the lab's balancer is not ikelb");
         };
         let mut c = self.lb.nsenter(&bin.to_string_lossy());
-        c.args(["stats", "--iface", &self.lb_iface, "--json"]);
-        let out = cmd::run(&mut c)?;
+        c.args(["stats", "--iface", &self.lb_iface]);
+        if json {
+            c.arg("--json");
+        }
+        Ok(c)
+    }
+
+    /// `ikelb stats --iface <lb> --json`, parsed.
+    pub fn ikelb_stats(&self) -> Result<serde_json::Value> {
+        let out = cmd::run(&mut self.ikelb_stats_cmd(true)?)?;
         serde_json::from_str(out.trim()).with_context(|| format!("parse ikelb stats: {out}"))
+    }
+
+    /// `ikelb stats --iface <lb>` as ikelb prints it for people.
+    pub fn ikelb_stats_text(&self) -> Result<String> {
+        cmd::run(&mut self.ikelb_stats_cmd(false)?)
+    }
+
+    /// How XDP is attached to the lb interface, as `ip -d link` says: `xdp` (native),
+    /// `xdpgeneric` (skb), `xdpoffload`, `xdpmulti`; `None` when no program is attached.
+    pub fn lb_xdp_attachment(&self) -> Result<Option<String>> {
+        let out = self.lb.ip(&["-d", "link", "show", "dev", &self.lb_iface])?;
+        Ok(out
+            .split_whitespace()
+            .find(|w| matches!(*w, "xdp" | "xdpgeneric" | "xdpoffload" | "xdpmulti"))
+            .map(str::to_string))
     }
 }
 

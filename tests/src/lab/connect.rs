@@ -17,6 +17,8 @@ pub struct ClientResult {
     pub name: String,
     pub kind: ClientKind,
     pub family: Family,
+    /// The VIP port it used (500, or 4500 with the non-ESP marker).
+    pub port: u16,
     /// The member whose log shows the client's IKE_SA established.
     pub landed_on: Option<String>,
     /// The client logged that it followed a redirect.
@@ -131,6 +133,34 @@ impl Lab {
         }
     }
 
+    /// Tears down client `name`'s IKE_SA and connects it to the VIP again, so it goes
+    /// through the balancer once more (libreswan: the connection is deleted and re-added,
+    /// since pluto keeps the member it was redirected to as the connection's remote).
+    /// `None` if there is no such client.
+    pub fn reconnect(&self, name: &str) -> Option<ClientResult> {
+        let c = self.client(name)?;
+        match &c.daemon {
+            ClientDaemon::StrongSwan(ch) => ch.terminate("vip"),
+            ClientDaemon::Libreswan(p) => {
+                let _ = cmd::output(&mut p.whack(&["--name", "vip", "--delete"]));
+                let mut add = c.netns.exec("ipsec");
+                add.arg("addconn")
+                    .arg("--config")
+                    .arg(p.dir.join("ipsec.conf"))
+                    .arg("--ctlsocket")
+                    .arg(p.dir.join("pluto.ctl"))
+                    .arg("vip");
+                if let Err(e) = cmd::run(&mut add) {
+                    let mut r = self.connect_client(c);
+                    r.client_log =
+                        format!("re-adding the connection failed: {e:#}\n{}", r.client_log);
+                    return Some(r);
+                }
+            }
+        }
+        Some(self.connect_client(c))
+    }
+
     fn connect_client(&self, c: &Client) -> ClientResult {
         let marks: Vec<usize> = self.members.iter().map(|m| m.charon.log_mark()).collect();
         let vip = vip(c.spec.family);
@@ -185,6 +215,7 @@ impl Lab {
             name: c.spec.name.clone(),
             kind: c.spec.kind,
             family: c.spec.family,
+            port: c.spec.port,
             landed_on,
             client_followed_redirect,
             member_saw_redirect,

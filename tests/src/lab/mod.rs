@@ -20,6 +20,7 @@
 mod addr;
 mod balancer;
 mod connect;
+mod report;
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -28,6 +29,7 @@ use anyhow::{Context, Result, bail};
 
 pub use addr::*;
 pub use connect::ClientResult;
+pub use report::{LIBRESWAN_NO_ESP, results_table, stats_line};
 
 use crate::cmd::tail;
 use crate::daemon::Daemon;
@@ -60,6 +62,10 @@ pub struct ClientSpec {
     /// 500, or 4500 for IKE_SA_INIT with the non-ESP marker (strongSwan: local and remote
     /// port 4500; libreswan: `rightikeport=4500`).
     pub port: u16,
+    /// Whether the client announces RFC 5685 support (N(REDIRECT_SUPPORTED) in its
+    /// IKE_SA_INIT): strongSwan `follow_redirects`, libreswan `accept-redirect`. Default
+    /// true; [`ClientSpec::without_redirect`] makes a client the fast path must not answer.
+    pub redirect: bool,
 }
 
 impl ClientSpec {
@@ -69,7 +75,16 @@ impl ClientSpec {
             kind,
             family,
             port,
+            redirect: true,
         }
+    }
+
+    /// The same client without redirect support (strongSwan `follow_redirects = no`,
+    /// libreswan `accept-redirect=no`).
+    #[must_use]
+    pub fn without_redirect(mut self) -> Self {
+        self.redirect = false;
+        self
     }
 
     /// strongSwan over IPv4 and IPv6, strongSwan to 4500, libreswan over IPv4 and IPv6.
@@ -447,6 +462,21 @@ impl Lab {
         s
     }
 
+    /// Where ikelb pins the lb interface's maps (`bpftool map dump pinned <dir>/IKELB_STATS`).
+    pub fn pin_dir(&self) -> PathBuf {
+        Path::new("/sys/fs/bpf/ikelb").join(&self.lb_iface)
+    }
+
+    /// The target-name file `ikelb run` writes beside the pins (for `ikelb stats`).
+    pub fn target_names_file(&self) -> PathBuf {
+        Path::new("/run/ikelb").join(format!("{}.targets", self.lb_iface))
+    }
+
+    /// Keep the run directory (configs, logs) after teardown.
+    pub fn keep_logs(&mut self) {
+        self.keep_run_dir = true;
+    }
+
     /// Stops everything and deletes the namespaces (also what `Drop` does).
     pub fn down(self) {}
 }
@@ -471,10 +501,11 @@ impl Drop for Lab {
         }
         // Our interface name is unique to this lab, so its pin directory is ours: remove
         // what a crashed or failed ikelb may have left there.
-        let pins = std::path::Path::new("/sys/fs/bpf/ikelb").join(&self.lb_iface);
+        let pins = self.pin_dir();
         if pins.exists() {
             let _ = std::fs::remove_dir_all(&pins);
         }
+        let _ = std::fs::remove_file(self.target_names_file());
         let keep = self.keep_run_dir
             || std::thread::panicking()
             || std::env::var_os("IKELB_TESTS_KEEP").is_some();
@@ -513,7 +544,12 @@ fn start_client(
     let service = format!("{}/{}", service_addr(fam), host_len(fam));
     match spec.kind {
         ClientKind::StrongSwan => {
-            let charon = Charon::start(ns, &spec.name, dir, opts)?;
+            let mut opts = opts.clone();
+            if !spec.redirect {
+                // Later keys override earlier ones in strongswan.conf.
+                opts.extra.push_str("\n  follow_redirects = no\n");
+            }
+            let charon = Charon::start(ns, &spec.name, dir, &opts)?;
             let port = (spec.port == 4500).then_some(4500);
             let conn = Conn {
                 name: "vip".into(),
@@ -543,7 +579,11 @@ fn start_client(
             };
             let secrets =
                 libreswan::psk_secret(&format!("@{}", spec.id()), &format!("@{MEMBER_ID}"), PSK);
-            let p = Pluto::start(ns, &spec.name, dir, "", &conn.to_conf(), &secrets)?;
+            let mut conf = conn.to_conf();
+            if !spec.redirect {
+                conf = conf.replace("accept-redirect=yes", "accept-redirect=no");
+            }
+            let p = Pluto::start(ns, &spec.name, dir, "", &conf, &secrets)?;
             Ok(ClientDaemon::Libreswan(p))
         }
     }
