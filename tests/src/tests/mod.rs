@@ -1,3 +1,10 @@
 mod e2e_redirect;
 mod fixtures;
 mod peers;
+mod xdp_fixtures;
+mod xdp_fixtures_answer;
+mod xdp_fixtures_frames;
+mod xdp_fixtures_harness;
+mod xdp_fixtures_lengths;
+mod xdp_fixtures_mutation;
+mod xdp_fixtures_negative;
