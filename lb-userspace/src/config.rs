@@ -7,6 +7,14 @@ use std::path::Path;
 use serde::Deserialize;
 use toml::Spanned;
 
+mod cluster;
+mod ike;
+pub use ike::{IkeCfg, IkePeerCfg, Psk, parse_ike_identity};
+pub use cluster::{
+    CLUSTER_GROUP_DEFAULT, CLUSTER_PORT_DEFAULT, ClusterCfg, ProbeCfg, RUN_DIR, StatusCfg,
+    Transport, VrrpCfg,
+};
+
 /// How the XDP program is attached.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum XdpModeCfg {
@@ -88,6 +96,13 @@ pub struct Config {
     pub xdp_mode: XdpModeCfg,
     pub vips: Vec<Vip>,
     pub targets: Vec<Target>,
+    /// The load exchange; with it, targets come from the members' reports.
+    pub cluster: Option<ClusterCfg>,
+    /// VRRP instances owning the VIPs; without any, the fast path is always active.
+    pub vrrp: Vec<VrrpCfg>,
+    pub status: StatusCfg,
+    /// The userspace IKE responder: `[ike]` and each auth-mode VIP's method.
+    pub ike: IkeCfg,
 }
 
 /// A configuration error, already formatted with file, line and key.
@@ -104,6 +119,11 @@ struct RawConfig {
     vip: Vec<RawVip>,
     #[serde(default)]
     target: Vec<RawTarget>,
+    cluster: Option<cluster::RawCluster>,
+    #[serde(default)]
+    vrrp: Vec<cluster::RawVrrp>,
+    status: Option<cluster::RawStatus>,
+    ike: Option<ike::RawIke>,
 }
 
 #[derive(Deserialize)]
@@ -118,6 +138,8 @@ struct RawDataplane {
 struct RawVip {
     address: Spanned<String>,
     redirect: Option<Spanned<String>>,
+    #[serde(alias = "auth_redirect")]
+    auth_redirect: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -175,7 +197,7 @@ impl Config {
                 (iface, mode)
             }
         };
-        if raw.vip.is_empty() {
+        if raw.vip.is_empty() && raw.cluster.is_none() {
             return Err(ConfigError("no [[vip]] configured".into()));
         }
         if raw.vip.len() > lb_common::maps::MAX_VIPS as usize {
@@ -186,6 +208,7 @@ impl Config {
             )));
         }
         let mut vips = Vec::new();
+        let mut vip_ike = Vec::new();
         for (i, v) in raw.vip.into_iter().enumerate() {
             let key = format!("vip[{i}].address");
             let address: IpAddr =
@@ -202,6 +225,7 @@ impl Config {
                     format!("{address} listed twice"),
                 ));
             }
+            let redirect_span = v.redirect.as_ref().map_or(v.address.span(), |r| r.span());
             let redirect = match v.redirect {
                 None => RedirectMode::Init,
                 Some(r) => match r.get_ref().as_str() {
@@ -216,6 +240,13 @@ impl Config {
                     }
                 },
             };
+            vip_ike.push(ike::VipIke {
+                index: i,
+                address,
+                redirect,
+                span: redirect_span,
+                auth_redirect: v.auth_redirect,
+            });
             vips.push(Vip { address, redirect });
         }
         if raw.target.len() > MAX_TARGETS {
@@ -255,11 +286,38 @@ impl Config {
                 weight,
             });
         }
+        let ctx = cluster::Ctx { text };
+        let cluster = raw.cluster.map(|c| ctx.cluster(c)).transpose()?;
+        if cluster.is_some() && !targets.is_empty() {
+            return Err(ConfigError(
+                "[[target]] and [cluster] exclude each other: with a cluster the targets \
+                 are the members that report"
+                    .into(),
+            ));
+        }
+        let vrrp = raw
+            .vrrp
+            .into_iter()
+            .enumerate()
+            .map(|(i, v)| ctx.vrrp(i, v))
+            .collect::<Result<Vec<_>, _>>()?;
+        let fast: Vec<IpAddr> = vips.iter().map(|v| v.address).collect();
+        ctx.cross(&vrrp, &fast)?;
+        let status = raw
+            .status
+            .map(|s| ctx.status(s))
+            .transpose()?
+            .unwrap_or_default();
+        let ike = ike::build(text, raw.ike, vip_ike)?;
         Ok(Config {
             iface,
             xdp_mode,
             vips,
             targets,
+            cluster,
+            vrrp,
+            status,
+            ike,
         })
     }
 }
@@ -320,6 +378,13 @@ identity = "2001:db8::12"
 [[target]]
 name = "gw3"
 identity = "gw3.example.net"
+
+[ike]
+identity = "vpn.example.net"
+
+[[ike.peer]]
+id = "client.example.net"
+psk = "a pre-shared key"
 "#;
 
     #[test]
