@@ -4,15 +4,20 @@
 /// Map names: the XDP program declares its maps under these names and userspace opens
 /// and pins them by the same constants (at most 15 bytes: BPF_OBJ_NAME_LEN).
 pub const MAP_CONFIG: &str = "IKELB_CONFIG";
-pub const MAP_VIPS: &str = "IKELB_VIPS";
+/// IPv4 VIPs, keyed by the address as a native-endian `u32` of its wire bytes.
+pub const MAP_VIPS4: &str = "IKELB_VIPS4";
+/// IPv6 VIPs, keyed by the 16 address bytes. Two maps rather than one keyed by
+/// (family, address): a 4-byte key hashes in a third of the time.
+pub const MAP_VIPS6: &str = "IKELB_VIPS6";
 pub const MAP_SLOTS: &str = "IKELB_SLOTS";
 pub const MAP_TARGETS: &str = "IKELB_TARGETS";
 pub const MAP_STATS: &str = "IKELB_STATS";
 pub const MAP_TGT_STATS: &str = "IKELB_TGT_STATS";
 /// All maps userspace pins under `/sys/fs/bpf/ikelb/<iface>/`.
-pub const PINNED_MAPS: [&str; 6] = [
+pub const PINNED_MAPS: [&str; 7] = [
     MAP_CONFIG,
-    MAP_VIPS,
+    MAP_VIPS4,
+    MAP_VIPS6,
     MAP_SLOTS,
     MAP_TARGETS,
     MAP_STATS,
@@ -51,34 +56,10 @@ pub const fn slot_table_index(generation: u32, v6: bool) -> u32 {
     (generation & 1) * 2 + v6 as u32
 }
 
-/// Address families as stored in map keys.
-pub const FAMILY_V4: u8 = 4;
-pub const FAMILY_V6: u8 = 6;
-
-/// Key of `IKELB_VIPS`: an IPv4 address sits in the first 4 bytes, the rest zero.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub struct VipKey {
-    pub family: u8,
-    pub _pad: [u8; 3],
-    pub addr: [u8; 16],
-}
-
-impl VipKey {
-    pub const fn v4(a: [u8; 4]) -> Self {
-        Self {
-            family: FAMILY_V4,
-            _pad: [0; 3],
-            addr: [a[0], a[1], a[2], a[3], 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
-        }
-    }
-    pub const fn v6(addr: [u8; 16]) -> Self {
-        Self {
-            family: FAMILY_V6,
-            _pad: [0; 3],
-            addr,
-        }
-    }
+/// Key of `IKELB_VIPS4` for an address.
+#[inline(always)]
+pub const fn vip4_key(a: [u8; 4]) -> u32 {
+    u32::from_ne_bytes(a)
 }
 
 /// `Vip.mode`: answer IKE_SA_INIT with REDIRECT in the kernel.
@@ -86,7 +67,7 @@ pub const VIP_MODE_INIT: u32 = 0;
 /// `Vip.mode`: pass all IKE to the userspace responder (redirect after authentication).
 pub const VIP_MODE_AUTH: u32 = 1;
 
-/// Value of `IKELB_VIPS`.
+/// Value of `IKELB_VIPS4` and `IKELB_VIPS6`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Vip {
@@ -261,7 +242,6 @@ impl Stat {
 mod pod {
     // SAFETY: all are #[repr(C)] plain integers/arrays with explicit padding fields.
     unsafe impl aya::Pod for super::Config {}
-    unsafe impl aya::Pod for super::VipKey {}
     unsafe impl aya::Pod for super::Vip {}
     unsafe impl aya::Pod for super::SlotTable {}
     unsafe impl aya::Pod for super::Target {}
@@ -288,7 +268,6 @@ mod tests {
 
     #[test]
     fn layouts_have_no_implicit_padding() {
-        assert_eq!(core::mem::size_of::<VipKey>(), 20);
         assert_eq!(core::mem::size_of::<Target>(), 8 + 256);
         assert_eq!(core::mem::size_of::<SlotTable>(), 8 + 2 * SLOTS);
         assert_eq!(core::mem::size_of::<Config>(), 8);

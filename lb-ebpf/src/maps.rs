@@ -6,14 +6,17 @@ use aya_ebpf::{
     maps::{Array, HashMap, PerCpuArray},
 };
 use lb_common::maps::{
-    BenchTemplate, Config, MAX_TARGETS, MAX_VIPS, SLOT_TABLES, SlotTable, Stat, Target, Vip, VipKey,
+    BenchTemplate, Config, MAX_TARGETS, MAX_VIPS, SLOT_TABLES, SlotTable, Stat, Target, Vip,
 };
 
 #[map(name = "IKELB_CONFIG")]
 pub static CONFIG: Array<Config> = Array::with_max_entries(1, 0);
 
-#[map(name = "IKELB_VIPS")]
-pub static VIPS: HashMap<VipKey, Vip> = HashMap::with_max_entries(MAX_VIPS, 0);
+#[map(name = "IKELB_VIPS4")]
+pub static VIPS4: HashMap<u32, Vip> = HashMap::with_max_entries(MAX_VIPS, 0);
+
+#[map(name = "IKELB_VIPS6")]
+pub static VIPS6: HashMap<[u32; 4], Vip> = HashMap::with_max_entries(MAX_VIPS, 0);
 
 #[map(name = "IKELB_SLOTS")]
 pub static SLOTS: Array<SlotTable> = Array::with_max_entries(SLOT_TABLES, 0);

@@ -8,7 +8,7 @@ use aya_ebpf::{
 use core::ptr::{read_volatile, write_volatile};
 use lb_common::{
     checksum,
-    maps::{Stat, VIP_MODE_AUTH, VipKey},
+    maps::{Stat, VIP_MODE_AUTH},
     wire::{
         ike,
         l2l3::{self, ipv4, ipv6, udp},
@@ -173,11 +173,8 @@ pub fn parse(ctx: &XdpContext) -> Result<Req, Stat> {
         }
         src = [w[2], w[3], w[4], w[5]];
         dst = [w[6], w[7], w[8], w[9]];
-        let mut key = VipKey::v6([0; 16]);
-        // SAFETY: [u32; 4] and [u8; 16] have the same size; any bytes are valid.
-        key.addr = unsafe { core::mem::transmute::<[u32; 4], [u8; 16]>(dst) };
         // SAFETY: lookup result is a map value read once.
-        let vip = unsafe { maps::VIPS.get(&key) }.ok_or(Stat::PassNotVip)?;
+        let vip = unsafe { maps::VIPS6.get(&dst) }.ok_or(Stat::PassNotVip)?;
         let nh = (w[1] >> 16) as u8;
         if nh != udp::PROTO {
             return Err(if ipv6_ext_header(nh) {
@@ -200,9 +197,8 @@ pub fn parse(ctx: &XdpContext) -> Result<Req, Stat> {
         }
         src[0] = w[3];
         dst[0] = w[4];
-        let key = VipKey::v4(w[4].to_ne_bytes());
         // SAFETY: as above.
-        let vip = unsafe { maps::VIPS.get(&key) }.ok_or(Stat::PassNotVip)?;
+        let vip = unsafe { maps::VIPS4.get(&w[4]) }.ok_or(Stat::PassNotVip)?;
         if (w[2] >> 8) as u8 != udp::PROTO {
             return Err(Stat::PassNotUdp);
         }

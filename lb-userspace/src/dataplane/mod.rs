@@ -5,6 +5,7 @@ pub mod stats;
 pub mod tables;
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use aya::maps::{Array, HashMap as BpfHashMap, MapData, PerCpuArray, PerCpuValues};
@@ -12,7 +13,6 @@ use aya::programs::{Xdp, XdpMode};
 use aya::{Ebpf, EbpfLoader};
 use lb_common::maps::{
     self as m, Config as MapConfig, FLAG_ACTIVE, SlotTable, Target as MapTarget, Vip as MapVip,
-    VipKey,
 };
 
 use crate::config::{Identity, RedirectMode, Vip, XdpModeCfg};
@@ -68,7 +68,7 @@ pub struct Dataplane {
     /// Target index by (name, identity): indices stay stable across updates so
     /// per-target counters and in-flight table lookups stay meaningful.
     index: HashMap<(String, Identity), u16>,
-    vips: Vec<VipKey>,
+    vips: Vec<IpAddr>,
     attached: Option<String>,
 }
 
@@ -188,34 +188,50 @@ impl Dataplane {
 
     /// Installs the VIP set (added, updated, removed as needed).
     pub fn set_vips(&mut self, vips: &[Vip]) -> Result<(), DataplaneError> {
-        let keys: Vec<(VipKey, MapVip)> = vips
+        let entries: Vec<(IpAddr, MapVip)> = vips
             .iter()
             .map(|v| {
-                let key = match v.address {
-                    std::net::IpAddr::V4(a) => VipKey::v4(a.octets()),
-                    std::net::IpAddr::V6(a) => VipKey::v6(a.octets()),
-                };
                 let mode = match v.redirect {
                     RedirectMode::Init => m::VIP_MODE_INIT,
                     RedirectMode::Auth => m::VIP_MODE_AUTH,
                 };
-                (key, MapVip { mode, _pad: 0 })
+                (v.address, MapVip { mode, _pad: 0 })
             })
             .collect();
-        let stale: Vec<VipKey> = self
+        let stale: Vec<IpAddr> = self
             .vips
             .iter()
-            .filter(|k| !keys.iter().any(|(n, _)| n == *k))
+            .filter(|a| !entries.iter().any(|(n, _)| n == *a))
             .copied()
             .collect();
-        let mut map: BpfHashMap<_, VipKey, MapVip> = self.map_mut(m::MAP_VIPS)?;
-        for (k, v) in &keys {
-            map.insert(k, v, 0).map_err(map_err(m::MAP_VIPS))?;
+        for (a, v) in &entries {
+            match a {
+                IpAddr::V4(a) => {
+                    let mut map: BpfHashMap<_, u32, MapVip> = self.map_mut(m::MAP_VIPS4)?;
+                    map.insert(m::vip4_key(a.octets()), v, 0)
+                        .map_err(map_err(m::MAP_VIPS4))?;
+                }
+                IpAddr::V6(a) => {
+                    let mut map: BpfHashMap<_, [u8; 16], MapVip> = self.map_mut(m::MAP_VIPS6)?;
+                    map.insert(a.octets(), v, 0)
+                        .map_err(map_err(m::MAP_VIPS6))?;
+                }
+            }
         }
-        for k in &stale {
-            map.remove(k).map_err(map_err(m::MAP_VIPS))?;
+        for a in &stale {
+            match a {
+                IpAddr::V4(a) => {
+                    let mut map: BpfHashMap<_, u32, MapVip> = self.map_mut(m::MAP_VIPS4)?;
+                    map.remove(&m::vip4_key(a.octets()))
+                        .map_err(map_err(m::MAP_VIPS4))?;
+                }
+                IpAddr::V6(a) => {
+                    let mut map: BpfHashMap<_, [u8; 16], MapVip> = self.map_mut(m::MAP_VIPS6)?;
+                    map.remove(&a.octets()).map_err(map_err(m::MAP_VIPS6))?;
+                }
+            }
         }
-        self.vips = keys.into_iter().map(|(k, _)| k).collect();
+        self.vips = entries.into_iter().map(|(a, _)| a).collect();
         Ok(())
     }
 
