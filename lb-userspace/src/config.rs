@@ -9,11 +9,11 @@ use toml::Spanned;
 
 mod cluster;
 mod ike;
-pub use ike::{IkeCfg, IkePeerCfg, Psk, parse_ike_identity};
 pub use cluster::{
     CLUSTER_GROUP_DEFAULT, CLUSTER_PORT_DEFAULT, ClusterCfg, ProbeCfg, RUN_DIR, StatusCfg,
     Transport, VrrpCfg,
 };
+pub use ike::{IkeCfg, IkePeerCfg, Psk, parse_ike_identity};
 
 /// How the XDP program is attached.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

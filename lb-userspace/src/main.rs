@@ -5,7 +5,9 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use lb_userspace::config::{Config, XdpModeCfg};
-use lb_userspace::dataplane::{self, Dataplane, TargetEntry, stats::Counters};
+use lb_userspace::dataplane::{self, Dataplane, TargetEntry, choice::SlotChooser, stats::Counters};
+use lb_userspace::ike::Responder;
+use lb_userspace::ike::io::{IkeService, KeyLogFile};
 use tracing::info;
 
 #[derive(Parser)]
@@ -32,6 +34,10 @@ enum Cmd {
         /// native, skb or auto (overrides [dataplane].xdp-mode).
         #[arg(long)]
         xdp_mode: Option<XdpModeCfg>,
+        /// TEST ONLY: write the IKE session keys of the userspace responder to this
+        /// file as tshark `ikev2_decryption_table` rows (also: env IKELB_IKE_KEYLOG).
+        #[arg(long)]
+        ike_keylog: Option<PathBuf>,
     },
     /// Print the fast-path counters of a running instance (from its pinned maps).
     Stats {
@@ -75,7 +81,8 @@ fn main() -> Result<()> {
             iface,
             config,
             xdp_mode,
-        } => run(iface, &config, xdp_mode),
+            ike_keylog,
+        } => run(iface, &config, xdp_mode, ike_keylog),
         Cmd::Stats { iface, json } => stats(&iface, json),
         Cmd::CheckConfig { config } => {
             let c = Config::load(&config)?;
@@ -120,7 +127,12 @@ fn wait_for_signal() -> Result<()> {
     .context("waiting for a signal")
 }
 
-fn run(iface: Option<String>, path: &std::path::Path, mode: Option<XdpModeCfg>) -> Result<()> {
+fn run(
+    iface: Option<String>,
+    path: &std::path::Path,
+    mode: Option<XdpModeCfg>,
+    ike_keylog: Option<PathBuf>,
+) -> Result<()> {
     let cfg = Config::load(path)?;
     let Some(iface) = iface.or_else(|| cfg.iface.clone()) else {
         bail!("no interface: pass --iface or set [dataplane].iface");
@@ -142,9 +154,11 @@ fn run(iface: Option<String>, path: &std::path::Path, mode: Option<XdpModeCfg>) 
     write_names(&iface, &dp);
     dp.set_active(true)?;
     let used = dp.attach(&iface, mode)?;
+    let ike = start_ike(&cfg, &pins, ike_keylog)?;
     info!(%iface, mode = used, pins = %pins.display(), vips = cfg.vips.len(), targets = targets.len(), "ready");
     wait_for_signal()?;
     info!("shutting down");
+    stop_ike(ike);
     let c = dp.counters()?;
     info!(
         seen = c.get(lb_common::maps::Stat::Seen),
@@ -153,6 +167,58 @@ fn run(iface: Option<String>, path: &std::path::Path, mode: Option<XdpModeCfg>) 
     );
     remove_names(&iface);
     Ok(())
+}
+
+/// The userspace IKE responder on every VIP's ports 500 and 4500: auth-mode VIPs
+/// authenticate and then redirect; init-mode VIPs get the fast path's answer for what
+/// the XDP program passed up (fragments, IPv6 extension headers). Targets come from
+/// the fast path's slot table. Without auth-mode VIPs a bind failure only disables the
+/// slow path.
+fn start_ike(
+    cfg: &Config,
+    pins: &std::path::Path,
+    keylog: Option<PathBuf>,
+) -> Result<Option<IkeService>> {
+    let keylog = keylog.or_else(|| std::env::var_os("IKELB_IKE_KEYLOG").map(PathBuf::from));
+    let needed = !cfg.ike.auth_vips.is_empty();
+    let addrs: Vec<std::net::IpAddr> = cfg.vips.iter().map(|v| v.address).collect();
+    let listeners = match lb_userspace::ike::io::bind_vips(&addrs) {
+        Ok(l) => l,
+        Err(e) if !needed => {
+            tracing::warn!(error = %e, "no IKE slow path: cannot bind the VIPs' IKE ports");
+            return Ok(None);
+        }
+        Err(e) => return Err(e).context("binding the auth-mode VIPs' IKE ports"),
+    };
+    let chooser = SlotChooser::open_pinned(pins).context("opening the slot table")?;
+    let file = match &keylog {
+        Some(p) => {
+            tracing::warn!(path = %p.display(), "IKE key log enabled: session keys are written to disk (test only)");
+            Some(KeyLogFile::create(p).with_context(|| format!("key log {}", p.display()))?)
+        }
+        None => None,
+    };
+    let rc = cfg
+        .ike
+        .responder_config(&cfg.vips, Box::new(chooser), file.is_some());
+    let svc = IkeService::start(Responder::new(rc), listeners, file)
+        .context("starting the IKE responder")?;
+    info!(
+        vips = addrs.len(),
+        auth_vips = cfg.ike.auth_vips.len(),
+        peers = cfg.ike.peers.len(),
+        "IKE responder listening"
+    );
+    Ok(Some(svc))
+}
+
+fn stop_ike(ike: Option<IkeService>) {
+    if let Some(svc) = ike {
+        match svc.stop() {
+            Ok(s) => info!(?s, "IKE responder stopped"),
+            Err(e) => tracing::warn!(error = %e, "IKE responder"),
+        }
+    }
 }
 
 /// Target names beside the pins (bpffs holds only BPF objects), for `ikelb stats`.

@@ -1,6 +1,7 @@
 //! The XDP dataplane: loads the embedded object, pins its maps, fills VIPs, targets and
 //! slot tables (A/B, flipped atomically), attaches and detaches.
 
+pub mod choice;
 pub mod stats;
 pub mod tables;
 

@@ -243,7 +243,7 @@ impl Responder {
             data: psk_auth(prf, &psk, &octets).to_vec(),
         };
         let mut answer = vec![Payload::IdR(idr), Payload::Auth(auth)];
-        let target = self.choose(remote.ip());
+        let target = self.choose(remote, &sa.spi_i);
         match (target, sa.method) {
             (Some(t), AuthRedirect::IkeAuth) => {
                 // RFC 5685 §6: no CHILD SA with a redirect.
@@ -279,6 +279,7 @@ impl Responder {
     }
 
     fn redirected(&mut self, sa: &IkeSa, target: GatewayIdentity, how: RedirectHow) {
+        self.config.chooser.redirected(&target);
         self.event(Event::Redirected {
             client: sa.remote,
             spi_i: sa.spi_i,

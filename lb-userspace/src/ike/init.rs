@@ -163,13 +163,21 @@ impl Responder {
         }
     }
 
-    /// The target for `client`, if the chooser has one of the client's family.
-    pub(super) fn choose(&mut self, client: IpAddr) -> Option<GatewayIdentity> {
-        let v6 = match client {
+    /// The target for `client` (source address and port) and its SPIi, if the chooser
+    /// has one of the client's family.
+    pub(super) fn choose(
+        &mut self,
+        client: SocketAddr,
+        spi_i: &[u8; 8],
+    ) -> Option<GatewayIdentity> {
+        let v6 = match client.ip() {
             IpAddr::V4(_) => false,
             IpAddr::V6(a) => a.to_ipv4_mapped().is_none(),
         };
-        self.config.chooser.choose(client).filter(|t| t.serves(v6))
+        self.config
+            .chooser
+            .choose_flow(client, spi_i)
+            .filter(|t| t.serves(v6))
     }
 
     /// A [`super::responder::VipMode::Init`] VIP: answer what the fast path would have
@@ -196,7 +204,7 @@ impl Responder {
         if req.redirected_from || !req.redirect_supported {
             return;
         }
-        let Some(target) = self.choose(remote.ip()) else {
+        let Some(target) = self.choose(remote, &header.spi_i) else {
             return;
         };
         let mut out = vec![0; redirect::ike_len(usize::from(target.ident_len), req.ni.len())];
@@ -208,6 +216,7 @@ impl Responder {
             return;
         }
         self.send(local, remote, &out[..n]);
+        self.config.chooser.redirected(&target);
         self.event(Event::Redirected {
             client: remote,
             spi_i: header.spi_i,

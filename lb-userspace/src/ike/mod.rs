@@ -6,6 +6,7 @@
 //! - [`crypto`]: prf, prf+, SKEYSEED and SK_* derivation, PSK AUTH, NAT-D hashes.
 //! - [`sk`]: encryption and integrity of the SK and SKF payloads.
 //!
+//! - [`io`]: the tokio driver (sockets on VIP:500 and VIP:4500, timers, key log).
 //! - [`responder`]: the sans-IO responder state machine on top of them ([`Responder`]),
 //!   with [`init`] (IKE_SA_INIT), [`auth`] (IKE_AUTH, INFORMATIONAL, redirect), [`sa`]
 //!   (one IKE SA), [`cookie`] (stateless COOKIE) and [`frag`] (SKF reassembly).
@@ -16,6 +17,7 @@ pub mod crypto;
 pub mod dh;
 mod frag;
 mod init;
+pub mod io;
 pub mod message;
 pub mod payload;
 pub mod proposal;
@@ -32,6 +34,8 @@ pub use responder::{
 mod tests;
 #[cfg(test)]
 mod tests_initiator;
+#[cfg(test)]
+mod tests_io;
 #[cfg(test)]
 mod tests_responder;
 #[cfg(test)]

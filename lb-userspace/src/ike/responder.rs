@@ -67,6 +67,21 @@ pub type GatewayIdentity = lb_common::maps::Target;
 /// does not is treated as `None`.
 pub trait TargetChooser: Send {
     fn choose(&mut self, client: IpAddr) -> Option<GatewayIdentity>;
+
+    /// The choice for one IKE SA: `client` is the request's source address and port,
+    /// `spi_i` the initiator's SPI, the inputs of the fast path's flow hash
+    /// (`lb_common::wire::request::flow_hash`), so a chooser over the fast path's slot
+    /// table answers exactly what the XDP program would. Defaults to
+    /// [`TargetChooser::choose`] on the address.
+    fn choose_flow(&mut self, client: SocketAddr, spi_i: &[u8; 8]) -> Option<GatewayIdentity> {
+        let _ = spi_i;
+        self.choose(client.ip())
+    }
+
+    /// Called when a REDIRECT to `target`, the latest choice, was sent: count it.
+    fn redirected(&mut self, target: &GatewayIdentity) {
+        let _ = target;
+    }
 }
 
 impl<F: FnMut(IpAddr) -> Option<GatewayIdentity> + Send> TargetChooser for F {

@@ -1,0 +1,417 @@
+//! The `[ike]` section (the userspace IKEv2 responder: our identity, the clients and
+//! their pre-shared keys) and the per-VIP `auth-redirect` key. Errors name the line and
+//! the key, like the rest of [`crate::config`].
+//!
+//! ```toml
+//! [[vip]]
+//! address = "192.0.2.1"
+//! redirect = "auth"
+//! auth-redirect = "informational"   # or "ike_auth"
+//!
+//! [ike]
+//! identity = "vpn.example.net"      # our IDr: FQDN, IP address or user@domain
+//!
+//! [[ike.peer]]
+//! id = "alice@example.net"
+//! psk = "a long random secret"      # or "0x<hex>", or psk-file = "/etc/ikelb/alice.psk"
+//! ```
+
+use std::net::IpAddr;
+
+use serde::Deserialize;
+use toml::Spanned;
+use zeroize::Zeroizing;
+
+use super::{ConfigError, RedirectMode};
+use crate::ike::{AuthRedirect, Identity as IkeIdentity};
+
+/// A pre-shared key, zeroized on drop and redacted in `Debug`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Psk(pub Zeroizing<Vec<u8>>);
+
+impl std::fmt::Debug for Psk {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Psk(<redacted>)")
+    }
+}
+
+/// One client the responder accepts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IkePeerCfg {
+    pub id: IkeIdentity,
+    pub psk: Psk,
+}
+
+/// The validated `[ike]` settings, with each auth-mode VIP's redirect method.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct IkeCfg {
+    /// Our IDr; required when any VIP has `redirect = "auth"`.
+    pub identity: Option<IkeIdentity>,
+    pub peers: Vec<IkePeerCfg>,
+    /// `(VIP, method)` for every VIP with `redirect = "auth"`.
+    pub auth_vips: Vec<(IpAddr, AuthRedirect)>,
+}
+
+impl IkeCfg {
+    /// How VIP `addr` redirects authenticated clients, if it is an auth-mode VIP.
+    pub fn auth_redirect(&self, addr: IpAddr) -> Option<AuthRedirect> {
+        self.auth_vips
+            .iter()
+            .find(|(a, _)| *a == addr)
+            .map(|&(_, m)| m)
+    }
+}
+
+impl IkeCfg {
+    /// The responder's configuration for `vips` (every VIP: auth-mode ones
+    /// authenticate, init-mode ones get the fast path's answer for what it passed up).
+    pub fn responder_config(
+        &self,
+        vips: &[super::Vip],
+        chooser: Box<dyn crate::ike::TargetChooser>,
+        log_keys: bool,
+    ) -> crate::ike::ResponderConfig {
+        use crate::ike::{AuthMethod, PeerConfig, ResponderConfig, VipConfig, VipMode};
+        // Without auth-mode VIPs the identity is never sent.
+        let id = self
+            .identity
+            .clone()
+            .unwrap_or_else(|| IkeIdentity::Fqdn("ikelb".into()));
+        let mut rc = ResponderConfig::new(id, chooser);
+        rc.peers = self
+            .peers
+            .iter()
+            .map(|p| PeerConfig {
+                id: p.id.clone(),
+                auth: AuthMethod::Psk(p.psk.0.clone()),
+            })
+            .collect();
+        rc.vips = vips
+            .iter()
+            .map(|v| VipConfig {
+                addr: v.address,
+                mode: self
+                    .auth_redirect(v.address)
+                    .map_or(VipMode::Init, VipMode::Auth),
+            })
+            .collect();
+        rc.log_keys = log_keys;
+        rc
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(super) struct RawIke {
+    identity: Option<Spanned<String>>,
+    #[serde(default)]
+    peer: Vec<RawPeer>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawPeer {
+    id: Spanned<String>,
+    psk: Option<Spanned<String>>,
+    #[serde(alias = "psk_file")]
+    psk_file: Option<Spanned<String>>,
+}
+
+/// One `[[vip]]`'s part in the IKE settings.
+pub(super) struct VipIke {
+    pub index: usize,
+    pub address: IpAddr,
+    pub redirect: RedirectMode,
+    /// Span of the `redirect` key (or of `address` when absent), for errors.
+    pub span: std::ops::Range<usize>,
+    pub auth_redirect: Option<Spanned<String>>,
+}
+
+/// An IKE identity from its config form: an IP address, `user@domain` (RFC 822), or a
+/// name (FQDN; a leading `@`, as strongSwan and libreswan write it, is dropped).
+pub fn parse_ike_identity(s: &str) -> Result<IkeIdentity, String> {
+    if s.is_empty() || s.len() > 255 {
+        return Err("an identity is 1 to 255 bytes".into());
+    }
+    if let Ok(a) = s.parse::<IpAddr>() {
+        return Ok(IkeIdentity::Ip(a));
+    }
+    if let Some(name) = s.strip_prefix('@') {
+        if name.is_empty() || name.contains('@') {
+            return Err(format!("`{s}`: expected @name"));
+        }
+        return Ok(IkeIdentity::Fqdn(name.into()));
+    }
+    if s.chars().any(char::is_whitespace) || s.contains('=') {
+        return Err(format!(
+            "`{s}`: expected an IP address, an FQDN or user@domain (DN identities are not supported)"
+        ));
+    }
+    match s.split_once('@') {
+        Some((user, domain)) if !user.is_empty() && !domain.is_empty() && !domain.contains('@') => {
+            Ok(IkeIdentity::Rfc822(s.into()))
+        }
+        Some(_) => Err(format!("`{s}`: not a valid user@domain")),
+        None => Ok(IkeIdentity::Fqdn(s.into())),
+    }
+}
+
+/// A key as written: `0x` + hex digits, or the string's bytes.
+fn parse_psk(s: &str) -> Result<Zeroizing<Vec<u8>>, String> {
+    let bytes = match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        Some(h) => {
+            if h.is_empty() || h.len() % 2 != 0 {
+                return Err("a hex key needs an even, non-zero number of digits".into());
+            }
+            let mut v = Zeroizing::new(Vec::with_capacity(h.len() / 2));
+            for i in (0..h.len()).step_by(2) {
+                let b = h
+                    .get(i..i + 2)
+                    .and_then(|d| u8::from_str_radix(d, 16).ok())
+                    .ok_or("not a hex key")?;
+                v.push(b);
+            }
+            v
+        }
+        None => Zeroizing::new(s.as_bytes().to_vec()),
+    };
+    if bytes.is_empty() {
+        return Err("the key is empty".into());
+    }
+    Ok(bytes)
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].matches('\n').count() + 1
+}
+
+/// Validates `[ike]` against the VIPs.
+pub(super) fn build(
+    text: &str,
+    raw: Option<RawIke>,
+    vips: Vec<VipIke>,
+) -> Result<IkeCfg, ConfigError> {
+    let err = |span: std::ops::Range<usize>, key: &str, msg: String| {
+        ConfigError(format!(
+            "line {}: `{key}`: {msg}",
+            line_of(text, span.start)
+        ))
+    };
+    let mut cfg = IkeCfg::default();
+    let mut first_auth = None;
+    for v in vips {
+        let method = match (&v.auth_redirect, v.redirect) {
+            (None, RedirectMode::Auth) => AuthRedirect::Informational,
+            (None, _) => continue,
+            (Some(m), RedirectMode::Auth) => match m.get_ref().as_str() {
+                "informational" => AuthRedirect::Informational,
+                "ike_auth" | "ike-auth" => AuthRedirect::IkeAuth,
+                o => {
+                    return Err(err(
+                        m.span(),
+                        &format!("vip[{}].auth-redirect", v.index),
+                        format!("`{o}`: expected \"informational\" or \"ike_auth\""),
+                    ));
+                }
+            },
+            (Some(m), _) => {
+                return Err(err(
+                    m.span(),
+                    &format!("vip[{}].auth-redirect", v.index),
+                    "only for a VIP with redirect = \"auth\"".into(),
+                ));
+            }
+        };
+        first_auth.get_or_insert((v.index, v.span));
+        cfg.auth_vips.push((v.address, method));
+    }
+    if let Some(raw) = raw {
+        if let Some(id) = raw.identity {
+            cfg.identity = Some(
+                parse_ike_identity(id.get_ref()).map_err(|m| err(id.span(), "ike.identity", m))?,
+            );
+        }
+        for (i, p) in raw.peer.into_iter().enumerate() {
+            let id = parse_ike_identity(p.id.get_ref())
+                .map_err(|m| err(p.id.span(), &format!("ike.peer[{i}].id"), m))?;
+            if cfg.peers.iter().any(|x| x.id == id) {
+                return Err(err(
+                    p.id.span(),
+                    &format!("ike.peer[{i}].id"),
+                    format!("`{}` listed twice", p.id.get_ref()),
+                ));
+            }
+            let psk = match (p.psk, p.psk_file) {
+                (Some(k), None) => parse_psk(k.get_ref())
+                    .map_err(|m| err(k.span(), &format!("ike.peer[{i}].psk"), m))?,
+                (None, Some(f)) => {
+                    let key = format!("ike.peer[{i}].psk-file");
+                    let content = Zeroizing::new(
+                        std::fs::read_to_string(f.get_ref())
+                            .map_err(|e| err(f.span(), &key, format!("{}: {e}", f.get_ref())))?,
+                    );
+                    parse_psk(content.trim_end_matches(['\n', '\r']))
+                        .map_err(|m| err(f.span(), &key, format!("{}: {m}", f.get_ref())))?
+                }
+                _ => {
+                    return Err(err(
+                        p.id.span(),
+                        &format!("ike.peer[{i}]"),
+                        "give exactly one of `psk` and `psk-file`".into(),
+                    ));
+                }
+            };
+            cfg.peers.push(IkePeerCfg { id, psk: Psk(psk) });
+        }
+    }
+    if let Some((i, span)) = first_auth
+        && (cfg.identity.is_none() || cfg.peers.is_empty())
+    {
+        return Err(err(
+            span,
+            &format!("vip[{i}].redirect"),
+            "\"auth\" needs [ike] with `identity` and at least one [[ike.peer]]".into(),
+        ));
+    }
+    Ok(cfg)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    const AUTH: &str = r#"
+[[vip]]
+address = "192.0.2.1"
+redirect = "auth"
+
+[[vip]]
+address = "2001:db8::1"
+redirect = "auth"
+auth_redirect = "ike_auth"
+
+[[vip]]
+address = "192.0.2.2"
+
+[[target]]
+name = "gw1"
+identity = "198.51.100.11"
+
+[ike]
+identity = "vpn.example.net"
+
+[[ike.peer]]
+id = "alice@example.net"
+psk = "alice's secret"
+
+[[ike.peer]]
+id = "@bob.example.net"
+psk = "0x0102ff"
+"#;
+
+    #[test]
+    fn parses_ike_and_methods() {
+        let c = Config::parse(AUTH).unwrap();
+        let ike = &c.ike;
+        assert_eq!(
+            ike.identity,
+            Some(IkeIdentity::Fqdn("vpn.example.net".into()))
+        );
+        assert_eq!(ike.peers.len(), 2);
+        assert_eq!(
+            ike.peers[0].id,
+            IkeIdentity::Rfc822("alice@example.net".into())
+        );
+        assert_eq!(&ike.peers[0].psk.0[..], b"alice's secret");
+        assert_eq!(ike.peers[1].id, IkeIdentity::Fqdn("bob.example.net".into()));
+        assert_eq!(&ike.peers[1].psk.0[..], &[1, 2, 0xff]);
+        assert_eq!(
+            ike.auth_redirect("192.0.2.1".parse().unwrap()),
+            Some(AuthRedirect::Informational)
+        );
+        assert_eq!(
+            ike.auth_redirect("2001:db8::1".parse().unwrap()),
+            Some(AuthRedirect::IkeAuth)
+        );
+        assert_eq!(ike.auth_redirect("192.0.2.2".parse().unwrap()), None);
+        assert!(!format!("{c:?}").contains("secret"), "keys are redacted");
+    }
+
+    #[test]
+    fn psk_file() {
+        let dir = std::env::temp_dir().join(format!("ikelb-psk-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("k");
+        std::fs::write(&f, "from a file\n").unwrap();
+        let text = format!(
+            "[[vip]]\naddress = \"192.0.2.1\"\nredirect = \"auth\"\n[ike]\nidentity = \"10.0.0.1\"\n\
+             [[ike.peer]]\nid = \"c.example\"\npsk-file = \"{}\"\n",
+            f.display()
+        );
+        let c = Config::parse(&text).unwrap();
+        assert_eq!(&c.ike.peers[0].psk.0[..], b"from a file");
+        assert_eq!(
+            c.ike.identity,
+            Some(IkeIdentity::Ip("10.0.0.1".parse().unwrap()))
+        );
+        std::fs::remove_file(&f).unwrap();
+        let e = Config::parse(&text).unwrap_err().to_string();
+        assert!(e.contains("line 8") && e.contains("psk-file"), "{e}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    fn error_of(text: &str) -> String {
+        Config::parse(text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn errors_name_line_and_key() {
+        let vip = "[[vip]]\naddress = \"192.0.2.1\"\nredirect = \"auth\"\n";
+        let e = error_of(vip);
+        assert!(e.contains("line 3") && e.contains("vip[0].redirect"), "{e}");
+        let e = error_of(&format!("{vip}[ike]\nidentity = \"gw\"\n"));
+        assert!(e.contains("[[ike.peer]]"), "{e}");
+        let e = error_of(&format!(
+            "{vip}auth-redirect = \"sometimes\"\n[ike]\nidentity = \"gw\"\n"
+        ));
+        assert!(
+            e.contains("line 4") && e.contains("vip[0].auth-redirect"),
+            "{e}"
+        );
+        let e = error_of("[[vip]]\naddress = \"192.0.2.1\"\nauth-redirect = \"ike_auth\"\n");
+        assert!(e.contains("line 3") && e.contains("only for"), "{e}");
+        let peer = "[ike]\nidentity = \"gw\"\n[[ike.peer]]\nid = \"a.example\"\n";
+        let e = error_of(&format!("{vip}{peer}"));
+        assert!(e.contains("line 7") && e.contains("exactly one"), "{e}");
+        let e = error_of(&format!("{vip}{peer}psk = \"0xabc\"\n"));
+        assert!(e.contains("line 8") && e.contains("ike.peer[0].psk"), "{e}");
+        let e = error_of(&format!("{vip}{peer}psk = \"\"\n"));
+        assert!(e.contains("empty"), "{e}");
+        let e = error_of(&format!(
+            "{vip}[ike]\nidentity = \"gw\"\n[[ike.peer]]\nid = \"a.example\"\npsk = \"k\"\n\
+             [[ike.peer]]\nid = \"a.example\"\npsk = \"k\"\n"
+        ));
+        assert!(e.contains("line 10") && e.contains("twice"), "{e}");
+        let e = error_of(&format!("{vip}[ike]\nidentity = \"cn=x, o=y\"\n"));
+        assert!(e.contains("line 5") && e.contains("ike.identity"), "{e}");
+        let e = error_of(&format!("{vip}[ike]\nbogus = 1\n"));
+        assert!(e.contains("line 5") && e.contains("bogus"), "{e}");
+    }
+
+    #[test]
+    fn identities() {
+        assert_eq!(
+            parse_ike_identity("192.0.2.9").unwrap(),
+            IkeIdentity::Ip("192.0.2.9".parse().unwrap())
+        );
+        assert_eq!(
+            parse_ike_identity("@gw").unwrap(),
+            IkeIdentity::Fqdn("gw".into())
+        );
+        assert!(parse_ike_identity("").is_err());
+        assert!(parse_ike_identity("@").is_err());
+        assert!(parse_ike_identity("a@").is_err());
+        assert!(parse_ike_identity("a@b@c").is_err());
+    }
+}

@@ -1,0 +1,182 @@
+//! The fast path's target choice, for the userspace IKE responder: the same live slot
+//! table, the same flow hash, the same per-target counters.
+//!
+//! [`SlotChooser`] opens the maps `ikelb run` pinned (so it follows every table update,
+//! whoever makes it: static targets or the cluster) and, per choice, reads the live
+//! generation, the client family's slot table and the target the slot names, exactly as
+//! `lb-ebpf/src/respond.rs` does. Its redirects count in `IKELB_TGT_STATS` beside the
+//! fast path's.
+//!
+//! Counting from userspace: a per-CPU array cannot be incremented atomically from
+//! outside the kernel, so [`SlotChooser`] adds to CPU 0's value with a read-modify-write
+//! of the element. A fast-path increment that lands between the read and the write of
+//! that element is lost; the window is two syscalls long, and auth-mode VIPs do not
+//! count in the fast path at all (their IKE goes to userspace), so only a node that
+//! serves init and auth VIPs to the same target under load can miss a few counts.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
+
+use aya::maps::{Array, Map, MapData, PerCpuArray, PerCpuValues};
+use lb_common::maps::{
+    self as m, Config as MapConfig, SLOTS, SlotTable, Target as MapTarget, slot_table_index,
+};
+use lb_common::wire::request::flow_hash;
+
+use super::DataplaneError;
+use crate::ike::{GatewayIdentity, TargetChooser};
+
+/// The flow-hash key of a client as the XDP program reads it: an IPv4 address in the
+/// first four bytes (the rest zero), an IPv6 address as it is. An IPv4-mapped IPv6
+/// address (a dual-stack socket) counts as IPv4. Returns the bytes and whether the
+/// client is IPv6.
+pub fn client_key(client: IpAddr) -> ([u8; 16], bool) {
+    let mut k = [0u8; 16];
+    match client {
+        IpAddr::V4(a) => {
+            k[..4].copy_from_slice(&a.octets());
+            (k, false)
+        }
+        IpAddr::V6(a) => match a.to_ipv4_mapped() {
+            Some(v4) => {
+                k[..4].copy_from_slice(&v4.octets());
+                (k, false)
+            }
+            None => (a.octets(), true),
+        },
+    }
+}
+
+/// The target index the fast path would pick from `table` for this request: slot
+/// `flow_hash(client address, client port, SPIi) mod SLOTS`. `None` for an empty table.
+pub fn pick(table: &SlotTable, client: SocketAddr, spi_i: &[u8; 8]) -> Option<u16> {
+    if table.len == 0 {
+        return None;
+    }
+    let (key, _) = client_key(client.ip());
+    let slot = flow_hash(&key, client.port(), spi_i) as usize & (SLOTS - 1);
+    Some(table.slots[slot])
+}
+
+fn open<T>(dir: &Path, name: &str) -> Result<T, DataplaneError>
+where
+    T: TryFrom<Map, Error = aya::maps::MapError>,
+{
+    let path = dir.join(name);
+    let data = MapData::from_pin(&path).map_err(|e| DataplaneError::Pin {
+        path: path.clone(),
+        what: e.to_string(),
+    })?;
+    let map =
+        Map::from_map_data(data).map_err(|e| DataplaneError::Map(name.into(), e.to_string()))?;
+    T::try_from(map).map_err(|e| DataplaneError::Map(name.into(), e.to_string()))
+}
+
+/// A [`TargetChooser`] over the pinned maps of a running dataplane.
+pub struct SlotChooser {
+    config: Array<MapData, MapConfig>,
+    slots: Array<MapData, SlotTable>,
+    targets: Array<MapData, MapTarget>,
+    counts: PerCpuArray<MapData, u64>,
+    /// The latest choice (target and its index), counted by `redirected`.
+    last: Option<(MapTarget, u16)>,
+}
+
+impl SlotChooser {
+    /// Opens the maps pinned in `dir` (`dataplane::pin_dir_for(iface)`).
+    pub fn open_pinned(dir: &Path) -> Result<Self, DataplaneError> {
+        Ok(SlotChooser {
+            config: open(dir, m::MAP_CONFIG)?,
+            slots: open(dir, m::MAP_SLOTS)?,
+            targets: open(dir, m::MAP_TARGETS)?,
+            counts: open(dir, m::MAP_TGT_STATS)?,
+            last: None,
+        })
+    }
+
+    fn lookup(&self, client: SocketAddr, spi_i: &[u8; 8]) -> Option<(MapTarget, u16)> {
+        let (_, v6) = client_key(client.ip());
+        let generation = self.config.get(&0, 0).ok()?.active_table;
+        let table = self.slots.get(&slot_table_index(generation, v6), 0).ok()?;
+        let idx = pick(&table, client, spi_i)?;
+        let t = self.targets.get(&u32::from(idx), 0).ok()?;
+        (t.ident_len != 0 && t.serves(v6)).then_some((t, idx))
+    }
+
+    /// Adds one to target `idx`'s counter (on CPU 0's value).
+    pub fn count(&mut self, idx: u16) -> Result<(), DataplaneError> {
+        let err =
+            |e: aya::maps::MapError| DataplaneError::Map(m::MAP_TGT_STATS.into(), e.to_string());
+        let idx = u32::from(idx);
+        let mut v: Vec<u64> = self
+            .counts
+            .get(&idx, 0)
+            .map_err(err)?
+            .iter()
+            .copied()
+            .collect();
+        if let Some(c0) = v.first_mut() {
+            *c0 = c0.wrapping_add(1);
+        }
+        let v = PerCpuValues::try_from(v).map_err(|e| DataplaneError::Io(e.to_string()))?;
+        self.counts.set(idx, v, 0).map_err(err)
+    }
+}
+
+impl TargetChooser for SlotChooser {
+    fn choose(&mut self, client: IpAddr) -> Option<GatewayIdentity> {
+        self.choose_flow(SocketAddr::new(client, 0), &[0; 8])
+    }
+
+    fn choose_flow(&mut self, client: SocketAddr, spi_i: &[u8; 8]) -> Option<GatewayIdentity> {
+        self.last = self.lookup(client, spi_i);
+        self.last.map(|(t, _)| t)
+    }
+
+    fn redirected(&mut self, target: &GatewayIdentity) {
+        if let Some((t, idx)) = self.last.take()
+            && t == *target
+            && let Err(e) = self.count(idx)
+        {
+            tracing::warn!(error = %e, "counting a userspace redirect");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dataplane::tables;
+
+    #[test]
+    fn client_keys_match_the_xdp_layout() {
+        let (k, v6) = client_key("192.0.2.7".parse().unwrap());
+        assert!(!v6);
+        assert_eq!(&k[..4], &[192, 0, 2, 7]);
+        assert_eq!(&k[4..], &[0; 12]);
+        let (k2, v6) = client_key("::ffff:192.0.2.7".parse().unwrap());
+        assert!(!v6);
+        assert_eq!(k, k2);
+        let (k, v6) = client_key("2001:db8::1".parse().unwrap());
+        assert!(v6);
+        assert_eq!(k[0..2], [0x20, 0x01]);
+    }
+
+    #[test]
+    fn pick_is_the_fast_paths_slot() {
+        let t = tables::build(&[(3, 1), (9, 1)]);
+        let c: SocketAddr = "192.0.2.7:500".parse().unwrap();
+        let spi = [1, 2, 3, 4, 5, 6, 7, 8];
+        let mut key = [0u8; 16];
+        key[..4].copy_from_slice(&[192, 0, 2, 7]);
+        let slot = flow_hash(&key, 500, &spi) as usize & (SLOTS - 1);
+        assert_eq!(pick(&t, c, &spi), Some(t.slots[slot]));
+        assert_eq!(pick(&SlotTable::default(), c, &spi), None);
+        // Both targets get clients: the choice depends on port and SPI.
+        let mut seen = std::collections::BTreeSet::new();
+        for i in 0..64u8 {
+            seen.insert(pick(&t, c, &[i; 8]).unwrap());
+        }
+        assert_eq!(seen.into_iter().collect::<Vec<_>>(), vec![3, 9]);
+    }
+}

@@ -1,0 +1,390 @@
+//! The tokio driver of the sans-IO [`Responder`], in quinn's endpoint-driver shape: one
+//! task owns the responder; datagrams from every socket, the responder's timer and the
+//! stop signal wake it; after each wake-up it drains transmits (sent from the socket of
+//! their local address) and events (logged, counted, keys written to the key log).
+//!
+//! **Sockets.** One UDP socket per VIP and port (500 and 4500), bound to the VIP with
+//! `IP_FREEBIND`, so binding works before the address is on an interface (a VRRP backup
+//! gets it on takeover) and an IPv6 VIP still doing DAD binds too. A socket bound to the
+//! VIP only receives what was sent to the VIP, so the responder is told the local
+//! address without `IP_PKTINFO`. IPv6 sockets are `IPV6_V6ONLY`. Port 4500 gets no
+//! `UDP_ENCAP`: ikelb carries no ESP, and the responder drops ESP and NAT keepalives.
+//!
+//! In tests the sockets may sit on other ports: [`Listener::logical`] is the address the
+//! responder is told (VIP:500 or VIP:4500, which decides the non-ESP marker), and the
+//! socket it maps to is bound wherever the test likes.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{self, Write};
+use std::net::{IpAddr, SocketAddr};
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use lb_common::wire::ike as wire;
+use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, oneshot};
+use tracing::{debug, info, warn};
+
+use super::responder::{Event, Responder};
+
+/// Largest datagram we read: IKE messages with certificates stay well below it, and a
+/// longer one is cut and then fails its length check.
+const RECV_BUF: usize = 65_535;
+
+/// One socket the driver serves.
+#[derive(Debug)]
+pub struct Listener {
+    /// What the responder sees as the local address: VIP:500 or VIP:4500.
+    pub logical: SocketAddr,
+    pub socket: std::net::UdpSocket,
+}
+
+/// Binds a non-blocking UDP socket to `addr`, with `IP_FREEBIND` (the address need not
+/// be local yet) and, for IPv6, `IPV6_V6ONLY`.
+pub fn bind_freebind(addr: SocketAddr) -> io::Result<std::net::UdpSocket> {
+    let domain = match addr {
+        SocketAddr::V4(_) => libc::AF_INET,
+        SocketAddr::V6(_) => libc::AF_INET6,
+    };
+    // SAFETY: plain socket(2); the descriptor is owned at once.
+    let fd = unsafe {
+        libc::socket(
+            domain,
+            libc::SOCK_DGRAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            0,
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` is a fresh descriptor nobody else owns.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let raw = std::os::fd::AsRawFd::as_raw_fd(&fd);
+    let set = |level: libc::c_int, opt: libc::c_int| -> io::Result<()> {
+        let one: libc::c_int = 1;
+        // SAFETY: a c_int option value of the right size on our own descriptor.
+        let rc = unsafe {
+            libc::setsockopt(
+                raw,
+                level,
+                opt,
+                (&one as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
+    };
+    // IP_FREEBIND applies to IPv6 sockets too (inet_sk flag, checked by inet6_bind).
+    set(libc::SOL_IP, libc::IP_FREEBIND)?;
+    let rc = match addr {
+        SocketAddr::V4(a) => {
+            let sin = libc::sockaddr_in {
+                sin_family: libc::AF_INET as libc::sa_family_t,
+                sin_port: a.port().to_be(),
+                sin_addr: libc::in_addr {
+                    s_addr: u32::from_ne_bytes(a.ip().octets()),
+                },
+                sin_zero: [0; 8],
+            };
+            // SAFETY: a valid sockaddr_in and its size.
+            unsafe {
+                libc::bind(
+                    raw,
+                    (&sin as *const libc::sockaddr_in).cast(),
+                    std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+                )
+            }
+        }
+        SocketAddr::V6(a) => {
+            set(libc::IPPROTO_IPV6, libc::IPV6_V6ONLY)?;
+            let sin6 = libc::sockaddr_in6 {
+                sin6_family: libc::AF_INET6 as libc::sa_family_t,
+                sin6_port: a.port().to_be(),
+                sin6_flowinfo: 0,
+                sin6_addr: libc::in6_addr {
+                    s6_addr: a.ip().octets(),
+                },
+                sin6_scope_id: a.scope_id(),
+            };
+            // SAFETY: a valid sockaddr_in6 and its size.
+            unsafe {
+                libc::bind(
+                    raw,
+                    (&sin6 as *const libc::sockaddr_in6).cast(),
+                    std::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t,
+                )
+            }
+        }
+    };
+    if rc != 0 {
+        let e = io::Error::last_os_error();
+        return Err(io::Error::new(e.kind(), format!("bind {addr}: {e}")));
+    }
+    Ok(std::net::UdpSocket::from(fd))
+}
+
+/// Binds VIP:500 and VIP:4500 for every VIP.
+pub fn bind_vips(vips: &[IpAddr]) -> io::Result<Vec<Listener>> {
+    let mut out = Vec::new();
+    for &ip in vips {
+        for port in [wire::PORT_IKE, wire::PORT_NATT] {
+            let logical = SocketAddr::new(ip, port);
+            out.push(Listener {
+                logical,
+                socket: bind_freebind(logical)?,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// What the driver saw, for the final log line and tests.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DriverStats {
+    pub datagrams_in: u64,
+    pub datagrams_out: u64,
+    pub send_errors: u64,
+    pub established: u64,
+    pub redirected: u64,
+    pub auth_failed: u64,
+    pub redirect_unsupported: u64,
+    pub no_target: u64,
+    pub sa_deleted: u64,
+    pub keys_logged: u64,
+}
+
+/// Where test-only key log rows go (tshark's `ikev2_decryption_table`, one
+/// [`super::KeyLog::tshark_uat_row`] per line).
+pub struct KeyLogFile(File);
+
+impl KeyLogFile {
+    /// Creates (truncates) `path`, mode 0600: it holds session keys.
+    pub fn create(path: &Path) -> io::Result<Self> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(path)?;
+        Ok(KeyLogFile(f))
+    }
+}
+
+struct Datagram {
+    local: SocketAddr,
+    remote: SocketAddr,
+    payload: Vec<u8>,
+}
+
+/// The driver loop: serves `listeners` with `responder` until `stop` resolves (or its
+/// sender is dropped). Returns what it saw.
+pub async fn drive(
+    mut responder: Responder,
+    listeners: Vec<Listener>,
+    mut keylog: Option<KeyLogFile>,
+    mut stop: oneshot::Receiver<()>,
+) -> io::Result<DriverStats> {
+    let (tx, mut rx) = mpsc::channel::<Datagram>(1024);
+    let mut sockets: HashMap<SocketAddr, Arc<UdpSocket>> = HashMap::new();
+    let mut readers = Vec::new();
+    for l in listeners {
+        let sock = Arc::new(UdpSocket::from_std(l.socket)?);
+        sockets.insert(l.logical, sock.clone());
+        let tx = tx.clone();
+        let local = l.logical;
+        readers.push(tokio::spawn(async move {
+            let mut buf = vec![0u8; RECV_BUF];
+            loop {
+                match sock.recv_from(&mut buf).await {
+                    Ok((n, remote)) => {
+                        let d = Datagram {
+                            local,
+                            remote,
+                            payload: buf[..n].to_vec(),
+                        };
+                        if tx.send(d).await.is_err() {
+                            return;
+                        }
+                    }
+                    // ICMP errors surface as recv errors on Linux: ignore them.
+                    Err(e) => debug!(%local, error = %e, "recv"),
+                }
+            }
+        }));
+    }
+    drop(tx);
+    let mut stats = DriverStats::default();
+    loop {
+        let timeout = responder.poll_timeout();
+        tokio::select! {
+            _ = &mut stop => break,
+            d = rx.recv() => {
+                let Some(d) = d else { break };
+                stats.datagrams_in += 1;
+                responder.handle_datagram(Instant::now(), d.local, d.remote, &d.payload);
+            }
+            () = sleep_until(timeout) => {
+                responder.handle_timeout(Instant::now());
+            }
+        }
+        while let Some(t) = responder.poll_transmit() {
+            let Some(sock) = sockets.get(&t.local) else {
+                warn!(local = %t.local, "transmit from an address we have no socket for");
+                stats.send_errors += 1;
+                continue;
+            };
+            match sock.try_send_to(&t.payload, t.remote) {
+                Ok(_) => stats.datagrams_out += 1,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    match sock.send_to(&t.payload, t.remote).await {
+                        Ok(_) => stats.datagrams_out += 1,
+                        Err(e) => {
+                            stats.send_errors += 1;
+                            debug!(remote = %t.remote, error = %e, "send");
+                        }
+                    }
+                }
+                Err(e) => {
+                    stats.send_errors += 1;
+                    debug!(remote = %t.remote, error = %e, "send");
+                }
+            }
+        }
+        while let Some(e) = responder.poll_event() {
+            on_event(e, &mut stats, &mut keylog);
+        }
+    }
+    for r in readers {
+        r.abort();
+    }
+    Ok(stats)
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn on_event(e: Event, stats: &mut DriverStats, keylog: &mut Option<KeyLogFile>) {
+    match e {
+        Event::Established { client, peer, .. } => {
+            stats.established += 1;
+            info!(%client, peer = ?peer, "IKE SA authenticated");
+        }
+        Event::Redirected {
+            client,
+            target,
+            how,
+            ..
+        } => {
+            stats.redirected += 1;
+            info!(%client, target = %GatewayDisplay(&target), how = ?how, "redirected");
+        }
+        Event::AuthFailed { client, peer } => {
+            stats.auth_failed += 1;
+            warn!(%client, peer = ?peer, "authentication failed");
+        }
+        Event::RedirectUnsupported { client, .. } => {
+            stats.redirect_unsupported += 1;
+            info!(%client, "client does not support redirect: refused");
+        }
+        Event::NoTarget { client, .. } => {
+            stats.no_target += 1;
+            warn!(%client, "no target for an authenticated client");
+        }
+        Event::SaDeleted { client, reason, .. } => {
+            stats.sa_deleted += 1;
+            debug!(%client, reason = ?reason, "IKE SA deleted");
+        }
+        Event::Keys(k) => {
+            if let Some(f) = keylog {
+                let row = k.tshark_uat_row();
+                if let Err(e) = writeln!(f.0, "{row}").and_then(|()| f.0.flush()) {
+                    warn!(error = %e, "writing the key log");
+                } else {
+                    stats.keys_logged += 1;
+                }
+            }
+        }
+    }
+}
+
+/// A gateway identity for logs: the address or the name.
+struct GatewayDisplay<'a>(&'a super::GatewayIdentity);
+
+impl std::fmt::Display for GatewayDisplay<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let t = self.0;
+        let id = &t.ident[..usize::from(t.ident_len).min(t.ident.len())];
+        match t.ident_type {
+            lb_common::wire::redirect::GW_IPV4 if id.len() == 4 => {
+                IpAddr::from(<[u8; 4]>::try_from(id).unwrap_or_default()).fmt(f)
+            }
+            lb_common::wire::redirect::GW_IPV6 if id.len() == 16 => {
+                IpAddr::from(<[u8; 16]>::try_from(id).unwrap_or_default()).fmt(f)
+            }
+            _ => f.write_str(&String::from_utf8_lossy(id)),
+        }
+    }
+}
+
+/// The responder running on its own thread (a current-thread tokio runtime), so the
+/// daemon's other work is not in its way. Dropping it stops the thread.
+pub struct IkeService {
+    stop: Option<oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<io::Result<DriverStats>>>,
+}
+
+impl IkeService {
+    /// Starts serving `listeners` (bound by the caller, so bind errors surface there).
+    pub fn start(
+        responder: Responder,
+        listeners: Vec<Listener>,
+        keylog: Option<KeyLogFile>,
+    ) -> io::Result<Self> {
+        let (stop_tx, stop_rx) = oneshot::channel();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let thread = std::thread::Builder::new()
+            .name("ikelb-ike".into())
+            .spawn(move || rt.block_on(drive(responder, listeners, keylog, stop_rx)))?;
+        Ok(IkeService {
+            stop: Some(stop_tx),
+            thread: Some(thread),
+        })
+    }
+
+    /// Stops the driver and returns its statistics.
+    pub fn stop(mut self) -> io::Result<DriverStats> {
+        self.shutdown()
+    }
+
+    fn shutdown(&mut self) -> io::Result<DriverStats> {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        match self.thread.take() {
+            Some(t) => t
+                .join()
+                .map_err(|_| io::Error::other("the IKE thread panicked"))?,
+            None => Ok(DriverStats::default()),
+        }
+    }
+}
+
+impl Drop for IkeService {
+    fn drop(&mut self) {
+        let _ = self.shutdown();
+    }
+}
