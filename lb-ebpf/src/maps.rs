@@ -58,9 +58,9 @@ pub struct Scratch {
     pub seen: u32,
     pub nonce_off: u32,
     pub nonce_len: u32,
-    /// Checksum loop state (same reason).
-    pub sum_done: u32,
-    pub _pad: u32,
+    /// Checksum walk: next offset, bytes left, running little-endian sum.
+    pub sum_off: u32,
+    pub sum_rem: u32,
     pub sum_le: u64,
 }
 

@@ -16,7 +16,7 @@ use lb_common::{
     },
 };
 
-use crate::maps::{self, SCRATCH, Scratch, copy_len};
+use crate::maps::{self, SCRATCH, Scratch};
 
 /// What the responder needs from a request it answers. Addresses, ports and SPIi are
 /// kept as raw words (bytes in wire order, read as little-endian integers): the program
@@ -89,48 +89,80 @@ pub fn sum_addr(a: &[u32; 4], v6: bool) -> u64 {
     if v6 { sum_words(a) } else { sum_words(&[a[0]]) }
 }
 
-/// One's-complement sum (big-endian words, unfolded) of `len` frame bytes from `off`,
-/// copied through the scratch buffer in chunks so the verifier sees constant bounds.
-/// `None` if the range is not in the frame or is longer than we verify.
+/// Adds the little-endian partial sum of the next `N` bytes to the running sum if at
+/// least `N` remain. Position, remainder and sum live in the scratch map (read and
+/// written volatile) so that every path leaves the verifier the same unknown state to
+/// prune, instead of one state per combination of block sizes.
 #[inline(always)]
-pub fn sum_frame(ctx: &XdpContext, sc: *mut Scratch, off: u32, len: u32) -> Option<u64> {
-    const CHUNK: u32 = 256;
-    const MAX_CHUNKS: u32 = 36; // 9216 bytes: a jumbo frame
-    // SAFETY: `sc` is this CPU's scratch value; offsets below stay inside `buf`. The
-    // loop state lives there too, read and written volatile (see `Scratch`).
+fn csum_step<const N: usize>(ctx: &XdpContext, sc: *mut Scratch) -> Option<()> {
+    // SAFETY: `sc` is this CPU's scratch value.
     unsafe {
-        let buf = core::ptr::addr_of_mut!((*sc).buf) as *mut u8;
-        write_volatile(&mut (*sc).sum_done, 0);
-        write_volatile(&mut (*sc).sum_le, 0);
-        for _ in 0..MAX_CHUNKS {
-            let done = read_volatile(&(*sc).sum_done);
-            if done >= len {
-                break;
-            }
-            let rem = len - done;
-            let c = copy_len(if rem > CHUNK { CHUNK } else { rem } as usize) as u32;
-            // Zero the word where the chunk ends: csum_diff sums whole words.
-            write_volatile(buf.add((c & !3) as usize) as *mut u32, 0);
-            if bpf_xdp_load_bytes(ctx.ctx, off + done, buf as *mut _, c) < 0 {
-                return None;
-            }
-            let s = bpf_csum_diff(core::ptr::null_mut(), 0, buf as *mut u32, (c + 3) & !3, 0);
-            if s < 0 {
-                return None;
-            }
-            let le = read_volatile(&(*sc).sum_le);
-            write_volatile(&mut (*sc).sum_le, le + u64::from(s as u32));
-            write_volatile(&mut (*sc).sum_done, done + c);
+        let rem = read_volatile(&(*sc).sum_rem) as usize;
+        if rem < N {
+            return Some(());
         }
-        if read_volatile(&(*sc).sum_done) != len {
+        let off = read_volatile(&(*sc).sum_off) as usize & 0x3fff;
+        let p = ctx.data() + off;
+        if p + N > ctx.data_end() {
             return None;
         }
-        // csum_diff sums host-order (little-endian) words; a byte swap of the folded sum
-        // is the big-endian one (RFC 1071 §2(B)). Every chunk but the last is even-sized.
-        Some(u64::from(
-            checksum::fold(read_volatile(&(*sc).sum_le)).swap_bytes(),
-        ))
+        // [p, p+N) is inside the frame (checked above); N is a multiple of 4.
+        let s = bpf_csum_diff(core::ptr::null_mut(), 0, p as *mut u32, N as u32, 0);
+        if s < 0 {
+            return None;
+        }
+        let le = read_volatile(&(*sc).sum_le);
+        write_volatile(&mut (*sc).sum_le, le + u64::from(s as u32));
+        write_volatile(&mut (*sc).sum_off, (off + N) as u32);
+        write_volatile(&mut (*sc).sum_rem, (rem - N) as u32);
     }
+    Some(())
+}
+
+/// One's-complement sum (big-endian words, unfolded) of `len` frame bytes from `off`,
+/// with `bpf_csum_diff` straight on the packet (no copy): 256-byte blocks, then a
+/// 128/64/32/16/8/4 cascade, each a constant size the verifier can check, then the last
+/// 0..3 bytes. `None` past the frame end or beyond a jumbo frame's length.
+#[inline(always)]
+pub fn sum_frame(ctx: &XdpContext, sc: *mut Scratch, off: usize, len: usize) -> Option<u64> {
+    const MAX_BLOCKS: usize = 36; // 9216 bytes
+    if len >= MAX_BLOCKS * 256 {
+        return None;
+    }
+    // SAFETY: `sc` is this CPU's scratch value.
+    unsafe {
+        write_volatile(&mut (*sc).sum_off, off as u32);
+        write_volatile(&mut (*sc).sum_rem, len as u32);
+        write_volatile(&mut (*sc).sum_le, 0);
+    }
+    for _ in 0..MAX_BLOCKS {
+        // SAFETY: as above.
+        if unsafe { read_volatile(&(*sc).sum_rem) } < 256 {
+            break;
+        }
+        csum_step::<256>(ctx, sc)?;
+    }
+    csum_step::<128>(ctx, sc)?;
+    csum_step::<64>(ctx, sc)?;
+    csum_step::<32>(ctx, sc)?;
+    csum_step::<16>(ctx, sc)?;
+    csum_step::<8>(ctx, sc)?;
+    csum_step::<4>(ctx, sc)?;
+    // SAFETY: as above.
+    let mut le = unsafe { read_volatile(&(*sc).sum_le) };
+    let tail = len & 3;
+    let end = off + len;
+    if tail >= 2 {
+        // Little-endian lane of two bytes.
+        le += u64::from(load::<u16>(ctx, end - tail)?);
+    }
+    if tail & 1 == 1 {
+        // The last byte: the low half of its little-endian 16-bit lane.
+        le += u64::from(load_byte(ctx, end - 1)?);
+    }
+    // csum_diff sums host-order (little-endian) words; a byte swap of the folded sum is
+    // the big-endian one (RFC 1071 §2(B)). Every block but the tail is even-sized.
+    Some(u64::from(checksum::fold(le).swap_bytes()))
 }
 
 /// Byte indices in `Scratch.seen`.
@@ -217,8 +249,8 @@ pub fn parse(ctx: &XdpContext) -> Result<Req, Stat> {
         }
         let mut hsum = sum_words(&w);
         if ihl > ipv4::HLEN {
-            let opt = (ihl - ipv4::HLEN) as u32;
-            hsum += sum_frame(ctx, sc, (l2 + ipv4::HLEN) as u32, opt).ok_or(Stat::DropTruncated)?;
+            let opt = ihl - ipv4::HLEN;
+            hsum += sum_frame(ctx, sc, l2 + ipv4::HLEN, opt).ok_or(Stat::DropTruncated)?;
         }
         if checksum::fold(hsum) != 0xffff {
             return Err(Stat::DropBadChecksum);
@@ -244,7 +276,7 @@ pub fn parse(ctx: &XdpContext) -> Result<Req, Stat> {
         if csum == 0 {
             return Err(Stat::DropBadChecksum);
         }
-        let s = sum_frame(ctx, sc, uoff as u32, ip_payload as u32).ok_or(Stat::PassTooLarge)?;
+        let s = sum_frame(ctx, sc, uoff, ip_payload).ok_or(Stat::PassTooLarge)?;
         if checksum::fold(s + pseudo + u64::from(udp::PROTO) + ip_payload as u64) != 0xffff {
             return Err(Stat::DropBadChecksum);
         }
