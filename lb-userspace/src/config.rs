@@ -8,10 +8,12 @@ use serde::Deserialize;
 use toml::Spanned;
 
 mod cluster;
+mod ike;
 pub use cluster::{
     CLUSTER_GROUP_DEFAULT, CLUSTER_PORT_DEFAULT, ClusterCfg, ProbeCfg, RUN_DIR, StatusCfg,
     Transport, VrrpCfg,
 };
+pub use ike::{IkeCfg, IkePeerCfg, Psk, parse_ike_identity};
 
 /// How the XDP program is attached.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -99,6 +101,8 @@ pub struct Config {
     /// VRRP instances owning the VIPs; without any, the fast path is always active.
     pub vrrp: Vec<VrrpCfg>,
     pub status: StatusCfg,
+    /// The userspace IKE responder: `[ike]` and each auth-mode VIP's method.
+    pub ike: IkeCfg,
 }
 
 /// A configuration error, already formatted with file, line and key.
@@ -119,6 +123,7 @@ struct RawConfig {
     #[serde(default)]
     vrrp: Vec<cluster::RawVrrp>,
     status: Option<cluster::RawStatus>,
+    ike: Option<ike::RawIke>,
 }
 
 #[derive(Deserialize)]
@@ -133,6 +138,8 @@ struct RawDataplane {
 struct RawVip {
     address: Spanned<String>,
     redirect: Option<Spanned<String>>,
+    #[serde(alias = "auth_redirect")]
+    auth_redirect: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -201,6 +208,7 @@ impl Config {
             )));
         }
         let mut vips = Vec::new();
+        let mut vip_ike = Vec::new();
         for (i, v) in raw.vip.into_iter().enumerate() {
             let key = format!("vip[{i}].address");
             let address: IpAddr =
@@ -217,6 +225,7 @@ impl Config {
                     format!("{address} listed twice"),
                 ));
             }
+            let redirect_span = v.redirect.as_ref().map_or(v.address.span(), |r| r.span());
             let redirect = match v.redirect {
                 None => RedirectMode::Init,
                 Some(r) => match r.get_ref().as_str() {
@@ -231,6 +240,13 @@ impl Config {
                     }
                 },
             };
+            vip_ike.push(ike::VipIke {
+                index: i,
+                address,
+                redirect,
+                span: redirect_span,
+                auth_redirect: v.auth_redirect,
+            });
             vips.push(Vip { address, redirect });
         }
         if raw.target.len() > MAX_TARGETS {
@@ -292,6 +308,7 @@ impl Config {
             .map(|s| ctx.status(s))
             .transpose()?
             .unwrap_or_default();
+        let ike = ike::build(text, raw.ike, vip_ike)?;
         Ok(Config {
             iface,
             xdp_mode,
@@ -300,6 +317,7 @@ impl Config {
             cluster,
             vrrp,
             status,
+            ike,
         })
     }
 }
@@ -360,6 +378,13 @@ identity = "2001:db8::12"
 [[target]]
 name = "gw3"
 identity = "gw3.example.net"
+
+[ike]
+identity = "vpn.example.net"
+
+[[ike.peer]]
+id = "client.example.net"
+psk = "a pre-shared key"
 "#;
 
     #[test]
