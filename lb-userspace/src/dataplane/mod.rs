@@ -325,6 +325,15 @@ impl Dataplane {
             match self.program(m::PROG_NAME)?.attach(iface, flags) {
                 Ok(_) => {
                     self.attached = Some(iface.into());
+                    if rx_vlan_offload(iface) == Some(true) {
+                        // The NIC strips the outer tag before XDP: a tagged request
+                        // is seen untagged and its answer would leave untagged.
+                        tracing::info!(
+                            iface,
+                            "rx VLAN offload is on: on a VLAN trunk turn it off \
+                             (ethtool -K {iface} rxvlan off) so answers keep their tags"
+                        );
+                    }
                     return Ok(name);
                 }
                 Err(e) => {
@@ -404,6 +413,43 @@ fn verifier_msg(e: &aya::programs::ProgramError) -> String {
             )
         }
         e => format!("{e:#}"),
+    }
+}
+
+/// Whether the interface strips VLAN tags on receive (ETHTOOL_GFLAGS, ETH_FLAG_RXVLAN),
+/// or `None` if the driver does not say.
+pub fn rx_vlan_offload(iface: &str) -> Option<bool> {
+    const SIOCETHTOOL: libc::c_ulong = 0x8946;
+    const ETHTOOL_GFLAGS: u32 = 0x25;
+    const ETH_FLAG_RXVLAN: u32 = 1 << 8;
+    #[repr(C)]
+    struct EthtoolValue {
+        cmd: u32,
+        data: u32,
+    }
+    let name = iface.as_bytes();
+    if name.is_empty() || name.len() >= libc::IFNAMSIZ {
+        return None;
+    }
+    let mut val = EthtoolValue {
+        cmd: ETHTOOL_GFLAGS,
+        data: 0,
+    };
+    // SAFETY: a zeroed ifreq with a NUL-terminated name and a pointer to `val`, which
+    // outlives the ioctl; the socket is closed below.
+    unsafe {
+        let mut ifr: libc::ifreq = std::mem::zeroed();
+        for (d, s) in ifr.ifr_name.iter_mut().zip(name) {
+            *d = *s as libc::c_char;
+        }
+        ifr.ifr_ifru.ifru_data = (&mut val as *mut EthtoolValue).cast();
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
+        if fd < 0 {
+            return None;
+        }
+        let rc = libc::ioctl(fd, SIOCETHTOOL, &mut ifr);
+        libc::close(fd);
+        (rc == 0).then_some(val.data & ETH_FLAG_RXVLAN != 0)
     }
 }
 
