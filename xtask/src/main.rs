@@ -75,6 +75,10 @@ fn main() -> Result<()> {
         }
         Cmd::Lab { once, xdp_mode } => {
             let b = build::all()?;
+            // Ctrl-C reaches the lab too (same process group); we wait for its teardown
+            // instead of dying first and handing the prompt back mid-teardown.
+            // SAFETY: setting a signal disposition to SIG_IGN has no preconditions.
+            unsafe { libc::signal(libc::SIGINT, libc::SIG_IGN) };
             let mut c = Command::new(b.bin("ikelb-lab"));
             c.arg("--ikelb").arg(&b.ikelb);
             if once {
