@@ -17,13 +17,21 @@ pub struct Built {
 impl Built {
     /// A release binary of the workspace.
     pub fn bin(&self, name: &str) -> PathBuf {
-        root().join("target/release").join(name)
+        target_dir().join("release").join(name)
     }
     /// Sets the variables every cargo call needs to see the same build (a change in
     /// IKELB_EBPF_OBJ would rebuild lb-userspace).
     pub fn env<'a>(&self, c: &'a mut Command) -> &'a mut Command {
         c.env("IKELB_EBPF_OBJ", &self.ebpf_obj)
             .env("IKELB_BIN", &self.ikelb)
+    }
+}
+
+/// Cargo's target directory: CARGO_TARGET_DIR if set, else `<workspace>/target`.
+pub fn target_dir() -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(d) => root().join(d),
+        None => root().join("target"),
     }
 }
 
@@ -37,7 +45,7 @@ pub fn all() -> Result<Built> {
     deps::ensure()?;
     let ebpf_obj = ebpf()?;
     let b = Built {
-        ikelb: root().join("target/release/ikelb"),
+        ikelb: target_dir().join("release/ikelb"),
         ebpf_obj,
     };
     println!("== building ikelb");
