@@ -295,7 +295,10 @@ fn hex(b: &[u8]) -> String {
 impl KeyLog {
     /// One row of tshark's `ikev2_decryption_table` UAT: SPIi, SPIr, SK_ei, SK_er,
     /// encryption algorithm, SK_ai, SK_ar, integrity algorithm (the names are the ones
-    /// tshark's ISAKMP dissector lists).
+    /// tshark's ISAKMP dissector lists). Byte fields are bare hex and the algorithm
+    /// names quoted, as in the UAT file and for `tshark -o
+    /// uat:ikev2_decryption_table:<row>` (checked against tshark 4.0.17: quoted hex is
+    /// read as a string and refused, "Length of Initiator's SPI must be 8 octets").
     pub fn tshark_uat_row(&self) -> String {
         let encr = match self.encr {
             Encr::AesCbc128 => "AES-CBC-128 [RFC3602]",
@@ -310,7 +313,7 @@ impl KeyLog {
             Some(Integ::HmacSha512_256) => "HMAC_SHA2_512_256 [RFC4868]",
         };
         format!(
-            "\"{}\",\"{}\",\"{}\",\"{}\",\"{encr}\",\"{}\",\"{}\",\"{integ}\"",
+            "{},{},{},{},\"{encr}\",{},{},\"{integ}\"",
             hex(&self.spi_i),
             hex(&self.spi_r),
             hex(&self.sk_ei),

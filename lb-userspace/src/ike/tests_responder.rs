@@ -622,7 +622,7 @@ fn key_log_row_for_tshark() {
     assert_eq!(
         k.tshark_uat_row(),
         format!(
-            "\"{}\",\"{}\",\"{}\",\"{}\",\"AES-CBC-256 [RFC3602]\",\"{}\",\"{}\",\"HMAC_SHA2_256_128 [RFC4868]\"",
+            "{},{},{},{},\"AES-CBC-256 [RFC3602]\",{},{},\"HMAC_SHA2_256_128 [RFC4868]\"",
             hex(&c.spi_i),
             hex(&c.spi_r),
             hex(&keys.sk_ei),

@@ -6,9 +6,10 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 
-use super::{Balancer, Family, Lab, LabConfig, member_host, segment_addr, vip};
+use super::{Balancer, Family, Lab, LabConfig, MEMBER_ID, member_host, segment_addr, vip};
 use crate::cmd::{self, tail};
 use crate::daemon::Daemon;
+use crate::peers::PSK;
 use crate::peers::libreswan::{self, Pluto};
 
 impl Lab {
@@ -79,12 +80,14 @@ impl Lab {
         let mut run = self.lb.nsenter(&bin.to_string_lossy());
         run.args(["run", "--iface", &self.lb_iface, "--config"])
             .arg(&conf)
-            .args(["--xdp-mode", xdp_mode])
-            .env("NO_COLOR", "1")
-            .env(
-                "RUST_LOG",
-                std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
-            );
+            .args(["--xdp-mode", xdp_mode]);
+        if self.config.ikelb_auth.is_some() {
+            run.arg("--ike-keylog").arg(self.ike_keylog_path());
+        }
+        run.env("NO_COLOR", "1").env(
+            "RUST_LOG",
+            std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
+        );
         let mut d = Daemon::spawn("ikelb run", run, &dir.join("ikelb.log"))?;
         // The contract: an info line whose message is `ready` once XDP is attached (match
         // the word, not "already").
@@ -94,6 +97,12 @@ impl Lab {
         });
         self.lb_daemons.push(d);
         ready
+    }
+
+    /// Where ikelb writes its IKE keys (tshark `ikev2_decryption_table` rows) when the
+    /// VIPs are in auth mode ([`LabConfig::ikelb_auth`]).
+    pub fn ike_keylog_path(&self) -> std::path::PathBuf {
+        self.run_dir.join("lb").join("ike-keys.uat")
     }
 
     /// The ikelb binary the lab runs, if its balancer is ikelb.
@@ -151,7 +160,21 @@ impl LabConfig {
     pub fn ikelb_toml(&self, xdp_mode: &str) -> String {
         let mut s = format!("[dataplane]\nxdp-mode = \"{xdp_mode}\"\n\n");
         for fam in [Family::V4, Family::V6] {
-            s.push_str(&format!("[[vip]]\naddress = \"{}\"\n\n", vip(fam)));
+            s.push_str(&format!("[[vip]]\naddress = \"{}\"\n", vip(fam)));
+            if let Some(m) = &self.ikelb_auth {
+                s.push_str(&format!("redirect = \"auth\"\nauth-redirect = \"{m}\"\n"));
+            }
+            s.push('\n');
+        }
+        if self.ikelb_auth.is_some() {
+            // ikelb answers as the members do: same identity, same PSK.
+            s.push_str(&format!("[ike]\nidentity = \"{MEMBER_ID}\"\n\n"));
+            for c in &self.clients {
+                s.push_str(&format!(
+                    "[[ike.peer]]\nid = \"{}\"\npsk = \"{PSK}\"\n\n",
+                    c.id()
+                ));
+            }
         }
         for i in 1..=u8::try_from(self.members).unwrap_or(1) {
             for (fam, suffix) in [(Family::V4, ""), (Family::V6, "-v6")] {

@@ -164,6 +164,10 @@ impl Lab {
     fn connect_client(&self, c: &Client) -> ClientResult {
         let marks: Vec<usize> = self.members.iter().map(|m| m.charon.log_mark()).collect();
         let vip = vip(c.spec.family);
+        let client_mark = self.config.ikelb_auth.is_some().then(|| match &c.daemon {
+            ClientDaemon::StrongSwan(ch) => ch.log_mark(),
+            ClientDaemon::Libreswan(p) => p.log_mark(),
+        });
         let (initiate_ok, output, client_log) = match &c.daemon {
             ClientDaemon::StrongSwan(ch) => {
                 let mark = ch.log_mark();
@@ -183,6 +187,16 @@ impl Lab {
             }
         };
         let id = c.spec.id();
+        let client_log = match client_mark {
+            Some(mark) if self.config.ikelb_auth.is_some() => {
+                self.settle_auth_redirect(&marks, &id);
+                match &c.daemon {
+                    ClientDaemon::StrongSwan(ch) => ch.log_since(mark),
+                    ClientDaemon::Libreswan(p) => p.log_since(mark),
+                }
+            }
+            _ => client_log,
+        };
         let mut landed_on = None;
         let mut member_saw_redirect = false;
         let mut member_child_up = false;
@@ -225,6 +239,27 @@ impl Lab {
             esp_install_failed,
             client_log: both,
         }
+    }
+
+    /// With ikelb in auth mode the initiation may report success before the client has
+    /// moved (the INFORMATIONAL redirect follows IKE_AUTH): wait up to 5 s for a member
+    /// to log the client's IKE_SA and CHILD_SA before judging.
+    fn settle_auth_redirect(&self, marks: &[usize], id: &str) {
+        let tag = format!("[{id}]");
+        let _ = cmd::wait_for(
+            "the redirected client's SAs at a member",
+            Duration::from_secs(5),
+            || {
+                Ok(self.members.iter().zip(marks).any(|(m, &mark)| {
+                    let log = m.charon.log_since(mark);
+                    log.lines()
+                        .any(|l| l.contains("established between") && l.contains(&tag))
+                        && log
+                            .lines()
+                            .any(|l| l.contains("CHILD_SA svc{") && l.contains("established"))
+                }))
+            },
+        );
     }
 
     /// Pings the service address from the client's inner address (through the tunnel).

@@ -154,6 +154,11 @@ pub struct LabConfig {
     pub keep_run_dir: bool,
     /// charon settings for members and strongSwan clients.
     pub charon: CharonOptions,
+    /// ikelb's VIPs redirect after authentication (`redirect = "auth"`) with this
+    /// `auth-redirect` method, `"informational"` or `"ike_auth"`; ikelb authenticates the
+    /// clients with the lab PSK as the members' identity and logs its IKE keys for
+    /// tshark ([`Lab::ike_keylog_path`]). `None`: redirect in IKE_SA_INIT (the fast path).
+    pub ikelb_auth: Option<String>,
 }
 
 impl Default for LabConfig {
@@ -165,6 +170,7 @@ impl Default for LabConfig {
             run_dir: None,
             keep_run_dir: false,
             charon: CharonOptions::default(),
+            ikelb_auth: None,
         }
     }
 }

@@ -1,3 +1,4 @@
+mod e2e_auth;
 mod e2e_redirect;
 mod fixtures;
 mod peers;
