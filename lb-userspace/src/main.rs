@@ -60,6 +60,23 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Run only the cluster's load reporter ([cluster] of the config): a member that
+    /// is not a VIP candidate.
+    Member {
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Show a running instance's cluster state: roles, members, fast-path counters.
+    Status {
+        /// The instance on this interface (socket /run/ikelb/<iface>.sock).
+        #[arg(long)]
+        iface: Option<String>,
+        /// The control socket ([status].socket).
+        #[arg(long)]
+        socket: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Attach a pass-through XDP program (for a veth peer, so XDP_TX frames arrive)
     /// and hold it until SIGINT/SIGTERM.
     AttachPass {
@@ -96,6 +113,29 @@ fn main() -> Result<()> {
             Ok(())
         }
         Cmd::AttachPass { iface } => attach_pass(&iface),
+        Cmd::Member { config } => {
+            let c = Config::load(&config)?;
+            if c.cluster.is_none() {
+                bail!("{}: no [cluster] section", config.display());
+            }
+            lb_userspace::node::run(&c, c.iface.clone(), None).context("cluster member")
+        }
+        Cmd::Status {
+            iface,
+            socket,
+            json,
+        } => {
+            let sock = socket.unwrap_or_else(|| {
+                lb_userspace::status::default_socket(iface.as_deref().or(Some("ikelb")), None)
+            });
+            let r = lb_userspace::status::query(&sock)?;
+            if json {
+                println!("{r}");
+            } else {
+                print!("{}", lb_userspace::status::render(&r));
+            }
+            Ok(())
+        }
         Cmd::Bench {
             calls,
             repeat,
@@ -137,6 +177,11 @@ fn run(
     let Some(iface) = iface.or_else(|| cfg.iface.clone()) else {
         bail!("no interface: pass --iface or set [dataplane].iface");
     };
+    if cfg.vips.is_empty() {
+        bail!(
+            "no [[vip]] configured: `ikelb run` needs the VIPs (use `ikelb member` for a plain member)"
+        );
+    }
     let mode = mode.unwrap_or(cfg.xdp_mode);
     let pins = dataplane::pin_dir_for(&iface);
     let mut dp = Dataplane::load(Some(&pins)).context("loading the XDP program")?;
@@ -152,10 +197,17 @@ fn run(
         .collect();
     dp.set_targets(&targets).context("installing targets")?;
     write_names(&iface, &dp);
-    dp.set_active(true)?;
+    // With VRRP the fast path answers only while this node is the Active.
+    dp.set_active(cfg.vrrp.is_empty())?;
     let used = dp.attach(&iface, mode)?;
     let ike = start_ike(&cfg, &pins, ike_keylog)?;
     info!(%iface, mode = used, pins = %pins.display(), vips = cfg.vips.len(), targets = targets.len(), "ready");
+    if cfg.cluster.is_some() || !cfg.vrrp.is_empty() {
+        let r = lb_userspace::node::run(&cfg, Some(iface.clone()), Some(dp));
+        stop_ike(ike);
+        remove_names(&iface);
+        return r.context("cluster node");
+    }
     wait_for_signal()?;
     info!("shutting down");
     stop_ike(ike);

@@ -26,6 +26,8 @@
 
 mod auth;
 mod damping;
+pub mod fetch;
+pub mod io;
 mod member;
 pub mod probe;
 #[cfg(test)]

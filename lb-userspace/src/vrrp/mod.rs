@@ -30,6 +30,8 @@ use lb_common::wire::vrrp::{
 };
 use tracing::{debug, info};
 
+pub mod io;
+
 /// Skew_Time = ((256 − Priority) × Active_Adver_Interval) / 256 (RFC 9568 §6.1), with the
 /// interval in centiseconds; exact to the nanosecond (rounded down).
 pub fn skew_time(priority: u8, interval_cs: u16) -> Duration {

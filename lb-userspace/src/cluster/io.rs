@@ -1,0 +1,506 @@
+//! The tokio driver of the [`LoadExchange`]: a UDP socket (multicast group or unicast
+//! peers), the SA probe on its own thread, and, on a node that redirects, the slot
+//! table rebuilt from [`select::weights`] and [`InFlight`] on every accepted report and
+//! every [`ClusterCfg::rebuild`] in between.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use lb_common::maps::SLOTS;
+use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, watch};
+use tracing::{debug, info, warn};
+
+use super::{Config, DropReason, Keyring, LoadExchange, LocalLoad, LocalMember, Member};
+use crate::config::{ClusterCfg, Identity, Transport};
+use crate::dataplane::{Dataplane, TargetEntry};
+use crate::select::{self, InFlight, Policy};
+
+/// The exchange's settings from the validated config.
+pub fn exchange_config(c: &ClusterCfg) -> Result<Config, super::ClusterError> {
+    let keys = Keyring::new(c.send_key, c.keys.iter().cloned())?;
+    let mut x = Config::new(c.member_id, keys);
+    x.interval = c.interval;
+    x.holdtime = c.holdtime;
+    x.max_skew = c.max_skew;
+    if !c.identities.is_empty() {
+        x.local = Some(LocalMember {
+            identities: c.identities.clone(),
+            capacity: c.capacity,
+            weight: c.weight,
+            overload_pct: c.overload_pct,
+            drain: false,
+        });
+    }
+    x.validate()?;
+    Ok(x)
+}
+
+/// The name a member's targets carry in the dataplane.
+pub fn target_name(id: u32) -> String {
+    format!("member-{id}")
+}
+
+/// The member id in a [`target_name`].
+pub fn member_of(name: &str) -> Option<u32> {
+    name.strip_prefix("member-")?.parse().ok()
+}
+
+/// One target per identity of every weighted member (the dataplane puts each into the
+/// tables of the families it serves).
+pub fn targets(members: &[Member], weights: &[(u32, u32)]) -> Vec<TargetEntry> {
+    let mut out = Vec::new();
+    for &(id, weight) in weights {
+        let Some(m) = members.iter().find(|m| m.id == id) else {
+            continue;
+        };
+        for identity in &m.identities {
+            out.push(TargetEntry {
+                name: target_name(id),
+                identity: identity.clone(),
+                weight,
+            });
+        }
+    }
+    out
+}
+
+/// Cumulative redirects per member id from the per-target counters.
+pub fn redirects_by_member(
+    names: &[(u16, String, Identity)],
+    per_target: &[u64],
+) -> BTreeMap<u32, u64> {
+    let mut out = BTreeMap::new();
+    for (i, n, _) in names {
+        if let Some(id) = member_of(n) {
+            *out.entry(id).or_insert(0) += per_target.get(usize::from(*i)).copied().unwrap_or(0);
+        }
+    }
+    out
+}
+
+/// Where the slot table goes: the dataplane, or a test double.
+pub trait Table: Send {
+    /// Cumulative redirects per member id.
+    fn redirects(&mut self) -> BTreeMap<u32, u64>;
+    fn install(&mut self, targets: &[TargetEntry]);
+}
+
+impl Table for Arc<Mutex<Dataplane>> {
+    fn redirects(&mut self) -> BTreeMap<u32, u64> {
+        let dp = self
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match dp.counters() {
+            Ok(c) => redirects_by_member(&dp.target_names(), &c.per_target),
+            Err(e) => {
+                warn!(error = %e, "reading per-target counters");
+                BTreeMap::new()
+            }
+        }
+    }
+
+    fn install(&mut self, targets: &[TargetEntry]) {
+        let mut dp = self
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Err(e) = dp.set_targets(targets) {
+            warn!(error = %e, "installing the slot table");
+        }
+    }
+}
+
+/// One row of the member table as `ikelb status` prints it.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct MemberRow {
+    pub id: u32,
+    pub local: bool,
+    pub addr: Option<SocketAddr>,
+    pub identities: Vec<String>,
+    pub active_sas: u32,
+    pub capacity: u32,
+    pub weight: u32,
+    pub cpu_permille: u16,
+    pub overload_pct: u16,
+    pub drain: bool,
+    /// Percent of the slot table.
+    pub share_pct: f64,
+    pub slots: u32,
+    pub last_heard_ms: u64,
+    /// Redirects the fast path sent to it (cumulative).
+    pub redirects: u64,
+}
+
+/// The exchange's part of `ikelb status`.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct Status {
+    pub member_id: u32,
+    pub transport: String,
+    pub sent: u64,
+    pub accepted: u64,
+    pub dropped: Vec<(String, u64)>,
+    pub probe_errors: u64,
+    pub members: Vec<MemberRow>,
+    pub held_out: Vec<u32>,
+    /// Slot-table rebuilds that changed the table.
+    pub installs: u64,
+}
+
+/// A sampler of CPU load in per mille, from `/proc/stat` deltas.
+#[derive(Default)]
+struct Cpu {
+    last: Option<(u64, u64)>,
+}
+
+impl Cpu {
+    fn sample(&mut self) -> u16 {
+        let Ok(s) = std::fs::read_to_string("/proc/stat") else {
+            return 0;
+        };
+        let Some(line) = s.lines().next() else {
+            return 0;
+        };
+        let v: Vec<u64> = line
+            .split_whitespace()
+            .skip(1)
+            .filter_map(|x| x.parse().ok())
+            .collect();
+        let total: u64 = v.iter().sum();
+        let idle = v.get(3).copied().unwrap_or(0) + v.get(4).copied().unwrap_or(0);
+        let r = match self.last {
+            Some((t0, i0)) if total > t0 => {
+                let dt = total - t0;
+                let busy = dt.saturating_sub(idle.saturating_sub(i0));
+                u16::try_from(busy * 1000 / dt).unwrap_or(1000)
+            }
+            _ => 0,
+        };
+        self.last = Some((total, idle));
+        r
+    }
+}
+
+async fn open_socket(
+    c: &ClusterCfg,
+    iface: Option<&str>,
+) -> io::Result<(UdpSocket, Vec<SocketAddr>)> {
+    let v6 = match &c.transport {
+        Transport::Multicast(g) => g.is_ipv6(),
+        Transport::Unicast(p) => p[0].is_ipv6(),
+    };
+    let any: IpAddr = if v6 {
+        std::net::Ipv6Addr::UNSPECIFIED.into()
+    } else {
+        std::net::Ipv4Addr::UNSPECIFIED.into()
+    };
+    let sock = UdpSocket::bind(SocketAddr::new(any, c.port)).await?;
+    let dsts = match &c.transport {
+        Transport::Multicast(g) => {
+            let idx = match iface {
+                Some(i) => crate::net::ifindex(i)?,
+                None => 0,
+            };
+            match g {
+                IpAddr::V4(g4) => {
+                    use std::os::fd::AsRawFd;
+                    let mreq = libc::ip_mreqn {
+                        imr_multiaddr: libc::in_addr {
+                            s_addr: u32::from_ne_bytes(g4.octets()),
+                        },
+                        imr_address: libc::in_addr { s_addr: 0 },
+                        imr_ifindex: idx as i32,
+                    };
+                    for opt in [libc::IP_ADD_MEMBERSHIP, libc::IP_MULTICAST_IF] {
+                        // SAFETY: a valid ip_mreqn for these options.
+                        let rc = unsafe {
+                            libc::setsockopt(
+                                sock.as_raw_fd(),
+                                libc::IPPROTO_IP,
+                                opt,
+                                (&raw const mreq).cast(),
+                                std::mem::size_of::<libc::ip_mreqn>() as u32,
+                            )
+                        };
+                        if rc < 0 {
+                            return Err(io::Error::last_os_error());
+                        }
+                    }
+                    sock.set_multicast_loop_v4(false)?;
+                    sock.set_multicast_ttl_v4(1)?;
+                }
+                IpAddr::V6(g6) => {
+                    sock.join_multicast_v6(g6, idx)?;
+                    sock.set_multicast_loop_v6(false)?;
+                }
+            }
+            vec![SocketAddr::new(*g, c.port)]
+        }
+        Transport::Unicast(peers) => peers.iter().map(|p| SocketAddr::new(*p, c.port)).collect(),
+    };
+    Ok((sock, dsts))
+}
+
+/// Runs the exchange until `shutdown` turns true. With `table`, this node redirects:
+/// the slot table follows the reports.
+pub async fn run(
+    c: ClusterCfg,
+    iface: Option<String>,
+    mut table: Option<Box<dyn Table>>,
+    mut shutdown: watch::Receiver<bool>,
+    status: watch::Sender<Status>,
+) -> io::Result<()> {
+    let cfg = exchange_config(&c)
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
+    let iface = c.iface.clone().or(iface);
+    let (sock, dsts) = open_socket(&c, iface.as_deref()).await.map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!("load-exchange socket, port {}: {e}", c.port),
+        )
+    })?;
+    let unix = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    let mut lx = LoadExchange::new(cfg, Instant::now(), unix)
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
+    info!(member = c.member_id, transport = ?c.transport, port = c.port, redirects = table.is_some(), "load exchange starting");
+
+    // The probe blocks (sockets, commands): its own thread, samples over a channel.
+    let (sample_tx, mut samples) = mpsc::channel::<Result<u32, String>>(4);
+    if lx.config().local.is_some() {
+        let mut probe = super::fetch::probe(&c.probe);
+        let every = c.interval;
+        std::thread::Builder::new()
+            .name("ikelb-probe".into())
+            .spawn(move || {
+                loop {
+                    let r = probe.active_sas().map_err(|e| e.to_string());
+                    if sample_tx.blocking_send(r).is_err() {
+                        return;
+                    }
+                    std::thread::sleep(every);
+                }
+            })?;
+    }
+    let policy = Policy {
+        include_local: c.include_local,
+        slow_start_reports: c.slow_start_reports,
+    };
+    let mut inflight = InFlight::default();
+    let mut installed: Option<Vec<TargetEntry>> = None;
+    let mut weights: Vec<(u32, u32)> = Vec::new();
+    let mut redirects: BTreeMap<u32, u64> = BTreeMap::new();
+    let mut rebuild = tokio::time::interval(c.rebuild);
+    rebuild.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut cpu = Cpu::default();
+    let mut probe_errors = 0u64;
+    let mut installs = 0u64;
+    let mut buf = vec![0u8; 2048];
+    let transport = match &c.transport {
+        Transport::Multicast(g) => format!("multicast {g}:{}", c.port),
+        Transport::Unicast(p) => format!("unicast {p:?}:{}", c.port),
+    };
+    loop {
+        let mut changed = false;
+        while let Some(t) = lx.poll_transmit() {
+            for d in &dsts {
+                if let Err(e) = sock.send_to(&t.payload, d).await {
+                    debug!(dst = %d, error = %e, "report not sent");
+                }
+            }
+        }
+        while lx.poll_event().is_some() {
+            changed = true;
+        }
+        let deadline = lx.poll_timeout();
+        let mut do_rebuild = changed;
+        tokio::select! {
+            r = sock.recv_from(&mut buf) => {
+                let (n, from) = r?;
+                if lx.handle_report(Instant::now(), from, &buf[..n]).is_ok() {
+                    do_rebuild = true;
+                }
+            }
+            s = samples.recv() => match s {
+                Some(Ok(n)) => lx.handle_local_sample(Instant::now(), LocalLoad { active_sas: n, cpu_permille: cpu.sample() }),
+                Some(Err(e)) => {
+                    probe_errors += 1;
+                    if probe_errors.is_power_of_two() {
+                        warn!(error = %e, errors = probe_errors, "SA probe failed");
+                    }
+                }
+                None => {}
+            },
+            () = async {
+                match deadline {
+                    Some(t) => tokio::time::sleep_until(t.into()).await,
+                    None => std::future::pending().await,
+                }
+            } => lx.handle_timeout(Instant::now()),
+            _ = rebuild.tick(), if table.is_some() => do_rebuild = true,
+            _ = shutdown.changed() => {}
+        }
+        if *shutdown.borrow() {
+            info!("load exchange stopped");
+            return Ok(());
+        }
+        while lx.poll_event().is_some() {
+            do_rebuild = true;
+        }
+        let members = lx.members();
+        if let Some(t) = table.as_mut()
+            && do_rebuild
+        {
+            let loads: Vec<select::Load> = members.iter().map(Member::load).collect();
+            redirects = t.redirects();
+            let fl = inflight.update(&loads, &redirects);
+            weights = select::weights(&policy, &loads, &fl);
+            let entries = targets(&members, &weights);
+            if installed.as_ref() != Some(&entries) {
+                t.install(&entries);
+                installs += 1;
+                installed = Some(entries);
+            }
+        }
+        status.send_replace(snapshot(
+            &lx,
+            &members,
+            &weights,
+            &redirects,
+            &transport,
+            probe_errors,
+            installs,
+        ));
+    }
+}
+
+fn snapshot(
+    lx: &LoadExchange,
+    members: &[Member],
+    weights: &[(u32, u32)],
+    redirects: &BTreeMap<u32, u64>,
+    transport: &str,
+    probe_errors: u64,
+    installs: u64,
+) -> Status {
+    let total: u64 = weights.iter().map(|&(_, w)| u64::from(w)).sum();
+    let now = Instant::now();
+    let st = lx.stats();
+    Status {
+        member_id: lx.config().member_id,
+        transport: transport.into(),
+        sent: st.sent,
+        accepted: st.accepted,
+        dropped: DropReason::ALL
+            .iter()
+            .map(|r| (r.name().to_string(), st.dropped(*r)))
+            .collect(),
+        probe_errors,
+        members: members
+            .iter()
+            .map(|m| {
+                let w = weights
+                    .iter()
+                    .find(|x| x.0 == m.id)
+                    .map_or(0, |x| u64::from(x.1));
+                let share = if total == 0 {
+                    0.0
+                } else {
+                    w as f64 / total as f64
+                };
+                MemberRow {
+                    id: m.id,
+                    local: m.local,
+                    addr: m.addr,
+                    identities: m.identities.iter().map(ToString::to_string).collect(),
+                    active_sas: m.active_sas,
+                    capacity: m.capacity,
+                    weight: m.weight,
+                    cpu_permille: m.cpu_permille,
+                    overload_pct: m.overload_pct,
+                    drain: m.drain,
+                    share_pct: share * 100.0,
+                    slots: (share * SLOTS as f64).round() as u32,
+                    last_heard_ms: if m.local {
+                        0
+                    } else {
+                        u64::try_from(now.saturating_duration_since(m.last_heard).as_millis())
+                            .unwrap_or(u64::MAX)
+                    },
+                    redirects: redirects.get(&m.id).copied().unwrap_or(0),
+                }
+            })
+            .collect(),
+        held_out: lx.held_out(),
+        installs,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn member(id: u32, ids: &[&str]) -> Member {
+        let t = Instant::now();
+        Member {
+            id,
+            local: false,
+            addr: None,
+            identities: ids
+                .iter()
+                .map(|s| crate::config::parse_identity(s).unwrap())
+                .collect(),
+            active_sas: 0,
+            capacity: 100,
+            weight: 1,
+            cpu_permille: 0,
+            overload_pct: 100,
+            drain: false,
+            seq: 1,
+            last_heard: t,
+            joined: t,
+            reports: 10,
+        }
+    }
+
+    #[test]
+    fn targets_per_identity_and_back() {
+        let ms = [
+            member(1, &["192.0.2.1", "2001:db8::1"]),
+            member(2, &["gw2.example"]),
+        ];
+        let t = targets(&ms, &[(1, 10), (2, 0)]);
+        assert_eq!(t.len(), 3);
+        assert!(t.iter().all(|e| member_of(&e.name).is_some()));
+        assert_eq!(t[2].weight, 0);
+        let names: Vec<(u16, String, Identity)> = t
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (i as u16, e.name.clone(), e.identity.clone()))
+            .collect();
+        let r = redirects_by_member(&names, &[5, 7, 11]);
+        assert_eq!(r[&1], 12);
+        assert_eq!(r[&2], 11);
+        assert_eq!(member_of("gw-a"), None);
+    }
+
+    #[test]
+    fn exchange_config_from_cluster_section() {
+        let c = crate::config::Config::parse(
+            "[cluster]\nmember-id = 4\nidentities = [\"192.0.2.4\"]\ninterval-ms = 100\n\
+             [[cluster.key]]\nid = 9\nsecret = \"0123456789abcdef\"\n",
+        )
+        .unwrap()
+        .cluster
+        .unwrap();
+        let x = exchange_config(&c).unwrap();
+        assert_eq!(x.member_id, 4);
+        assert_eq!(x.keys.send_id(), 9);
+        assert_eq!(x.holdtime, Duration::from_millis(300));
+        assert_eq!(x.local.unwrap().capacity, 1000);
+    }
+}
