@@ -33,6 +33,8 @@ pub use responder::{
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_corpus;
+#[cfg(test)]
 mod tests_initiator;
 #[cfg(test)]
 mod tests_io;
