@@ -7,5 +7,6 @@
 extern crate std;
 
 pub mod checksum;
+pub mod flood;
 pub mod maps;
 pub mod wire;

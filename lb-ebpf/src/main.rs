@@ -7,6 +7,7 @@
 #![no_std]
 #![no_main]
 
+mod flood;
 mod maps;
 mod parse;
 mod respond;
