@@ -4,6 +4,7 @@ pub mod bench;
 pub mod cluster;
 pub mod config;
 pub mod dataplane;
+pub mod flood;
 pub mod frames;
 pub mod ike;
 pub mod metrics;

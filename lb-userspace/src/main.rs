@@ -77,6 +77,9 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Flood responders (XDP_TX reflector, ikelb, libreswan) with IKE_SA_INIT requests
+    /// from an in-kernel generator over a veth pair in fresh namespaces; count answers.
+    Flood(lb_userspace::flood::cli::Args),
     /// Attach a pass-through XDP program (for a veth peer, so XDP_TX frames arrive)
     /// and hold it until SIGINT/SIGTERM.
     AttachPass {
@@ -113,6 +116,7 @@ fn main() -> Result<()> {
             Ok(())
         }
         Cmd::AttachPass { iface } => attach_pass(&iface),
+        Cmd::Flood(args) => Ok(lb_userspace::flood::cli::run(&args)?),
         Cmd::Member { config } => {
             let c = Config::load(&config)?;
             if c.cluster.is_none() {
