@@ -1,6 +1,7 @@
 mod e2e_auth;
 mod e2e_redirect;
 mod fixtures;
+mod flood;
 mod peers;
 mod xdp_fixtures;
 mod xdp_fixtures_answer;
