@@ -36,6 +36,12 @@ enum Cmd {
     },
     /// Everything CI runs: format and lint checks, unit tests, root BPF and netns tests.
     Test,
+    /// Build, then flood an XDP_TX reflector, ikelb and libreswan with IKE_SA_INIT
+    /// requests from the in-kernel generator (`ikelb flood`, e.g. `-- --json`).
+    Flood {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
     /// Build, then time the redirect program against an XDP_TX reflector.
     Bench {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
@@ -90,6 +96,12 @@ fn main() -> Result<()> {
             exec(&mut c)?;
         }
         Cmd::Test => test()?,
+        Cmd::Flood { args } => {
+            let b = build::all()?;
+            let mut c = Command::new(&b.ikelb);
+            c.arg("flood").args(args);
+            exec(&mut c)?;
+        }
         Cmd::Bench { args } => {
             let b = build::all()?;
             let mut c = Command::new(&b.ikelb);
