@@ -322,22 +322,27 @@ pub fn run_one(
     let mut cnt: PerCpuArray<MapData, u64> = take(&mut dp, fl::MAP_COUNT)?;
     chk.set(0, check, 0).map_err(setup(fl::MAP_CHECK))?;
     let write_gen = |map: &mut PerCpuArray<MapData, FloodGen>,
-                     limit: &dyn Fn(u32) -> u64|
+                     limit: &dyn Fn(u32) -> u64,
+                     mixed: bool|
      -> Result<(), FloodError> {
         let vals: Vec<FloodGen> = (0..ncpu_possible as u32)
             .map(|c| {
                 let mut v = g;
                 v.cpu = cpus.iter().position(|&x| x == c).unwrap_or(0) as u32;
                 v.limit = limit(c);
+                if !mixed {
+                    (v.mix_udp, v.mix_no_rs) = (0, 0);
+                }
                 v
             })
             .collect();
         let v = PerCpuValues::try_from(vals).map_err(setup(fl::MAP_GEN))?;
         map.set(0, v, 0).map_err(setup(fl::MAP_GEN))
     };
-    // The self-check runs on whatever CPU this thread is on: give every CPU one frame.
-    // Its `cpu` field is the generator index, so the SPI names a valid sender.
-    write_gen(&mut gen_map, &|_| 1)?;
+    // The self-check runs on whatever CPU this thread is on: give every CPU one request
+    // (not a background frame). Its `cpu` field is the generator index, so the SPI
+    // names a valid sender.
+    write_gen(&mut gen_map, &|_| 1, false)?;
     {
         let prog: &Xdp = dp
             .ebpf_mut()
@@ -348,9 +353,11 @@ pub fn run_one(
         let vals = gen_values(&gen_map)?;
         self_check(prog, &vals)?;
     }
-    write_gen(&mut gen_map, &|c| {
-        cpus.iter().position(|&x| x == c).map_or(0, |i| limits[i])
-    })?;
+    write_gen(
+        &mut gen_map,
+        &|c| cpus.iter().position(|&x| x == c).map_or(0, |i| limits[i]),
+        true,
+    )?;
     for a in Answer::ALL {
         let zero =
             PerCpuValues::try_from(vec![0u64; ncpu_possible]).map_err(setup(fl::MAP_COUNT))?;
