@@ -108,10 +108,19 @@ fn main() -> Result<()> {
             let c = Config::load(&config)?;
             println!("{} VIP(s), {} target(s): OK", c.vips.len(), c.targets.len());
             for v in &c.vips {
-                println!("vip {} redirect={:?}", v.address, v.redirect);
+                match c.ike.auth_redirect(v.address) {
+                    Some(m) => println!(
+                        "vip {} redirect={:?} auth-redirect={m:?}",
+                        v.address, v.redirect
+                    ),
+                    None => println!("vip {} redirect={:?}", v.address, v.redirect),
+                }
             }
             for t in &c.targets {
                 println!("target {} {} weight={}", t.name, t.identity, t.weight);
+            }
+            if let Some(id) = &c.ike.identity {
+                println!("ike identity {id:?}, {} peer(s)", c.ike.peers.len());
             }
             Ok(())
         }

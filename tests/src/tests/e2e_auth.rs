@@ -386,3 +386,43 @@ fn client_compatibility_matrix() {
     }
     eprintln!("{}", rows.join("\n"));
 }
+
+/// The lab's auth-mode config (VIPs, `[ike]`, one peer per client) is one the daemon
+/// accepts (no root needed).
+#[test]
+fn auth_lab_config_passes_ikelb_check_config() {
+    let bin = ikelb_bin();
+    if !bin.exists() {
+        eprintln!("SKIPPED: {} not built", bin.display());
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("ikelb-cfg-{}", crate::netns::unique_tag()));
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    for method in ["informational", "ike_auth"] {
+        let path = dir.join("ikelb.toml");
+        let cfg = LabConfig {
+            clients: ClientSpec::standard_set(),
+            ikelb_auth: Some(method.into()),
+            ..LabConfig::default()
+        };
+        std::fs::write(&path, cfg.ikelb_toml("native")).expect("write");
+        let out = std::process::Command::new(&bin)
+            .arg("check-config")
+            .arg(&path)
+            .output()
+            .expect("run ikelb check-config");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "ikelb check-config rejects the auth lab config: {text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            text.matches("redirect=Auth").count(),
+            2,
+            "both VIPs in auth mode: {text}"
+        );
+        assert!(text.contains("5 peer(s)"), "{text}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
