@@ -140,13 +140,15 @@ fn auth_lab(method: &str, clients: Vec<ClientSpec>) -> (Lab, Vec<(String, String
     (lab, decoded)
 }
 
-/// strongSwan 5.9.8 with `auth-redirect = "informational"` over IPv4 and IPv6.
+/// strongSwan 5.9.8 with `auth-redirect = "informational"` over IPv4 and IPv6, and
+/// from port 4500 (non-ESP marker from the first message on).
 #[test]
 fn strongswan_is_redirected_after_ike_auth_by_informational() {
     crate::require_root!();
     let clients = vec![
         ClientSpec::new("sw4a", ClientKind::StrongSwan, Family::V4, 500),
         ClientSpec::new("sw6a", ClientKind::StrongSwan, Family::V6, 500),
+        ClientSpec::new("sw4an", ClientKind::StrongSwan, Family::V4, 4500),
     ];
     let (lab, decoded) = auth_lab("informational", clients);
     for (name, text) in &decoded {
@@ -193,13 +195,14 @@ fn strongswan_is_redirected_after_ike_auth_by_informational() {
     );
 }
 
-/// libreswan 4.10 with `auth-redirect = "ike_auth"`.
+/// libreswan 4.10 with `auth-redirect = "ike_auth"`, IPv4, IPv6 and to port 4500.
 #[test]
 fn libreswan_is_redirected_in_ike_auth() {
     crate::require_root!();
     let clients = vec![
         ClientSpec::new("ls4a", ClientKind::Libreswan, Family::V4, 500),
         ClientSpec::new("ls6a", ClientKind::Libreswan, Family::V6, 500),
+        ClientSpec::new("ls4an", ClientKind::Libreswan, Family::V4, 4500),
     ];
     let (_lab, decoded) = auth_lab("ike_auth", clients);
     for (name, text) in &decoded {
