@@ -121,6 +121,10 @@ fn binds_a_vip_that_is_not_local_yet() {
         s.local_addr().unwrap().ip(),
         IpAddr::V4(Ipv4Addr::new(198, 51, 100, 77))
     );
-    let s6 = bind_freebind("[2001:db8::77]:0".parse().unwrap()).unwrap();
-    assert!(s6.local_addr().unwrap().is_ipv6());
+    match bind_freebind("[2001:db8::77]:0".parse().unwrap()) {
+        Ok(s6) => assert!(s6.local_addr().unwrap().is_ipv6()),
+        // A build sandbox without IPv6.
+        Err(e) if e.raw_os_error() == Some(libc::EAFNOSUPPORT) => {}
+        Err(e) => panic!("{e}"),
+    }
 }
