@@ -13,6 +13,7 @@ use crate::config::{Identity, RedirectMode, Vip};
 use crate::dataplane::{Dataplane, DataplaneError, TargetEntry};
 use crate::frames::RequestSpec;
 
+const XDP_PASS: u32 = 2;
 const XDP_TX: u32 = 3;
 
 /// One measured line.
@@ -83,6 +84,7 @@ fn harness(
     mode: u32,
     frame: &[u8],
     repeat: u32,
+    expect: u32,
 ) -> Result<f64, DataplaneError> {
     let mut t = BenchTemplate {
         len: frame.len() as u32,
@@ -110,10 +112,13 @@ fn harness(
             ..TestRunOptions::new()
         })
         .map_err(err("ikelb_bench"))?;
-    if r.return_value != XDP_TX {
+    if r.return_value != expect {
         return Err(DataplaneError::Program(
             "ikelb_bench".into(),
-            format!("mode {mode} returned {} instead of XDP_TX", r.return_value),
+            format!(
+                "mode {mode} returned {} instead of {expect}",
+                r.return_value
+            ),
         ));
     }
     Ok(r.duration.as_nanos() as f64)
@@ -146,12 +151,28 @@ pub fn run(calls: u32, repeat: u32) -> Result<Report, DataplaneError> {
         row("per-call", "empty (XDP_PASS)", empty);
         row("per-call", "reflector", refl);
         row("per-call", "ikelb", ike);
-        let restore = harness(&mut dp, m::BENCH_RESTORE, &frame, repeat)?;
-        let hrefl = harness(&mut dp, m::BENCH_REFLECT, &frame, repeat)?;
-        let hike = harness(&mut dp, m::BENCH_REDIRECT, &frame, repeat)?;
+        let restore = harness(&mut dp, m::BENCH_RESTORE, &frame, repeat, XDP_TX)?;
+        let hrefl = harness(&mut dp, m::BENCH_REFLECT, &frame, repeat, XDP_TX)?;
+        let hike = harness(&mut dp, m::BENCH_REDIRECT, &frame, repeat, XDP_TX)?;
         row("harness", "restore only", restore);
         row("harness", "restore + reflector", hrefl);
         row("harness", "restore + ikelb", hike);
+        // The pass path: traffic that is not for a VIP, and a request that is parsed
+        // to the end but not answered (no REDIRECT_SUPPORTED).
+        let mut other = spec.clone();
+        other.dst = if spec.dst.is_ipv6() {
+            "2001:db8::99".parse().expect("literal")
+        } else {
+            [198, 51, 100, 99].into()
+        };
+        let not_vip = harness(&mut dp, m::BENCH_REDIRECT, &other.frame(), repeat, XDP_PASS)?;
+        let no_rs = RequestSpec {
+            redirect_supported: false,
+            ..spec.clone()
+        };
+        let parsed = harness(&mut dp, m::BENCH_REDIRECT, &no_rs.frame(), repeat, XDP_PASS)?;
+        row("harness", "restore + ikelb, not a VIP", not_vip);
+        row("harness", "restore + ikelb, no RS", parsed);
         ratios.push((format!("{family} per-call ikelb/reflector"), ike / refl));
         ratios.push((format!("{family} harness ikelb/reflector"), hike / hrefl));
         ratios.push((
@@ -209,7 +230,7 @@ impl Report {
         );
         for r in &self.rows {
             println!(
-                "{:<6} {:<9} {:<22} {:>12.1}",
+                "{:<6} {:<9} {:<28} {:>10.1}",
                 r.family, r.method, r.program, r.ns_per_packet
             );
         }
