@@ -279,7 +279,7 @@ fn on_event(e: Event, stats: &mut DriverStats, keylog: &mut Option<KeyLogFile>) 
     match e {
         Event::Established { client, peer, .. } => {
             stats.established += 1;
-            info!(%client, peer = ?peer, "IKE SA authenticated");
+            info!(%client, peer = %IdDisplay(&peer), "IKE SA authenticated");
         }
         Event::Redirected {
             client,
@@ -292,7 +292,8 @@ fn on_event(e: Event, stats: &mut DriverStats, keylog: &mut Option<KeyLogFile>) 
         }
         Event::AuthFailed { client, peer } => {
             stats.auth_failed += 1;
-            warn!(%client, peer = ?peer, "authentication failed");
+            let peer = peer.as_ref().map(|p| IdDisplay(p).to_string());
+            warn!(%client, peer = peer.as_deref().unwrap_or("-"), "authentication failed");
         }
         Event::RedirectUnsupported { client, .. } => {
             stats.redirect_unsupported += 1;
@@ -314,6 +315,24 @@ fn on_event(e: Event, stats: &mut DriverStats, keylog: &mut Option<KeyLogFile>) 
                 } else {
                     stats.keys_logged += 1;
                 }
+            }
+        }
+    }
+}
+
+/// An IDi for logs: the address, the name, or hex.
+struct IdDisplay<'a>(&'a super::payload::Identification);
+
+impl std::fmt::Display for IdDisplay<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let d = &self.0.data;
+        match (self.0.kind, d.len()) {
+            (1, 4) => IpAddr::from(<[u8; 4]>::try_from(&d[..]).unwrap_or_default()).fmt(f),
+            (5, 16) => IpAddr::from(<[u8; 16]>::try_from(&d[..]).unwrap_or_default()).fmt(f),
+            (2 | 3, _) => f.write_str(&String::from_utf8_lossy(d)),
+            (k, _) => {
+                write!(f, "type {k} ")?;
+                d.iter().try_for_each(|b| write!(f, "{b:02x}"))
             }
         }
     }
