@@ -1,8 +1,10 @@
+mod cluster_failover;
 mod e2e_auth;
 mod e2e_redirect;
 mod fixtures;
 mod flood;
 mod peers;
+mod vrrp_keepalived;
 mod xdp_fixtures;
 mod xdp_fixtures_answer;
 mod xdp_fixtures_frames;
