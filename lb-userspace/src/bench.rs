@@ -1,6 +1,7 @@
 //! `ikelb bench`: ns/packet of the redirect program against a MAC/IP/port-swap XDP_TX
 //! reflector under the same BPF_PROG_TEST_RUN, in one run (ratios, not absolutes, are
 //! what survives a noisy VM). Self-contained: needs BPF and test_run, no network.
+//! Also prints issue 4's target-choice simulation ([`simulation`], no BPF needed).
 
 use std::time::Duration;
 
@@ -12,6 +13,7 @@ use lb_common::wire::request;
 use crate::config::{Identity, RedirectMode, Vip};
 use crate::dataplane::{Dataplane, DataplaneError, TargetEntry};
 use crate::frames::RequestSpec;
+use crate::select::{self, Scenario, SimPolicy};
 
 const XDP_PASS: u32 = 2;
 const XDP_TX: u32 = 3;
@@ -30,6 +32,65 @@ pub struct Report {
     pub rows: Vec<Row>,
     /// ikelb / reflector, per family and method.
     pub ratios: Vec<(String, f64)>,
+    /// Issue 4's target-choice simulation, one line per policy.
+    pub simulation: Vec<SimRow>,
+}
+
+/// One policy in [`simulation`]: utilisation (SAs / capacity) when every client has
+/// its SA.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct SimRow {
+    pub policy: &'static str,
+    pub max_util: f64,
+    pub mean_util: f64,
+    /// max / mean: 1.0 is a perfect spread.
+    pub max_over_mean: f64,
+    pub redirected: u32,
+}
+
+/// [`select::simulate`] on [`Scenario::default`] (10 000 clients in bursts onto 8
+/// members of unequal capacity, 1 s report intervals) for ikelb's policy and the two
+/// baselines. Pure computation: needs no BPF.
+pub fn simulation() -> Vec<SimRow> {
+    let sc = Scenario::default();
+    SimPolicy::ALL
+        .iter()
+        .map(|&p| {
+            let r = select::simulate(p, &sc);
+            SimRow {
+                policy: p.name(),
+                max_util: r.max_util,
+                mean_util: r.mean_util,
+                max_over_mean: r.ratio(),
+                redirected: r.redirected,
+            }
+        })
+        .collect()
+}
+
+/// Prints [`simulation`]'s rows under a line describing the scenario.
+pub fn print_simulation(rows: &[SimRow]) {
+    let sc = Scenario::default();
+    println!(
+        "simulation: {} clients in bursts of {}-{} onto {} members (capacities {:?}), \
+         reports every {} ms",
+        sc.clients,
+        sc.burst.0,
+        sc.burst.1,
+        sc.capacities.len(),
+        sc.capacities,
+        sc.report_interval_ms
+    );
+    println!(
+        "{:<14} {:>8} {:>9} {:>9} {:>11}",
+        "policy", "max util", "mean util", "max/mean", "redirected"
+    );
+    for r in rows {
+        println!(
+            "{:<14} {:>8.3} {:>9.3} {:>9.3} {:>11}",
+            r.policy, r.max_util, r.mean_util, r.max_over_mean, r.redirected
+        );
+    }
 }
 
 /// The dataplane set up like the protocol.md §5 vectors: VIPs 198.51.100.1 and
@@ -180,7 +241,11 @@ pub fn run(calls: u32, repeat: u32) -> Result<Report, DataplaneError> {
             (hike - restore).max(0.0) / (hrefl - restore).max(1e-9),
         ));
     }
-    Ok(Report { rows, ratios })
+    Ok(Report {
+        rows,
+        ratios,
+        simulation: simulation(),
+    })
 }
 
 /// Runs `ikelb_xdp` once on `frame` and checks XDP_TX with the reference answer.
@@ -237,5 +302,7 @@ impl Report {
         for (name, v) in &self.ratios {
             println!("{name:<44} {v:>6.2}");
         }
+        println!();
+        print_simulation(&self.simulation);
     }
 }

@@ -60,6 +60,13 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Simulate the target choice (10 000 clients in bursts onto 8 members of unequal
+    /// capacity, 1 s reports): max/mean utilisation for ikelb, round robin and "always
+    /// the least loaded". Also part of `ikelb bench`; needs no BPF.
+    Simulate {
+        #[arg(long)]
+        json: bool,
+    },
     /// Run only the cluster's load reporter ([cluster] of the config): a member that
     /// is not a VIP candidate.
     Member {
@@ -159,6 +166,15 @@ fn main() -> Result<()> {
                 println!("{}", serde_json::to_string_pretty(&r)?);
             } else {
                 r.print();
+            }
+            Ok(())
+        }
+        Cmd::Simulate { json } => {
+            let rows = lb_userspace::bench::simulation();
+            if json {
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            } else {
+                lb_userspace::bench::print_simulation(&rows);
             }
             Ok(())
         }
