@@ -38,6 +38,7 @@ impl Lab {
                 Ok(())
             }
             Balancer::Ikelb { bin, xdp_mode } => self.start_ikelb(&bin, &xdp_mode),
+            Balancer::IkelbCluster { bin, candidates } => self.start_cluster(&bin, candidates),
         }
     }
 

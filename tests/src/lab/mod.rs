@@ -19,6 +19,7 @@
 
 mod addr;
 mod balancer;
+mod cluster;
 mod connect;
 mod report;
 
@@ -28,6 +29,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 
 pub use addr::*;
+pub use cluster::{ClusterNode, VRID, probe_host_addr};
 pub use connect::ClientResult;
 pub use report::{LIBRESWAN_NO_ESP, results_table, stats_line};
 
@@ -116,6 +118,11 @@ pub enum Balancer {
         /// `native`, `skb` or `auto`.
         xdp_mode: String,
     },
+    /// Issue 4's cluster: no static VIP owner; members `gw1..gw<candidates>` run `ikelb
+    /// run` with VRRPv3 for the IPv4 VIP, the others `ikelb member`; every member reports
+    /// its charon's IKE SAs (VICI) and the master redirects to the most headroom. IPv4
+    /// clients only. See [`Lab::cluster_master`], [`Lab::kill_cluster_master`].
+    IkelbCluster { bin: PathBuf, candidates: u8 },
     /// libreswan's `global-redirect` (the baseline), one pluto per family in use.
     LibreswanGlobalRedirect,
     /// Nothing: the VIP is only an address (clients' requests go unanswered).
@@ -159,6 +166,8 @@ pub struct LabConfig {
     /// clients with the lab PSK as the members' identity and logs its IKE keys for
     /// tshark ([`Lab::ike_keylog_path`]). `None`: redirect in IKE_SA_INIT (the fast path).
     pub ikelb_auth: Option<String>,
+    /// Load-report interval of [`Balancer::IkelbCluster`] members, ms.
+    pub cluster_report_ms: u64,
 }
 
 impl Default for LabConfig {
@@ -171,6 +180,7 @@ impl Default for LabConfig {
             keep_run_dir: false,
             charon: CharonOptions::default(),
             ikelb_auth: None,
+            cluster_report_ms: 1000,
         }
     }
 }
@@ -207,6 +217,9 @@ impl Client {
 pub struct Member {
     pub name: String,
     pub index: u8,
+    /// Its segment interface: `eth0`, or unique host-wide in a cluster (ikelb pins maps
+    /// under the interface name).
+    pub iface: String,
     pub charon: Charon,
     pub netns: Netns,
 }
@@ -225,6 +238,8 @@ impl Member {
 pub struct Lab {
     // Drop order matters: daemons, then veths, then namespaces.
     pub clients: Vec<Client>,
+    /// The members' ikelb in a [`Balancer::IkelbCluster`] lab.
+    pub cluster: Vec<ClusterNode>,
     pub members: Vec<Member>,
     lb_daemons: Vec<Daemon>,
     lb_plutos: Vec<Pluto>,
@@ -273,6 +288,7 @@ impl Lab {
         let lb = Netns::new("lb")?;
         let mut lab = Lab {
             clients: Vec::new(),
+            cluster: Vec::new(),
             members: Vec::new(),
             lb_daemons: Vec::new(),
             lb_plutos: Vec::new(),
@@ -311,20 +327,37 @@ impl Lab {
         // The lb.
         let lb_iface = self.lb_iface.clone();
         let lb_peer = self.lb_peer.clone();
-        self.plug(None, &lb_iface, &lb_peer, 1)?;
-        for fam in [Family::V4, Family::V6] {
-            self.lb
-                .addr_add(&lb_iface, &format!("{}/{}", vip(fam), prefix_len(fam)))?;
+        let cluster = matches!(self.config.balancer, Balancer::IkelbCluster { .. });
+        if cluster {
+            // No static owner: the lb is a plain host that sends test requests.
+            self.plug(None, &lb_iface, &lb_peer, 2)?;
+            self.lb.addr_add(
+                &lb_iface,
+                &format!("{}/{}", probe_host_addr(), prefix_len(Family::V4)),
+            )?;
+            self.lb.tx_csum_off(&lb_iface)?;
+        } else {
+            self.plug(None, &lb_iface, &lb_peer, 1)?;
+            for fam in [Family::V4, Family::V6] {
+                self.lb
+                    .addr_add(&lb_iface, &format!("{}/{}", vip(fam), prefix_len(fam)))?;
+            }
         }
         // Members.
+        let tag = lb_iface.trim_start_matches("lb").to_string();
         for i in 1..=u8::try_from(self.config.members).unwrap_or(1) {
             let name = format!("gw{i}");
             let ns = Netns::new(&name)?;
-            self.plug(Some(&ns), "eth0", &format!("v{name}"), member_host(i))?;
+            let iface = if cluster {
+                format!("g{i}{tag}")
+            } else {
+                "eth0".to_string()
+            };
+            self.plug(Some(&ns), &iface, &format!("v{name}"), member_host(i))?;
             for fam in [Family::V4, Family::V6] {
                 let host = member_host(i);
                 ns.addr_add(
-                    "eth0",
+                    &iface,
                     &format!("{}/{}", segment_addr(fam, host), prefix_len(fam)),
                 )?;
                 ns.addr_add("lo", &format!("{}/{}", service_addr(fam), host_len(fam)))?;
@@ -337,6 +370,7 @@ impl Lab {
             self.members.push(Member {
                 name,
                 index: i,
+                iface,
                 charon,
                 netns: ns,
             });
@@ -489,6 +523,10 @@ impl Lab {
 
 impl Drop for Lab {
     fn drop(&mut self) {
+        // The cluster's ikelb first: they remove the VIP and detach.
+        while let Some(mut c) = self.cluster.pop() {
+            c.daemon.stop();
+        }
         for c in &mut self.clients {
             match &mut c.daemon {
                 ClientDaemon::StrongSwan(ch) => ch.stop(),
