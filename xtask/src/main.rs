@@ -25,11 +25,19 @@ enum Cmd {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
-    /// Build, then start the netns lab: VIP node, members, real clients (Ctrl-C ends it).
+    /// Build, then start the netns lab: the VRRP cluster (two VIP candidates and a member,
+    /// all strongSwan responders with live load), real clients arriving, the status table
+    /// refreshed, `kill-master` at the prompt (Ctrl-C ends it).
     Lab {
         /// Connect every client once, print the result and exit (0 only if all landed).
         #[arg(long)]
         once: bool,
+        /// The single-VIP-node lab (static targets, IPv4 and IPv6 clients) instead.
+        #[arg(long = "static")]
+        static_lab: bool,
+        /// Cluster lab: number of IPv4 clients (3..=20, default 6).
+        #[arg(long)]
+        clients: Option<u32>,
         /// native, skb or auto.
         #[arg(long)]
         xdp_mode: Option<String>,
@@ -79,7 +87,12 @@ fn main() -> Result<()> {
             c.arg("run").args(args);
             exec(&mut c)?;
         }
-        Cmd::Lab { once, xdp_mode } => {
+        Cmd::Lab {
+            once,
+            static_lab,
+            clients,
+            xdp_mode,
+        } => {
             let b = build::all()?;
             // Ctrl-C reaches the lab too (same process group); we wait for its teardown
             // instead of dying first and handing the prompt back mid-teardown.
@@ -89,6 +102,12 @@ fn main() -> Result<()> {
             c.arg("--ikelb").arg(&b.ikelb);
             if once {
                 c.arg("--once");
+            }
+            if static_lab {
+                c.arg("--static");
+            }
+            if let Some(n) = clients {
+                c.args(["--clients", &n.to_string()]);
             }
             if let Some(m) = xdp_mode {
                 c.args(["--xdp-mode", &m]);

@@ -185,11 +185,11 @@ impl Lab {
     }
 
     /// SIGKILLs the master's ikelb (its charon and tunnels stay); returns its name.
-    pub fn kill_cluster_master(&mut self) -> Option<String> {
+    /// The process is reaped when the lab goes down or the node is restarted.
+    pub fn kill_cluster_master(&self) -> Option<String> {
         let name = self.cluster_master()?;
-        let c = self.cluster.iter_mut().find(|c| c.member == name)?;
+        let c = self.cluster.iter().find(|c| c.member == name)?;
         c.daemon.signal(libc::SIGKILL);
-        let _ = c.daemon.stop();
         Some(name)
     }
 
@@ -218,6 +218,9 @@ impl Lab {
         .env("NO_COLOR", "1")
         .env("RUST_LOG", "info");
         let log = c.daemon.log.clone();
+        if let Some(c) = self.cluster.iter_mut().find(|c| c.member == name) {
+            c.daemon.stop();
+        }
         let d = Daemon::spawn(&format!("ikelb {name}"), cmd, &log)?;
         if let Some(c) = self.cluster.iter_mut().find(|c| c.member == name) {
             c.daemon = d;

@@ -269,7 +269,7 @@ fn failover_keeps_strongswan_tunnels() {
         })
         .collect();
     let esp = crate::esp::probe().unwrap();
-    let mut lab = Lab::up(LabConfig {
+    let lab = Lab::up(LabConfig {
         members: 3,
         clients,
         balancer: Balancer::IkelbCluster {
