@@ -14,15 +14,22 @@
 //! [[ike.peer]]
 //! id = "alice@example.net"
 //! psk = "a long random secret"      # or "0x<hex>", or psk-file = "/etc/ikelb/alice.psk"
+//!
+//! # Certificates (RFC 7427 signatures): our certificate and key, the clients' CAs.
+//! # [ike] certificate = "/etc/ikelb/gw.pem", private-key = "/etc/ikelb/gw.key",
+//! #       ca = "/etc/ikelb/ca.pem"
+//! # [[ike.peer]] id = "C=CH, O=Example, CN=carol", auth = "certificate"
 //! ```
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use serde::Deserialize;
 use toml::Spanned;
 use zeroize::Zeroizing;
 
 use super::{ConfigError, RedirectMode};
+use crate::ike::cert::{Credentials, parse_dn};
 use crate::ike::{AuthRedirect, Identity as IkeIdentity};
 
 /// A pre-shared key, zeroized on drop and redacted in `Debug`.
@@ -39,7 +46,8 @@ impl std::fmt::Debug for Psk {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct IkePeerCfg {
     pub id: IkeIdentity,
-    pub psk: Psk,
+    /// The pre-shared key; `None`: `auth = "certificate"`.
+    pub psk: Option<Psk>,
 }
 
 /// The validated `[ike]` settings, with each auth-mode VIP's redirect method.
@@ -48,6 +56,8 @@ pub struct IkeCfg {
     /// Our IDr; required when any VIP has `redirect = "auth"`.
     pub identity: Option<IkeIdentity>,
     pub peers: Vec<IkePeerCfg>,
+    /// `certificate`, `private-key` and `ca`, loaded and checked.
+    pub credentials: Option<Arc<Credentials>>,
     /// `(VIP, method)` for every VIP with `redirect = "auth"`.
     pub auth_vips: Vec<(IpAddr, AuthRedirect)>,
 }
@@ -72,18 +82,27 @@ impl IkeCfg {
         log_keys: bool,
     ) -> crate::ike::ResponderConfig {
         use crate::ike::{AuthMethod, PeerConfig, ResponderConfig, VipConfig, VipMode};
-        // Without auth-mode VIPs the identity is never sent.
-        let id = self
-            .identity
-            .clone()
-            .unwrap_or_else(|| IkeIdentity::Fqdn("ikelb".into()));
+        // Without auth-mode VIPs the identity is never sent; with only certificate
+        // peers it may be left out: our certificate's subject then.
+        let id = self.identity.clone().unwrap_or_else(|| {
+            self.credentials
+                .as_ref()
+                .and_then(|c| {
+                    use x509_cert::der::Encode;
+                    c.certificate().tbs_certificate.subject.to_der().ok()
+                })
+                .map_or_else(|| IkeIdentity::Fqdn("ikelb".into()), IkeIdentity::DerDn)
+        });
         let mut rc = ResponderConfig::new(id, chooser);
         rc.peers = self
             .peers
             .iter()
             .map(|p| PeerConfig {
                 id: p.id.clone(),
-                auth: AuthMethod::Psk(p.psk.0.clone()),
+                auth: p
+                    .psk
+                    .as_ref()
+                    .map_or(AuthMethod::Certificate, |k| AuthMethod::Psk(k.0.clone())),
             })
             .collect();
         rc.vips = vips
@@ -95,6 +114,7 @@ impl IkeCfg {
                     .map_or(VipMode::Init, VipMode::Auth),
             })
             .collect();
+        rc.credentials = self.credentials.clone();
         rc.log_keys = log_keys;
         rc
     }
@@ -104,6 +124,10 @@ impl IkeCfg {
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub(super) struct RawIke {
     identity: Option<Spanned<String>>,
+    certificate: Option<Spanned<String>>,
+    #[serde(alias = "private_key")]
+    private_key: Option<Spanned<String>>,
+    ca: Option<Spanned<String>>,
     #[serde(default)]
     peer: Vec<RawPeer>,
 }
@@ -115,6 +139,8 @@ struct RawPeer {
     psk: Option<Spanned<String>>,
     #[serde(alias = "psk_file")]
     psk_file: Option<Spanned<String>>,
+    /// `"psk"` (default) or `"certificate"`.
+    auth: Option<Spanned<String>>,
 }
 
 /// One `[[vip]]`'s part in the IKE settings.
@@ -127,8 +153,9 @@ pub(super) struct VipIke {
     pub auth_redirect: Option<Spanned<String>>,
 }
 
-/// An IKE identity from its config form: an IP address, `user@domain` (RFC 822), or a
-/// name (FQDN; a leading `@`, as strongSwan and libreswan write it, is dropped).
+/// An IKE identity from its config form: an IP address, `user@domain` (RFC 822), a
+/// name (FQDN; a leading `@`, as strongSwan and libreswan write it, is dropped), or a
+/// distinguished name written most significant first (`C=CH, O=Example, CN=alice`).
 pub fn parse_ike_identity(s: &str) -> Result<IkeIdentity, String> {
     if s.is_empty() || s.len() > 255 {
         return Err("an identity is 1 to 255 bytes".into());
@@ -142,9 +169,12 @@ pub fn parse_ike_identity(s: &str) -> Result<IkeIdentity, String> {
         }
         return Ok(IkeIdentity::Fqdn(name.into()));
     }
-    if s.chars().any(char::is_whitespace) || s.contains('=') {
+    if s.contains('=') {
+        return parse_dn(s).map(IkeIdentity::DerDn);
+    }
+    if s.chars().any(char::is_whitespace) {
         return Err(format!(
-            "`{s}`: expected an IP address, an FQDN or user@domain (DN identities are not supported)"
+            "`{s}`: expected an IP address, an FQDN, user@domain or a DN"
         ));
     }
     match s.split_once('@') {
@@ -179,6 +209,81 @@ fn parse_psk(s: &str) -> Result<Zeroizing<Vec<u8>>, String> {
         return Err("the key is empty".into());
     }
     Ok(bytes)
+}
+
+/// `certificate`, `private-key` and `ca`: all three or none, each file read and checked
+/// (the key must belong to the certificate).
+fn credentials(
+    raw: &RawIke,
+    err: &impl Fn(std::ops::Range<usize>, &str, String) -> ConfigError,
+) -> Result<Option<Arc<Credentials>>, ConfigError> {
+    let keys = [
+        ("ike.certificate", &raw.certificate),
+        ("ike.private-key", &raw.private_key),
+        ("ike.ca", &raw.ca),
+    ];
+    if keys.iter().all(|(_, v)| v.is_none()) {
+        return Ok(None);
+    }
+    let mut files = Vec::new();
+    for (key, v) in keys {
+        let Some(v) = v else {
+            let (k, given) = keys
+                .iter()
+                .find_map(|(k, v)| v.as_ref().map(|v| (k, v)))
+                .ok_or_else(|| ConfigError("[ike]: certificate settings".into()))?;
+            return Err(err(
+                given.span(),
+                k,
+                format!(
+                    "needs `{}` too (`certificate`, `private-key` and `ca` go together)",
+                    &key[4..]
+                ),
+            ));
+        };
+        let bytes = Zeroizing::new(
+            std::fs::read(v.get_ref())
+                .map_err(|e| err(v.span(), key, format!("{}: {e}", v.get_ref())))?,
+        );
+        files.push((key, v, bytes));
+    }
+    let [(_, cert_span, cert), (_, key_span, key), (_, ca_span, ca)] = &files[..] else {
+        return Err(ConfigError("[ike]: certificate settings".into()));
+    };
+    let key_text = std::str::from_utf8(key).map_err(|_| {
+        err(
+            key_span.span(),
+            "ike.private-key",
+            format!("{}: not PEM", key_span.get_ref()),
+        )
+    })?;
+    use crate::ike::cert::{CertError, parse_certificates};
+    parse_certificates(cert).map_err(|e| {
+        err(
+            cert_span.span(),
+            "ike.certificate",
+            format!("{}: {e}", cert_span.get_ref()),
+        )
+    })?;
+    parse_certificates(ca).map_err(|e| {
+        err(
+            ca_span.span(),
+            "ike.ca",
+            format!("{}: {e}", ca_span.get_ref()),
+        )
+    })?;
+    Credentials::new(cert, key_text, ca)
+        .map(|c| Some(Arc::new(c)))
+        .map_err(|e| {
+            let (span, k, f) = match e {
+                CertError::BadPrivateKey | CertError::KeyMismatch => {
+                    (key_span.span(), "ike.private-key", key_span.get_ref())
+                }
+                CertError::UnsupportedKey => (ca_span.span(), "ike.ca", ca_span.get_ref()),
+                _ => (cert_span.span(), "ike.certificate", cert_span.get_ref()),
+            };
+            err(span, k, format!("{f}: {e}"))
+        })
 }
 
 fn line_of(text: &str, offset: usize) -> usize {
@@ -226,6 +331,7 @@ pub(super) fn build(
         cfg.auth_vips.push((v.address, method));
     }
     if let Some(raw) = raw {
+        cfg.credentials = credentials(&raw, &err)?;
         if let Some(id) = raw.identity {
             cfg.identity = Some(
                 parse_ike_identity(id.get_ref()).map_err(|m| err(id.span(), "ike.identity", m))?,
@@ -240,6 +346,40 @@ pub(super) fn build(
                     &format!("ike.peer[{i}].id"),
                     format!("`{}` listed twice", p.id.get_ref()),
                 ));
+            }
+            let cert = match &p.auth {
+                None => false,
+                Some(a) => match a.get_ref().as_str() {
+                    "psk" => false,
+                    "certificate" | "cert" | "pubkey" => true,
+                    o => {
+                        return Err(err(
+                            a.span(),
+                            &format!("ike.peer[{i}].auth"),
+                            format!("`{o}`: expected \"psk\" or \"certificate\""),
+                        ));
+                    }
+                },
+            };
+            if let Some(a) = p.auth.as_ref().filter(|_| cert) {
+                let key = format!("ike.peer[{i}].auth");
+                if cfg.credentials.is_none() {
+                    return Err(err(
+                        a.span(),
+                        &key,
+                        "\"certificate\" needs `certificate`, `private-key` and `ca` in [ike]"
+                            .into(),
+                    ));
+                }
+                if p.psk.is_some() || p.psk_file.is_some() {
+                    return Err(err(
+                        a.span(),
+                        &key,
+                        "a certificate peer has no `psk` or `psk-file`".into(),
+                    ));
+                }
+                cfg.peers.push(IkePeerCfg { id, psk: None });
+                continue;
             }
             let psk = match (p.psk, p.psk_file) {
                 (Some(k), None) => parse_psk(k.get_ref())
@@ -261,16 +401,20 @@ pub(super) fn build(
                     ));
                 }
             };
-            cfg.peers.push(IkePeerCfg { id, psk: Psk(psk) });
+            cfg.peers.push(IkePeerCfg {
+                id,
+                psk: Some(Psk(psk)),
+            });
         }
     }
     if let Some((i, span)) = first_auth
-        && (cfg.identity.is_none() || cfg.peers.is_empty())
+        && ((cfg.identity.is_none() && cfg.credentials.is_none()) || cfg.peers.is_empty())
     {
         return Err(err(
             span,
             &format!("vip[{i}].redirect"),
-            "\"auth\" needs [ike] with `identity` and at least one [[ike.peer]]".into(),
+            "\"auth\" needs [ike] with `identity` (or `certificate`) and at least one [[ike.peer]]"
+                .into(),
         ));
     }
     Ok(cfg)
@@ -323,9 +467,9 @@ psk = "0x0102ff"
             ike.peers[0].id,
             IkeIdentity::Rfc822("alice@example.net".into())
         );
-        assert_eq!(&ike.peers[0].psk.0[..], b"alice's secret");
+        assert_eq!(&ike.peers[0].psk.as_ref().unwrap().0[..], b"alice's secret");
         assert_eq!(ike.peers[1].id, IkeIdentity::Fqdn("bob.example.net".into()));
-        assert_eq!(&ike.peers[1].psk.0[..], &[1, 2, 0xff]);
+        assert_eq!(&ike.peers[1].psk.as_ref().unwrap().0[..], &[1, 2, 0xff]);
         assert_eq!(
             ike.auth_redirect("192.0.2.1".parse().unwrap()),
             Some(AuthRedirect::Informational)
@@ -350,7 +494,7 @@ psk = "0x0102ff"
             f.display()
         );
         let c = Config::parse(&text).unwrap();
-        assert_eq!(&c.ike.peers[0].psk.0[..], b"from a file");
+        assert_eq!(&c.ike.peers[0].psk.as_ref().unwrap().0[..], b"from a file");
         assert_eq!(
             c.ike.identity,
             Some(IkeIdentity::Ip("10.0.0.1".parse().unwrap()))
@@ -393,7 +537,7 @@ psk = "0x0102ff"
              [[ike.peer]]\nid = \"a.example\"\npsk = \"k\"\n"
         ));
         assert!(e.contains("line 10") && e.contains("twice"), "{e}");
-        let e = error_of(&format!("{vip}[ike]\nidentity = \"cn=x, o=y\"\n"));
+        let e = error_of(&format!("{vip}[ike]\nidentity = \"cn=x, =y\"\n"));
         assert!(e.contains("line 5") && e.contains("ike.identity"), "{e}");
         let e = error_of(&format!("{vip}[ike]\nbogus = 1\n"));
         assert!(e.contains("line 5") && e.contains("bogus"), "{e}");

@@ -1,15 +1,17 @@
-//! The encrypted exchanges of an IKE SA: IKE_AUTH with PSK and the redirect (RFC 5685
+//! The encrypted exchanges of an IKE SA: IKE_AUTH with PSK or certificates and the redirect (RFC 5685
 //! §5, §6), the client's INFORMATIONAL requests (DELETE, liveness), our own
 //! INFORMATIONAL requests with their retransmission (RFC 7296 §2.1), and the cached
 //! response for retransmitted requests.
 
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
 
 use lb_common::wire::ike as wire;
 use rand_core::RngCore;
 
-use super::crypto::{psk_auth, signed_octets, verify_psk_auth};
+use super::cert::{CERT_X509, Credentials, cert_has_identity, identity_eq, our_identity};
+use super::crypto::{Secret, psk_auth, signed_octets, verify_psk_auth};
 use super::frag::{Reassembly, Step};
 use super::message::{Header, Message, Payload, kind, notify, parse_chain};
 use super::payload::{AUTH_PSK, Auth, Delete, Identification, Notify, PROTO_ESP};
@@ -47,6 +49,8 @@ fn redirect_notify(t: &GatewayIdentity) -> Payload {
 struct AuthRequest<'a> {
     idi: Option<&'a Identification>,
     auth: Option<&'a Auth>,
+    /// The client's X.509 certificates, its own first (§3.6).
+    certs: Vec<&'a [u8]>,
     sa: Option<&'a [super::payload::Proposal]>,
     tsi: Option<&'a [super::payload::TrafficSelector]>,
     tsr: Option<&'a [super::payload::TrafficSelector]>,
@@ -60,6 +64,9 @@ impl<'a> AuthRequest<'a> {
             match p {
                 Payload::IdI(x) => r.idi = r.idi.or(Some(x)),
                 Payload::Auth(x) => r.auth = r.auth.or(Some(x)),
+                Payload::Cert(c) if c.encoding == CERT_X509 && r.certs.len() < 8 => {
+                    r.certs.push(&c.data);
+                }
                 Payload::Sa(x) => r.sa = r.sa.or(Some(x)),
                 Payload::TsI(x) => r.tsi = r.tsi.or(Some(x)),
                 Payload::TsR(x) => r.tsr = r.tsr.or(Some(x)),
@@ -69,6 +76,32 @@ impl<'a> AuthRequest<'a> {
         }
         r
     }
+}
+
+/// How we prove ourselves to a client that authenticated.
+enum Ours {
+    Psk(Secret),
+    Cert(Arc<Credentials>),
+}
+
+/// A certificate client's AUTH: its chain leads to one of our CAs (valid now), its
+/// certificate proves the IDi, its signature covers the signed octets.
+fn verify_cert_auth(
+    creds: &Credentials,
+    req: &AuthRequest<'_>,
+    idi: &Identification,
+    auth: &Auth,
+    octets: &[u8],
+) -> bool {
+    let Some((ee, rest)) = req.certs.split_first() else {
+        return false;
+    };
+    // The wall clock, for certificate validity: the one input the sans-IO responder
+    // takes from outside its arguments.
+    let Ok((cert, key)) = creds.verify_chain(ee, rest, SystemTime::now()) else {
+        return false;
+    };
+    cert_has_identity(&cert, idi) && key.verify_auth(auth, octets).is_ok()
 }
 
 impl Responder {
@@ -202,20 +235,48 @@ impl Responder {
             return;
         };
         let prf = sa.suite.prf;
-        let peer = self.config.peers.iter().find(|p| p.id.to_payload() == *idi);
-        // No AUTH (EAP), another method, an unknown identity or a wrong MAC all fail
-        // the same way, so a probe learns nothing about which identities exist.
-        let psk = match (peer, req.auth) {
-            (Some(p), Some(a)) if a.method == AUTH_PSK => match &p.auth {
-                AuthMethod::Psk(k) => {
-                    let octets =
-                        signed_octets(prf, &sa.init_req, &sa.nr, &sa.keys.sk_pi, &idi.body());
-                    verify_psk_auth(prf, k, &octets, &a.data).then(|| k.clone())
+        let peer = self.config.peers.iter().find(|p| identity_eq(&p.id, idi));
+        // No AUTH (EAP), another method, an unknown identity, a wrong MAC or signature,
+        // a certificate that does not chain or name the IDi all fail the same way, so a
+        // probe learns nothing about which identities exist.
+        let octets = || signed_octets(prf, &sa.init_req, &sa.nr, &sa.keys.sk_pi, &idi.body());
+        let ours = match (peer, req.auth) {
+            (Some(p), Some(a)) => match &p.auth {
+                AuthMethod::Psk(k) if a.method == AUTH_PSK => {
+                    verify_psk_auth(prf, k, &octets(), &a.data).then(|| Ours::Psk(k.clone()))
                 }
+                AuthMethod::Psk(_) => None,
+                AuthMethod::Certificate => self
+                    .config
+                    .credentials
+                    .as_ref()
+                    .filter(|c| verify_cert_auth(c, &req, idi, a, &octets()))
+                    .map(|c| Ours::Cert(c.clone())),
             },
             _ => None,
         };
-        let Some(psk) = psk else {
+        let answer = ours.and_then(|ours| match ours {
+            Ours::Psk(psk) => {
+                let idr = self.config.local_id.to_payload();
+                let octets = signed_octets(prf, &sa.init_resp, &sa.ni, &sa.keys.sk_pr, &idr.body());
+                let auth = Auth {
+                    method: AUTH_PSK,
+                    data: psk_auth(prf, &psk, &octets).to_vec(),
+                };
+                Some(vec![Payload::IdR(idr), Payload::Auth(auth)])
+            }
+            Ours::Cert(creds) => {
+                let idr = our_identity(&creds, &self.config.local_id);
+                let octets = signed_octets(prf, &sa.init_resp, &sa.ni, &sa.keys.sk_pr, &idr.body());
+                let auth = creds.sign_auth(&octets).ok()?;
+                Some(vec![
+                    Payload::IdR(idr),
+                    Payload::Cert(creds.cert_payload()),
+                    Payload::Auth(auth),
+                ])
+            }
+        });
+        let Some(mut answer) = answer else {
             let answer = vec![status(notify::AUTHENTICATION_FAILED, Vec::new())];
             self.respond(sa, local, remote, header, req_digest, answer);
             self.event(Event::AuthFailed {
@@ -236,13 +297,6 @@ impl Responder {
             peer: idi.clone(),
         });
 
-        let idr = self.config.local_id.to_payload();
-        let octets = signed_octets(prf, &sa.init_resp, &sa.ni, &sa.keys.sk_pr, &idr.body());
-        let auth = Auth {
-            method: AUTH_PSK,
-            data: psk_auth(prf, &psk, &octets).to_vec(),
-        };
-        let mut answer = vec![Payload::IdR(idr), Payload::Auth(auth)];
         let target = self.choose(remote, &sa.spi_i);
         match (target, sa.method) {
             (Some(t), AuthRedirect::IkeAuth) => {

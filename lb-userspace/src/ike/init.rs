@@ -360,6 +360,20 @@ impl Responder {
                 data: Vec::new(),
             }));
         }
+        // Certificates configured: ask for the client's (CERTREQ, §3.7, our CAs' key
+        // hashes) and say which hashes we verify RFC 7427 signatures with.
+        if let Some(creds) = &self.config.credentials {
+            payloads.push(Payload::CertReq(creds.certreq_payload()));
+            payloads.push(Payload::Notify(Notify {
+                protocol: 0,
+                spi: Vec::new(),
+                kind: super::cert::SIGNATURE_HASH_ALGORITHMS,
+                data: super::cert::OUR_HASHES
+                    .iter()
+                    .flat_map(|h| h.to_be_bytes())
+                    .collect(),
+            }));
+        }
         let response = Header {
             spi_i,
             spi_r,

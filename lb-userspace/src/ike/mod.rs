@@ -5,6 +5,7 @@
 //! - [`dh`]: key exchange for groups 14, 15, 19, 20 and 31.
 //! - [`crypto`]: prf, prf+, SKEYSEED and SK_* derivation, PSK AUTH, NAT-D hashes.
 //! - [`sk`]: encryption and integrity of the SK and SKF payloads.
+//! - [`cert`]: certificates, chain and identity checks, RFC 7427 signatures.
 //!
 //! - [`io`]: the tokio driver (sockets on VIP:500 and VIP:4500, timers, key log).
 //! - [`responder`]: the sans-IO responder state machine on top of them ([`Responder`]),
@@ -12,6 +13,7 @@
 //!   (one IKE SA), [`cookie`] (stateless COOKIE) and [`frag`] (SKF reassembly).
 
 mod auth;
+pub mod cert;
 mod cookie;
 pub mod crypto;
 pub mod dh;
@@ -32,6 +34,8 @@ pub use responder::{
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_cert;
 #[cfg(test)]
 mod tests_corpus;
 #[cfg(test)]

@@ -18,7 +18,7 @@
 //!   ([`lb_common::wire::redirect::emit_ike`]); everything else is dropped.
 //! - [`VipMode::Auth`]: a real responder (RFC 7296). IKE_SA_INIT with proposal choice,
 //!   INVALID_KE_PAYLOAD, NO_PROPOSAL_CHOSEN, COOKIE under load and NAT detection; then
-//!   IKE_AUTH with PSK, and a redirect (RFC 5685) after the client authenticated us, by
+//!   IKE_AUTH with PSK or certificates ([`super::cert`]), and a redirect (RFC 5685) after the client authenticated us, by
 //!   one of the two [`AuthRedirect`] methods.
 //!
 //! **Clients that cannot be redirected.** RFC 5685 §3 forbids sending REDIRECT to a
@@ -117,17 +117,21 @@ impl Identity {
     }
 }
 
-/// How a peer authenticates, and we to it. Only pre-shared keys exist so far;
-/// certificates (RFC 7427 signatures) come later.
+/// How a peer authenticates, and we to it.
 pub enum AuthMethod {
     /// Shared key message integrity code (RFC 7296 §2.15), the same key both ways.
     Psk(Secret),
+    /// Certificates ([`ResponderConfig::credentials`]): the client's chain must lead
+    /// to one of our CAs and prove its IDi, its AUTH is a signature (RFC 7427 method
+    /// 14, or 1, 9, 10); we answer with our certificate and an RFC 7427 signature.
+    Certificate,
 }
 
 impl fmt::Debug for AuthMethod {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             AuthMethod::Psk(_) => f.write_str("Psk(<redacted>)"),
+            AuthMethod::Certificate => f.write_str("Certificate"),
         }
     }
 }
@@ -197,6 +201,9 @@ pub struct ResponderConfig {
     pub retransmit_timeout: Duration,
     /// Retransmissions before we give up on a request of ours and drop the SA.
     pub retransmit_tries: u32,
+    /// Our certificate and key and the CAs for [`AuthMethod::Certificate`] peers; with
+    /// it, IKE_SA_INIT answers carry CERTREQ and SIGNATURE_HASH_ALGORITHMS.
+    pub credentials: Option<std::sync::Arc<super::cert::Credentials>>,
     /// Emit [`Event::Keys`] for each SA: a debug/test aid for decrypting captures
     /// (tshark's `ikev2_decryption_table`). Never enable in production.
     pub log_keys: bool,
@@ -223,6 +230,7 @@ impl ResponderConfig {
             closed_linger: Duration::from_secs(10),
             retransmit_timeout: Duration::from_millis(500),
             retransmit_tries: 5,
+            credentials: None,
             log_keys: false,
         }
     }
