@@ -441,3 +441,113 @@ fn config_certificate_keys() {
     assert!(e.contains("line 7") && e.contains("ike.ca"), "{e}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The sans-IO responder end to end with certificates: CERTREQ and
+/// SIGNATURE_HASH_ALGORITHMS in IKE_SA_INIT, the client's CERT and RFC 7427 AUTH
+/// accepted, our IDr, CERT and AUTH verifiable, the redirect; a client of another CA
+/// gets AUTHENTICATION_FAILED.
+#[test]
+fn responder_ike_auth_with_certificates() {
+    use super::crypto::signed_octets;
+    use super::message::{Message, Payload, kind as pkind, notify};
+    use super::payload::Cert;
+    use super::responder::{AuthMethod, AuthRedirect, PeerConfig};
+    use super::tests_responder::{Gw, client, config, gw, init, x25519_gcm};
+    use lb_common::wire::ike as wire;
+
+    for kind in [Kind::P256, Kind::Rsa] {
+        let root = ca(kind, "Root CA");
+        let (gw_pem, gw_key) = leaf(kind, "gw", &["gw.example"], &root, false);
+        let creds = Credentials::new(
+            gw_pem.as_bytes(),
+            &gw_key.serialize_pem(),
+            root.cert.pem().as_bytes(),
+        )
+        .unwrap();
+        let mut cfg = config(AuthRedirect::IkeAuth);
+        cfg.credentials = Some(std::sync::Arc::new(creds));
+        cfg.peers.push(PeerConfig {
+            id: Identity::Rfc822("carol@example.net".into()),
+            auth: AuthMethod::Certificate,
+        });
+        let mut g = Gw::new(cfg);
+        let rogue = ca(kind, "Root CA");
+        for (n, issuer) in [(0u8, &root), (1, &rogue)] {
+            let (proposal, group) = x25519_gcm();
+            let mut c = super::tests_initiator::Initiator::new(
+                7 + u64::from(n),
+                client(20 + n, 500),
+                gw(500),
+                proposal,
+                group,
+            );
+            c.id = id(3, b"carol@example.net");
+            init(&mut g, &mut c);
+            let resp = Message::parse(&c.init_resp).unwrap();
+            let certreq = resp.payloads.iter().find_map(|p| match p {
+                Payload::CertReq(r) => Some(r.clone()),
+                _ => None,
+            });
+            assert_eq!(certreq.unwrap().data.len(), 20);
+            assert_eq!(
+                resp.find_notify(super::cert::SIGNATURE_HASH_ALGORITHMS)
+                    .unwrap()
+                    .data,
+                [0, 2, 0, 3, 0, 4]
+            );
+            let nr = resp
+                .payloads
+                .iter()
+                .find_map(|p| match p {
+                    Payload::Nonce(x) => Some(x.clone()),
+                    _ => None,
+                })
+                .unwrap();
+            let prf = c.suite.unwrap().prf;
+            let (sk_pi, sk_pr) = {
+                let k = c.keys.as_ref().unwrap();
+                (k.sk_pi.clone(), k.sk_pr.clone())
+            };
+            let octets = signed_octets(prf, &c.init_req, &nr, &sk_pi, &c.id.body());
+            let (c_pem, c_key) = leaf(kind, "carol", &["carol@example.net"], issuer, false);
+            let auth = PrivateKey::from_pem(&c_key.serialize_pem())
+                .unwrap()
+                .sign_auth(&octets)
+                .unwrap();
+            let payloads = vec![
+                Payload::IdI(c.id.clone()),
+                Payload::Cert(Cert {
+                    encoding: super::cert::CERT_X509,
+                    data: der_of(&c_pem),
+                }),
+                Payload::Auth(auth),
+            ];
+            let out = g.deliver(c.addr, c.gw, &c.request(wire::EXCHANGE_IKE_AUTH, &payloads));
+            let msg = c.open(&out[0]);
+            if n == 1 {
+                assert!(msg.find_notify(notify::AUTHENTICATION_FAILED).is_some());
+                continue;
+            }
+            let kinds: Vec<u8> = msg.payloads.iter().map(Payload::kind).collect();
+            assert_eq!(
+                kinds,
+                [pkind::IDR, pkind::CERT, pkind::AUTH, pkind::NOTIFY],
+                "{kind:?}"
+            );
+            assert!(msg.find_notify(notify::REDIRECT).is_some());
+            let (Payload::IdR(idr), Payload::Cert(cert), Payload::Auth(auth)) =
+                (&msg.payloads[0], &msg.payloads[1], &msg.payloads[2])
+            else {
+                unreachable!()
+            };
+            assert_eq!(*idr, id(2, b"gw.example"));
+            assert_eq!(cert.data, der_of(&gw_pem));
+            assert_eq!(auth.method, AUTH_DIGITAL_SIGNATURE);
+            let ours = signed_octets(prf, &c.init_resp, &c.ni, &sk_pr, &idr.body());
+            PublicKey::from_spki_der(&gw_key.public_key_der())
+                .unwrap()
+                .verify_auth(auth, &ours)
+                .unwrap();
+        }
+    }
+}
