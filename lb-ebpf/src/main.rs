@@ -14,7 +14,9 @@ mod respond;
 
 use aya_ebpf::{
     bindings::xdp_action::{XDP_ABORTED, XDP_DROP, XDP_PASS, XDP_TX},
-    helpers::generated::{bpf_xdp_adjust_tail, bpf_xdp_get_buff_len, bpf_xdp_store_bytes},
+    helpers::generated::{
+        bpf_xdp_adjust_head, bpf_xdp_adjust_tail, bpf_xdp_get_buff_len, bpf_xdp_store_bytes,
+    },
     macros::xdp,
     programs::XdpContext,
 };
@@ -63,9 +65,19 @@ pub fn ikelb_bench(ctx: XdpContext) -> u32 {
     let Some(t) = maps::BENCH.get(0) else {
         return XDP_ABORTED;
     };
+    let Some(sc) = maps::SCRATCH.get_ptr_mut(0) else {
+        return XDP_ABORTED;
+    };
     let len = maps::bounded_len(t.len as usize, BENCH_FRAME_MAX - 1);
-    // SAFETY: helpers on our own context; `len` ≤ 512 = the template's size.
+    // SAFETY: helpers on our own context; `len` ≤ 512 = the template's size; `sc` is
+    // this CPU's scratch value. The answer may have moved the frame start: move it
+    // back (in every mode, so that the restore-only time includes this call).
     unsafe {
+        let head = core::ptr::read_volatile(&(*sc).head);
+        core::ptr::write_volatile(&mut (*sc).head, 0);
+        if bpf_xdp_adjust_head(ctx.ctx, -head) < 0 {
+            return XDP_ABORTED;
+        }
         let cur = bpf_xdp_get_buff_len(ctx.ctx) as i32;
         if bpf_xdp_adjust_tail(ctx.ctx, len as i32 - cur) < 0
             || bpf_xdp_store_bytes(ctx.ctx, 0, t.frame.as_ptr() as *mut _, len as u32) < 0

@@ -30,30 +30,17 @@ pub static STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(Stat::COUNT, 
 #[map(name = "IKELB_TGT_STATS")]
 pub static TGT_STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(MAX_TARGETS, 0);
 
-/// Bytes of the per-CPU copy buffer: one nonce (≤ 256) or one checksum chunk, rounded
-/// up to a word, with room to spare for the verifier's coarser view of rounded lengths.
-pub const BUF: usize = 512 + 4;
-
-/// `len` for a helper that copies 1..=256 bytes, in a form whose range the verifier can
-/// see: LLVM merges our range checks into shapes the verifier cannot follow. Identity
-/// for 1..=256.
-#[inline(always)]
-pub const fn copy_len(len: usize) -> usize {
-    bounded_len(len, 0xff)
-}
-
 /// `len` clamped, for the verifier, to 1..=mask+1 (`mask` = 2^k - 1); identity there.
 #[inline(always)]
 pub const fn bounded_len(len: usize, mask: usize) -> usize {
     (len.wrapping_sub(1) & mask) + 1
 }
 
-/// Per-CPU scratch: the copy buffer and the payload walk's findings. The walk keeps
+/// Per-CPU scratch: the payload walk's findings and the checksum walk's state. The walk keeps
 /// them here rather than in registers so the verifier sees unknown scalars and prunes
 /// instead of exploring every flag combination (peers.md §9).
 #[repr(C)]
 pub struct Scratch {
-    pub buf: [u8; BUF],
     /// Payload-walk facts, one byte each: SA, KE, REDIRECT_SUPPORTED, REDIRECTED_FROM.
     pub seen: u32,
     pub nonce_off: u32,
@@ -62,6 +49,9 @@ pub struct Scratch {
     pub sum_off: u32,
     pub sum_rem: u32,
     pub sum_le: u64,
+    /// Bytes the last answer moved the frame start by (`bpf_xdp_adjust_head`), for the
+    /// bench harness to move it back: test_run does not restore the frame.
+    pub head: i32,
 }
 
 #[map(name = "IKELB_BENCH")]

@@ -154,7 +154,8 @@ pub fn sum_frame(ctx: &XdpContext, sc: *mut Scratch, off: usize, len: usize) -> 
     let end = off + len;
     if tail >= 2 {
         // Little-endian lane of two bytes.
-        le += u64::from(load::<u16>(ctx, end - tail)?);
+        // `end - tail`, in a form the verifier sees as non-negative.
+        le += u64::from(load::<u16>(ctx, off + (len & !3))?);
     }
     if tail & 1 == 1 {
         // The last byte: the low half of its little-endian 16-bit lane.

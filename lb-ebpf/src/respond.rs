@@ -2,12 +2,9 @@
 
 use aya_ebpf::{
     bindings::xdp_action::{XDP_PASS, XDP_TX},
-    helpers::generated::{
-        bpf_csum_diff, bpf_xdp_adjust_tail, bpf_xdp_load_bytes, bpf_xdp_store_bytes,
-    },
+    helpers::generated::{bpf_xdp_adjust_head, bpf_xdp_adjust_tail, bpf_xdp_store_bytes},
     programs::XdpContext,
 };
-use core::ptr::write_volatile;
 use lb_common::{
     checksum,
     maps::{SLOTS, Stat, slot_table_index},
@@ -20,8 +17,8 @@ use lb_common::{
 };
 
 use crate::{
-    maps::{self, TARGETS, copy_len},
-    parse::{Req, load, sum_addr},
+    maps::{self, TARGETS, bounded_len},
+    parse::{Req, load, sum_addr, sum_frame},
 };
 
 #[inline(always)]
@@ -79,29 +76,32 @@ fn try_respond(ctx: &XdpContext, r: &Req) -> Result<(), Stat> {
     let uoff = r.l2 + iph;
     let id_off = uoff + udp::HLEN + mk + redirect::PREFIX_LEN;
 
-    // Nonce into scratch (its old and new places may overlap), summed on the way, and
-    // stored at its new place; an FQDN identity too (IP identities go in as words).
-    let sc = r.scratch;
-    // SAFETY: `sc` is this CPU's scratch value; lengths are bounded by `copy_len`.
-    let nonce_sum = unsafe {
-        let buf = core::ptr::addr_of_mut!((*sc).buf) as *mut u8;
-        // Re-read: LLVM knows n's range and would fold `copy_len` away.
-        let nm = copy_len(core::ptr::read_volatile(&(*sc).nonce_len) as usize);
-        write_volatile(buf.add(nm & !3) as *mut u32, 0);
-        if bpf_xdp_load_bytes(ctx.ctx, r.nonce_off as u32, buf as *mut _, nm as u32) < 0 {
-            return Err(Stat::DropTruncated);
-        }
-        let s = bpf_csum_diff(
-            core::ptr::null_mut(),
-            0,
-            buf as *mut u32,
-            ((nm + 3) & !3) as u32,
-            0,
-        );
-        if s < 0 {
+    // No nonce copy (protocol.md §4.3(b)): the answer's headers are written so that
+    // they end where the request's Ni data begins, and the frame start moves there.
+    // Everything the rewrite overwrites is saved first: MACs, VLAN tags and ethertype
+    // here, addresses, ports and SPIi in `r`.
+    // Offset and length in forms whose ranges the verifier can see (LLVM knows n's
+    // range and would fold a mask of it away, hence the volatile re-read).
+    // SAFETY: `r.scratch` is this CPU's scratch value.
+    let nm = unsafe { core::ptr::read_volatile(&(*r.scratch).nonce_len) } as usize;
+    let nonce_sum = sum_frame(ctx, r.scratch, r.nonce_off & 0x3fff, bounded_len(nm, 0xff))
+        .ok_or(Stat::DropTruncated)? as u16;
+    let mac: (u64, u32) = (
+        load::<u64>(ctx, 0).ok_or(Stat::DropTruncated)?,
+        load::<u32>(ctx, 8).ok_or(Stat::DropTruncated)?,
+    );
+    // Bytes 12..22: tags and ethertype, plus bytes of the IP header that the new one
+    // overwrites below.
+    let tags: [u16; 5] = load(ctx, 12).ok_or(Stat::DropTruncated)?;
+    let head = r.nonce_off as i32 - (id_off + k) as i32;
+    // SAFETY: helper calls on our own context; packet pointers are re-derived below.
+    unsafe {
+        if bpf_xdp_adjust_head(ctx.ctx, head) < 0 {
             return Err(Stat::DropTxError);
         }
-        if bpf_xdp_store_bytes(ctx.ctx, (id_off + k) as u32, buf as *mut _, nm as u32) < 0 {
+        core::ptr::write_volatile(&mut (*r.scratch).head, head);
+        let tail = new_len as i32 - (r.frame_len as i32 - head);
+        if tail != 0 && bpf_xdp_adjust_tail(ctx.ctx, tail) < 0 {
             return Err(Stat::DropTxError);
         }
         if t.ident_type == redirect::GW_FQDN
@@ -109,16 +109,6 @@ fn try_respond(ctx: &XdpContext, r: &Req) -> Result<(), Stat> {
         {
             return Err(Stat::DropTxError);
         }
-        checksum::fold(u64::from(s as u32)).swap_bytes()
-    };
-    let mac: (u64, u32) = (
-        load::<u64>(ctx, 0).ok_or(Stat::DropTruncated)?,
-        load::<u32>(ctx, 8).ok_or(Stat::DropTruncated)?,
-    );
-
-    // SAFETY: helper call on our own context; packet pointers are re-derived below.
-    if unsafe { bpf_xdp_adjust_tail(ctx.ctx, new_len as i32 - r.frame_len as i32) } < 0 {
-        return Err(Stat::DropTxError);
     }
 
     // Ethernet: swap the 6-byte addresses held in (bytes 0..8, bytes 8..12).
@@ -126,6 +116,7 @@ fn try_respond(ctx: &XdpContext, r: &Req) -> Result<(), Stat> {
     let src_mac = (mac.0 >> 48) | (u64::from(mac.1) << 16);
     store(ctx, 0, src_mac | (dst_mac << 48))?;
     store(ctx, 8, (dst_mac >> 16) as u32)?;
+    store(ctx, 12, tags)?;
 
     let udp_be = (udp_len as u16).to_be();
     let ip = r.l2;
