@@ -17,7 +17,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 
-use aya::maps::{Array, Map, MapData, PerCpuArray, PerCpuValues};
+use aya::maps::{Array, MapData, PerCpuArray, PerCpuValues};
 use lb_common::maps::{
     self as m, Config as MapConfig, SLOTS, SlotTable, Target as MapTarget, slot_table_index,
 };
@@ -58,20 +58,6 @@ pub fn pick(table: &SlotTable, client: SocketAddr, spi_i: &[u8; 8]) -> Option<u1
     Some(table.slots[slot])
 }
 
-fn open<T>(dir: &Path, name: &str) -> Result<T, DataplaneError>
-where
-    T: TryFrom<Map, Error = aya::maps::MapError>,
-{
-    let path = dir.join(name);
-    let data = MapData::from_pin(&path).map_err(|e| DataplaneError::Pin {
-        path: path.clone(),
-        what: e.to_string(),
-    })?;
-    let map =
-        Map::from_map_data(data).map_err(|e| DataplaneError::Map(name.into(), e.to_string()))?;
-    T::try_from(map).map_err(|e| DataplaneError::Map(name.into(), e.to_string()))
-}
-
 /// A [`TargetChooser`] over the pinned maps of a running dataplane.
 pub struct SlotChooser {
     config: Array<MapData, MapConfig>,
@@ -86,10 +72,10 @@ impl SlotChooser {
     /// Opens the maps pinned in `dir` (`dataplane::pin_dir_for(iface)`).
     pub fn open_pinned(dir: &Path) -> Result<Self, DataplaneError> {
         Ok(SlotChooser {
-            config: open(dir, m::MAP_CONFIG)?,
-            slots: open(dir, m::MAP_SLOTS)?,
-            targets: open(dir, m::MAP_TARGETS)?,
-            counts: open(dir, m::MAP_TGT_STATS)?,
+            config: super::open_pinned(dir, m::MAP_CONFIG)?,
+            slots: super::open_pinned(dir, m::MAP_SLOTS)?,
+            targets: super::open_pinned(dir, m::MAP_TARGETS)?,
+            counts: super::open_pinned(dir, m::MAP_TGT_STATS)?,
             last: None,
         })
     }

@@ -453,6 +453,21 @@ pub fn rx_vlan_offload(iface: &str) -> Option<bool> {
     }
 }
 
+/// A typed map opened from its pin `dir/name` (for processes beside `ikelb run`).
+pub(crate) fn open_pinned<T>(dir: &Path, name: &str) -> Result<T, DataplaneError>
+where
+    T: TryFrom<aya::maps::Map, Error = aya::maps::MapError>,
+{
+    let path = dir.join(name);
+    let data = MapData::from_pin(&path).map_err(|e| DataplaneError::Pin {
+        path: path.clone(),
+        what: e.to_string(),
+    })?;
+    let map = aya::maps::Map::from_map_data(data)
+        .map_err(|e| DataplaneError::Map(name.into(), e.to_string()))?;
+    T::try_from(map).map_err(|e| DataplaneError::Map(name.into(), e.to_string()))
+}
+
 /// Removes our pin files in `dir` and the directory itself.
 fn remove_pins(dir: &Path) -> Result<(), DataplaneError> {
     if !dir.exists() {

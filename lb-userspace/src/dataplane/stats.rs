@@ -3,7 +3,7 @@
 use std::borrow::Borrow;
 use std::path::Path;
 
-use aya::maps::{Map, MapData, PerCpuArray};
+use aya::maps::{MapData, PerCpuArray};
 use lb_common::maps::{MAP_STATS, MAP_TGT_STATS, MAX_TARGETS, Stat};
 
 use super::DataplaneError;
@@ -23,17 +23,6 @@ impl Counters {
     }
 }
 
-fn open(dir: &Path, name: &str) -> Result<PerCpuArray<MapData, u64>, DataplaneError> {
-    let path = dir.join(name);
-    let data = MapData::from_pin(&path).map_err(|e| DataplaneError::Pin {
-        path: path.clone(),
-        what: e.to_string(),
-    })?;
-    let map =
-        Map::from_map_data(data).map_err(|e| DataplaneError::Map(name.into(), e.to_string()))?;
-    PerCpuArray::try_from(map).map_err(|e| DataplaneError::Map(name.into(), e.to_string()))
-}
-
 fn sum_all<T: Borrow<MapData>>(
     a: &PerCpuArray<T, u64>,
     n: u32,
@@ -50,8 +39,8 @@ fn sum_all<T: Borrow<MapData>>(
 
 /// Reads all counters from the maps pinned in `dir`.
 pub fn read_pinned(dir: &Path) -> Result<Counters, DataplaneError> {
-    let stats = open(dir, MAP_STATS)?;
-    let tgt = open(dir, MAP_TGT_STATS)?;
+    let stats = super::open_pinned(dir, MAP_STATS)?;
+    let tgt = super::open_pinned(dir, MAP_TGT_STATS)?;
     read(&stats, &tgt)
 }
 
