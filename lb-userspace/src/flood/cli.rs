@@ -1,9 +1,9 @@
 //! The `ikelb flood` command line.
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::time::Duration;
 
-use super::{FloodError, Options, Responder};
+use super::{Family, FloodError, Options, Responder};
 
 #[derive(Clone, Debug, clap::Args)]
 pub struct Args {
@@ -25,9 +25,13 @@ pub struct Args {
     /// veth queues on each end (default: as many as threads).
     #[arg(long)]
     pub queues: Option<u32>,
-    /// Client prefix; its addresses exist only inside the flood's namespaces.
-    #[arg(long, default_value = "198.18.0.0/16")]
-    pub clients: String,
+    /// Address family of the VIP, the clients and the gateway the answers name.
+    #[arg(long, value_enum, default_value_t = Family::V4)]
+    pub family: Family,
+    /// Client prefix of that family; its addresses exist only inside the flood's
+    /// namespaces (default: 198.18.0.0/16, or 2001:db8:18::/112 with `--family v6`).
+    #[arg(long)]
+    pub clients: Option<String>,
     /// Fraction of background UDP frames (to port 9): the pass path.
     #[arg(long, default_value_t = 0.0)]
     pub mix_udp: f64,
@@ -42,14 +46,21 @@ pub struct Args {
     pub json: bool,
 }
 
-fn prefix(s: &str) -> Result<(Ipv4Addr, u8), FloodError> {
+fn prefix(s: &str, family: Family) -> Result<(IpAddr, u8), FloodError> {
     let bad = || {
         FloodError::Setup(format!(
-            "--clients {s}: want an IPv4 prefix like 198.18.0.0/16"
+            "--clients {s}: want an {} prefix like {}/{}",
+            family.name(),
+            family.default_clients().0,
+            family.default_clients().1
         ))
     };
     let (a, l) = s.split_once('/').ok_or_else(bad)?;
-    Ok((a.parse().map_err(|_| bad())?, l.parse().map_err(|_| bad())?))
+    let a: IpAddr = a.parse().map_err(|_| bad())?;
+    if Family::of(a) != family {
+        return Err(bad());
+    }
+    Ok((a, l.parse().map_err(|_| bad())?))
 }
 
 pub fn run(a: &Args) -> Result<(), FloodError> {
@@ -64,7 +75,10 @@ pub fn run(a: &Args) -> Result<(), FloodError> {
         rate: a.rate,
         threads: a.threads,
         queues: a.queues,
-        clients: prefix(&a.clients)?,
+        clients: match &a.clients {
+            Some(c) => prefix(c, a.family)?,
+            None => a.family.default_clients(),
+        },
         mix_udp: a.mix_udp,
         mix_no_rs: a.mix_no_rs,
     };

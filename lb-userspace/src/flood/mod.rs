@@ -14,7 +14,7 @@ pub mod report;
 pub mod template;
 mod threads;
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 
 use aya::maps::{Array, MapData, PerCpuArray, PerCpuValues};
@@ -40,6 +40,10 @@ const RESP_MAC: [u8; 6] = [0x02, 0x00, 0x00, 0x00, 0xf1, 0x02];
 const VIP: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
 const NEXT_HOP: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 2);
 const TARGET: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 10);
+/// The same over IPv6 (documentation prefix 2001:db8::/32, a /64 on the link).
+const VIP6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0xf1, 0, 0, 0, 0, 1);
+const NEXT_HOP6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0xf1, 0, 0, 0, 0, 2);
+const TARGET6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0xf1, 0, 0, 0, 0, 0x10);
 /// Background UDP goes to the discard port.
 const BG_PORT: u16 = 9;
 
@@ -76,6 +80,52 @@ impl Responder {
     }
 }
 
+/// Address family of a flood: of the VIP, the clients and the gateway the answers name.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Family {
+    #[default]
+    V4,
+    V6,
+}
+
+impl Family {
+    pub fn of(a: IpAddr) -> Self {
+        if a.is_ipv6() { Family::V6 } else { Family::V4 }
+    }
+    pub const fn name(self) -> &'static str {
+        match self {
+            Family::V4 => "ipv4",
+            Family::V6 => "ipv6",
+        }
+    }
+    /// Default client prefix: 65 534 addresses either way (the generator varies the
+    /// last 32 bits of an address).
+    pub fn default_clients(self) -> (IpAddr, u8) {
+        match self {
+            Family::V4 => (Ipv4Addr::new(198, 18, 0, 0).into(), 16),
+            Family::V6 => (
+                Ipv6Addr::new(0x2001, 0xdb8, 0x18, 0, 0, 0, 0, 0).into(),
+                112,
+            ),
+        }
+    }
+    /// Client prefix lengths the generator can fill.
+    pub fn prefix_lengths(self) -> std::ops::RangeInclusive<u8> {
+        match self {
+            Family::V4 => 8..=30,
+            Family::V6 => 96..=126,
+        }
+    }
+    /// (VIP, next hop towards the clients, redirect target, on-link prefix length).
+    fn addrs(self) -> (IpAddr, IpAddr, IpAddr, u8) {
+        match self {
+            Family::V4 => (VIP.into(), NEXT_HOP.into(), TARGET.into(), 24),
+            Family::V6 => (VIP6.into(), NEXT_HOP6.into(), TARGET6.into(), 64),
+        }
+    }
+}
+
 /// One flood's shape.
 #[derive(Clone, Debug)]
 pub struct Options {
@@ -89,8 +139,9 @@ pub struct Options {
     pub threads: Option<u32>,
     /// veth queues; `None` = as many as threads.
     pub queues: Option<u32>,
-    /// Client addresses (inside the namespaces only): prefix and length (8..=30).
-    pub clients: (Ipv4Addr, u8),
+    /// Client addresses (inside the namespaces only): prefix and length (IPv4 8..=30,
+    /// IPv6 96..=126); their family is the flood's.
+    pub clients: (IpAddr, u8),
     /// Fractions of background UDP and of IKE without REDIRECT_SUPPORTED (0..1).
     pub mix_udp: f64,
     pub mix_no_rs: f64,
@@ -104,7 +155,7 @@ impl Default for Options {
             rate: None,
             threads: None,
             queues: None,
-            clients: (Ipv4Addr::new(198, 18, 0, 0), 16),
+            clients: Family::V4.default_clients(),
             mix_udp: 0.0,
             mix_no_rs: 0.0,
         }
@@ -120,7 +171,8 @@ pub struct Topology {
 }
 
 impl Topology {
-    pub fn new(queues: u32, clients: (Ipv4Addr, u8)) -> Result<Self, FloodError> {
+    pub fn new(queues: u32, clients: (IpAddr, u8)) -> Result<Self, FloodError> {
+        let (vip, next_hop, _, plen) = Family::of(clients.0).addrs();
         let client = Netns::new().map_err(setup("create the generator namespace"))?;
         let resp = Netns::new().map_err(setup("create the responder namespace"))?;
         let gen_if = client
@@ -138,11 +190,11 @@ impl Topology {
             let mut nl = netlink::Rtnl::open()?;
             nl.set_up(netlink::if_index("lo")?)?;
             let i = netlink::if_index(RESP_IF)?;
-            nl.add_addr4(i, VIP, 24)?;
-            nl.add_neigh4(i, NEXT_HOP, GEN_MAC)?;
+            nl.add_addr(i, vip, plen)?;
+            nl.add_neigh(i, next_hop, GEN_MAC)?;
             // The next hop must be on a link that is up for the route to be accepted.
             nl.set_up(i)?;
-            nl.add_route4(clients.0, clients.1, NEXT_HOP, i)
+            nl.add_route(clients.0, clients.1, next_hop, i)
         })
         .and_then(|r| r)
         .map_err(setup("responder addresses (rtnetlink)"))?;
@@ -246,11 +298,33 @@ pub fn run_one(
         )));
     }
     let (net, plen) = opts.clients;
-    if !(8..=30).contains(&plen) {
-        return Err(FloodError::Setup(
-            "client prefix length must be 8..=30".into(),
-        ));
+    let family = Family::of(net);
+    let lens = family.prefix_lengths();
+    if !lens.contains(&plen) {
+        return Err(FloodError::Setup(format!(
+            "{} client prefix length must be {}..={}",
+            family.name(),
+            lens.start(),
+            lens.end()
+        )));
     }
+    let (vip, _, target, _) = family.addrs();
+    // The generator varies the last 32 bits of the client address.
+    let host_bits = match family {
+        Family::V4 => 32 - u32::from(plen),
+        Family::V6 => 128 - u32::from(plen),
+    };
+    let last_word = match net {
+        IpAddr::V4(a) => u32::from(a),
+        IpAddr::V6(a) => (u128::from(a) & 0xffff_ffff) as u32,
+    };
+    let host_base = last_word & !(u32::MAX >> (32 - host_bits));
+    let first_client: IpAddr = match net {
+        IpAddr::V4(_) => Ipv4Addr::from(host_base + 1).into(),
+        IpAddr::V6(a) => {
+            Ipv6Addr::from((u128::from(a) & !0xffff_ffff) | u128::from(host_base + 1)).into()
+        }
+    };
     let topo = Topology::new(queues, opts.clients)?;
     let mut dp = Dataplane::load(None)?;
     let _pluto = match who {
@@ -260,12 +334,12 @@ pub fn run_one(
         }
         Responder::Ikelb => {
             dp.set_vips(&[Vip {
-                address: VIP.into(),
+                address: vip,
                 redirect: RedirectMode::Init,
             }])?;
             dp.set_targets(&[TargetEntry {
                 name: "gw".into(),
-                identity: Identity::Ip(TARGET.into()),
+                identity: Identity::Ip(target),
                 weight: 1,
             }])?;
             dp.set_active(true)?;
@@ -275,13 +349,12 @@ pub fn run_one(
         Responder::Libreswan => {
             // XDP_TX frames reach a veth only when it runs an XDP program (peers.md §5).
             attach(&mut dp, &topo.resp, "ikelb_pass", RESP_IF)?;
-            Some(pluto::Pluto::start(&topo.resp, VIP, TARGET).map_err(FloodError::Setup)?)
+            Some(pluto::Pluto::start(&topo.resp, vip, target).map_err(FloodError::Setup)?)
         }
     };
     attach(&mut dp, &topo.client, fl::PROG_COUNT, GEN_IF)?;
     dp.program(fl::PROG_GEN)?;
 
-    let host_base = u32::from(net) & !(u32::MAX >> plen);
     let tag = (std::process::id() as u16 ^ 0x5a5a) | 1;
     let frac = |f: f64| (f.clamp(0.0, 1.0) * 65_536.0) as u32;
     let params = template::Params {
@@ -291,7 +364,7 @@ pub fn run_one(
             .rate
             .map_or(0, |r| cpus.len() as u64 * 1_000_000_000 / r.max(1)),
         host_base: host_base + 1,
-        host_count: (1u32 << (32 - plen)) - 2,
+        host_count: ((1u64 << host_bits) - 2) as u32,
         port_base: 1024,
         port_count: 64_000,
         mix_udp: frac(opts.mix_udp),
@@ -301,8 +374,8 @@ pub fn run_one(
     let spec = RequestSpec {
         dst_mac: RESP_MAC,
         src_mac: GEN_MAC,
-        src: Ipv4Addr::from(host_base + 1).into(),
-        dst: VIP.into(),
+        src: first_client,
+        dst: vip,
         ..RequestSpec::default()
     };
     let (g, mut check) = template::build(&spec, &params).map_err(FloodError::Setup)?;
@@ -389,6 +462,7 @@ pub fn run_one(
     let gens = gen_values(&gen_map)?;
     let mut r = RunReport {
         responder: who.name().into(),
+        family: family.name().into(),
         threads: cpus.len() as u32,
         queues,
         seconds: elapsed.as_secs_f64(),
@@ -493,6 +567,7 @@ pub fn run(opts: &Options, who: &[Responder], scale: bool) -> Result<Report, Flo
     let queues = opts.queues.unwrap_or(threads).max(1);
     let mut rep = Report {
         machine: machine(),
+        family: Family::of(opts.clients.0).name().into(),
         kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease")
             .unwrap_or_default()
             .trim()

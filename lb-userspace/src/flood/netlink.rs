@@ -3,7 +3,7 @@
 //! a route. Requests are acknowledged one at a time; a NLMSG_ERROR is the errno.
 
 use std::io;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 const NLMSG_ERROR: u16 = 2;
@@ -37,6 +37,8 @@ const RTPROT_BOOT: u8 = 3;
 const RTN_UNICAST: u8 = 1;
 const IFF_UP: u32 = 1;
 const AF_INET: u8 = libc::AF_INET as u8;
+const AF_INET6: u8 = libc::AF_INET6 as u8;
+const IFA_F_NODAD: u8 = 0x02;
 
 /// A message body: family header, then attributes (each 4-byte aligned).
 struct Msg(Vec<u8>);
@@ -183,38 +185,44 @@ impl Rtnl {
         self.request(RTM_NEWLINK, 0, &m)
     }
 
-    pub fn add_addr4(&mut self, index: u32, addr: Ipv4Addr, prefix: u8) -> io::Result<()> {
+    /// `addr/prefix` on the interface; IPv6 without duplicate address detection, so the
+    /// address is usable at once (pluto binds to it).
+    pub fn add_addr(&mut self, index: u32, addr: IpAddr, prefix: u8) -> io::Result<()> {
+        let (fam, bytes) = family(addr);
         let mut h = [0u8; 8];
-        h[0] = AF_INET;
+        h[0] = fam;
         h[1] = prefix;
+        h[2] = if addr.is_ipv6() { IFA_F_NODAD } else { 0 };
         h[4..8].copy_from_slice(&index.to_ne_bytes());
         let mut m = Msg::new(&h);
-        m.attr(IFA_LOCAL, &addr.octets())
-            .attr(IFA_ADDRESS, &addr.octets());
+        m.attr(IFA_LOCAL, &bytes).attr(IFA_ADDRESS, &bytes);
         self.request(RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL, &m)
     }
 
-    /// A permanent ARP entry.
-    pub fn add_neigh4(&mut self, index: u32, addr: Ipv4Addr, mac: [u8; 6]) -> io::Result<()> {
+    /// A permanent ARP (IPv4) or neighbour-discovery (IPv6) entry.
+    pub fn add_neigh(&mut self, index: u32, addr: IpAddr, mac: [u8; 6]) -> io::Result<()> {
+        let (fam, bytes) = family(addr);
         let mut h = [0u8; 12];
-        h[0] = AF_INET;
+        h[0] = fam;
         h[4..8].copy_from_slice(&index.to_ne_bytes());
         h[8..10].copy_from_slice(&NUD_PERMANENT.to_ne_bytes());
         let mut m = Msg::new(&h);
-        m.attr(NDA_DST, &addr.octets()).attr(NDA_LLADDR, &mac);
+        m.attr(NDA_DST, &bytes).attr(NDA_LLADDR, &mac);
         self.request(RTM_NEWNEIGH, NLM_F_CREATE | NLM_F_EXCL, &m)
     }
 
-    /// `dst/prefix via gw dev index`.
-    pub fn add_route4(
-        &mut self,
-        dst: Ipv4Addr,
-        prefix: u8,
-        gw: Ipv4Addr,
-        index: u32,
-    ) -> io::Result<()> {
+    /// `dst/prefix via gw dev index` (both of one family).
+    pub fn add_route(&mut self, dst: IpAddr, prefix: u8, gw: IpAddr, index: u32) -> io::Result<()> {
+        let (fam, dst) = family(dst);
+        let (gfam, gw) = family(gw);
+        if fam != gfam {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "route and gateway of different families",
+            ));
+        }
         let h = [
-            AF_INET,
+            fam,
             prefix,
             0,
             0,
@@ -224,10 +232,18 @@ impl Rtnl {
             RTN_UNICAST,
         ];
         let mut m = Msg::new(&[&h[..], &[0u8; 4]].concat());
-        m.attr(RTA_DST, &dst.octets())
-            .attr(RTA_GATEWAY, &gw.octets())
+        m.attr(RTA_DST, &dst)
+            .attr(RTA_GATEWAY, &gw)
             .attr(RTA_OIF, &index.to_ne_bytes());
         self.request(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL, &m)
+    }
+}
+
+/// Address family and address bytes for rtnetlink.
+fn family(a: IpAddr) -> (u8, Vec<u8>) {
+    match a {
+        IpAddr::V4(a) => (AF_INET, a.octets().to_vec()),
+        IpAddr::V6(a) => (AF_INET6, a.octets().to_vec()),
     }
 }
 

@@ -1,7 +1,8 @@
 //! libreswan's `global-redirect` as the baseline responder (peers.md §4): one pluto
-//! in the responder namespace with its own config, run, NSS and log directories.
+//! in the responder namespace with its own config, run, NSS and log directories; one
+//! per address family (it hands IPv6 clients IPv4 gateways when given both).
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -33,7 +34,7 @@ pub struct Pluto {
 }
 
 impl Pluto {
-    pub fn start(ns: &Netns, listen: Ipv4Addr, target: Ipv4Addr) -> Result<Self, String> {
+    pub fn start(ns: &Netns, listen: IpAddr, target: IpAddr) -> Result<Self, String> {
         let dir = std::env::temp_dir().join(format!("ikelb-flood-pluto-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let io = |what: &str, e: std::io::Error| format!("{what} in {}: {e}", dir.display());
@@ -87,8 +88,18 @@ impl Pluto {
     }
 
     /// Waits until pluto has its IKE socket on `listen`:500 (at most 10 s).
-    fn wait_listening(&mut self, ns: &Netns, listen: Ipv4Addr) -> Result<(), String> {
-        let want = format!("{:08X}:01F4", u32::from_le_bytes(listen.octets()));
+    fn wait_listening(&mut self, ns: &Netns, listen: IpAddr) -> Result<(), String> {
+        // /proc/net/udp{,6} print each 32-bit word of the address in host order.
+        let (table, octets) = match listen {
+            IpAddr::V4(a) => ("udp", a.octets().to_vec()),
+            IpAddr::V6(a) => ("udp6", a.octets().to_vec()),
+        };
+        let mut want: String = octets
+            .chunks(4)
+            .map(|w| format!("{:08X}", u32::from_le_bytes([w[0], w[1], w[2], w[3]])))
+            .collect();
+        want.push_str(":01F4");
+        let path = format!("/proc/thread-self/net/{table}");
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             if let Ok(Some(st)) = self.child.try_wait() {
@@ -98,7 +109,7 @@ impl Pluto {
                 ));
             }
             let udp = ns
-                .enter(|| std::fs::read_to_string("/proc/thread-self/net/udp"))
+                .enter(|| std::fs::read_to_string(&path))
                 .and_then(|r| r)
                 .unwrap_or_default();
             if udp.contains(&want) {

@@ -14,6 +14,8 @@ pub struct CpuSplit {
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct RunReport {
     pub responder: String,
+    /// "ipv4" or "ipv6".
+    pub family: String,
     pub threads: u32,
     pub queues: u32,
     /// Frames the generator sent (XDP_TX), all kinds.
@@ -39,6 +41,8 @@ pub struct RunReport {
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Report {
     pub machine: String,
+    /// Address family of every flood in this report: "ipv4" or "ipv6".
+    pub family: String,
     pub kernel: String,
     pub runs: Vec<RunReport>,
     /// Answered-rate ratios: ikelb/reflector, ikelb/libreswan.
@@ -98,6 +102,7 @@ impl Report {
     pub fn print(&self) {
         println!("machine: {}", self.machine);
         println!("kernel:  {}", self.kernel);
+        println!("family:  {}", self.family);
         header();
         for r in &self.runs {
             row(r);

@@ -11,7 +11,7 @@
 
 use std::time::Duration;
 
-use lb_userspace::flood::{self, Options, Responder, RunReport};
+use lb_userspace::flood::{self, Family, Options, Responder, RunReport};
 
 const COUNT: u64 = 100_000;
 /// Frames/s at which this VM answers every frame (0.4 s per flood).
@@ -22,17 +22,22 @@ fn threads() -> u32 {
 }
 
 fn flood(who: Responder, rate: Option<u64>) -> RunReport {
+    flood_family(who, rate, Family::V4)
+}
+
+fn flood_family(who: Responder, rate: Option<u64>, family: Family) -> RunReport {
     let opts = Options {
         count: COUNT,
         max_time: Duration::from_secs(20),
         rate,
+        clients: family.default_clients(),
         ..Options::default()
     };
     let n = threads();
     let r = flood::run_one(&opts, who, n, n).unwrap_or_else(|e| panic!("{}: {e}", who.name()));
     eprintln!(
-        "{}: sent {} answered {} correct {} in {:.3} s ({:.0} answered/s)",
-        r.responder, r.sent, r.answered, r.correct, r.seconds, r.pps_answered
+        "{} ({}): sent {} answered {} correct {} in {:.3} s ({:.0} answered/s)",
+        r.responder, r.family, r.sent, r.answered, r.correct, r.seconds, r.pps_answered
     );
     assert_eq!(r.sent, COUNT, "{r:#?}");
     assert_eq!(r.incorrect, 0, "{r:#?}");
@@ -78,5 +83,20 @@ fn flood_at_full_speed_answers_only_correctly() {
     for who in [Responder::Reflector, Responder::Ikelb] {
         let r = flood(who, None);
         assert!(r.answered > 0 && r.answered <= r.sent, "{r:#?}");
+    }
+}
+
+/// The same over IPv6 (`ikelb flood --family v6`): IPv6 VIP and clients, answers naming
+/// an IPv6 gateway, UDP checksums mandatory both ways.
+#[test]
+fn flood_ipv6_ikelb_and_reflector_answer_every_request() {
+    crate::require_root!();
+    for who in [Responder::Reflector, Responder::Ikelb] {
+        let r = flood_family(who, Some(RELIABLE_RATE), Family::V6);
+        assert_eq!(r.family, "ipv6", "{r:#?}");
+        assert_eq!(r.answered, r.sent, "{r:#?}");
+        if who == Responder::Ikelb {
+            assert_eq!(counter(&r, "redirected"), COUNT, "{r:#?}");
+        }
     }
 }
