@@ -240,6 +240,7 @@ fn capture_in(case: &Case, dir: &std::path::Path) -> Result<Vec<u8>> {
                 child: "svc".into(),
                 local_ts: vec![inner.into()],
                 remote_ts: vec![service.into()],
+                ..Conn::default()
             };
             charon.load(&swanctl_conf(&[conn], PSK))?;
             let _ = charon.initiate("svc", Duration::from_secs(2))?;
@@ -255,6 +256,7 @@ fn capture_in(case: &Case, dir: &std::path::Path) -> Result<Vec<u8>> {
                 rightid: "@gw.ikelb.test".into(),
                 rightsubnet: service.into(),
                 rightikeport: (case.port == 4500).then_some(4500),
+                ..ClientConn::default()
             };
             let secrets = libreswan::psk_secret("@client.ikelb.test", "@gw.ikelb.test", peers::PSK);
             let p = Pluto::start(

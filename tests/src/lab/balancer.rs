@@ -77,7 +77,8 @@ impl Lab {
         )?;
         self.lb_daemons.push(pass);
         let conf = dir.join("ikelb.toml");
-        std::fs::write(&conf, self.config.ikelb_toml(xdp_mode))?;
+        let pki = super::pki::pki_dir(&self.run_dir);
+        std::fs::write(&conf, self.config.ikelb_toml_at(xdp_mode, &pki))?;
         let mut run = self.lb.nsenter(&bin.to_string_lossy());
         run.args(["run", "--iface", &self.lb_iface, "--config"])
             .arg(&conf)
@@ -159,6 +160,13 @@ impl LabConfig {
     /// The ikelb config the lab uses: both VIPs, one target per member and family
     /// (`gwN` for IPv4, `gwN-v6` for IPv6, so a client is sent within its family).
     pub fn ikelb_toml(&self, xdp_mode: &str) -> String {
+        self.ikelb_toml_at(xdp_mode, Path::new("pki"))
+    }
+
+    /// [`LabConfig::ikelb_toml`] with the certificates of
+    /// [`LabConfig::ikelb_auth_cert`] in `pki` ([`super::pki::generate`]).
+    pub fn ikelb_toml_at(&self, xdp_mode: &str, pki: &Path) -> String {
+        use super::pki::{cert_path, key_path};
         let mut s = format!("[dataplane]\nxdp-mode = \"{xdp_mode}\"\n\n");
         for fam in [Family::V4, Family::V6] {
             s.push_str(&format!("[[vip]]\naddress = \"{}\"\n", vip(fam)));
@@ -169,12 +177,24 @@ impl LabConfig {
         }
         if self.ikelb_auth.is_some() {
             // ikelb answers as the members do: same identity, same PSK.
-            s.push_str(&format!("[ike]\nidentity = \"{MEMBER_ID}\"\n\n"));
+            s.push_str(&format!("[ike]\nidentity = \"{MEMBER_ID}\"\n"));
+            if self.ikelb_auth_cert.is_some() {
+                // The members' identity in a certificate of the lab CA.
+                for (k, p) in [
+                    ("certificate", cert_path(pki, "ikelb")),
+                    ("private-key", key_path(pki, "ikelb")),
+                    ("ca", cert_path(pki, "ca")),
+                ] {
+                    s.push_str(&format!("{k} = \"{}\"\n", p.display()));
+                }
+            }
+            s.push('\n');
             for c in &self.clients {
-                s.push_str(&format!(
-                    "[[ike.peer]]\nid = \"{}\"\npsk = \"{PSK}\"\n\n",
-                    c.id()
-                ));
+                let auth = match self.ikelb_auth_cert {
+                    Some(_) => "auth = \"certificate\"".to_string(),
+                    None => format!("psk = \"{PSK}\""),
+                };
+                s.push_str(&format!("[[ike.peer]]\nid = \"{}\"\n{auth}\n\n", c.id()));
             }
         }
         for i in 1..=u8::try_from(self.members).unwrap_or(1) {

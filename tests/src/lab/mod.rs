@@ -21,6 +21,7 @@ mod addr;
 mod balancer;
 mod cluster;
 mod connect;
+pub mod pki;
 mod report;
 
 use std::net::IpAddr;
@@ -31,6 +32,7 @@ use anyhow::{Context, Result, bail};
 pub use addr::*;
 pub use cluster::{ClusterNode, VRID, probe_host_addr};
 pub use connect::ClientResult;
+pub use pki::CertKey;
 pub use report::{LIBRESWAN_NO_ESP, results_table, stats_line};
 
 use crate::cmd::tail;
@@ -166,6 +168,11 @@ pub struct LabConfig {
     /// clients with the lab PSK as the members' identity and logs its IKE keys for
     /// tshark ([`Lab::ike_keylog_path`]). `None`: redirect in IKE_SA_INIT (the fast path).
     pub ikelb_auth: Option<String>,
+    /// With [`LabConfig::ikelb_auth`]: everyone authenticates by certificate instead of
+    /// the PSK, all of this key type. ikelb, the members (same identity `MEMBER_ID`) and
+    /// the clients (their [`ClientSpec::id`] in the subjectAltName) get certificates of
+    /// one CA that rcgen makes at lab start, under `<run_dir>/pki` ([`pki`]).
+    pub ikelb_auth_cert: Option<CertKey>,
     /// Load-report interval of [`Balancer::IkelbCluster`] members, ms.
     pub cluster_report_ms: u64,
 }
@@ -180,6 +187,7 @@ impl Default for LabConfig {
             keep_run_dir: false,
             charon: CharonOptions::default(),
             ikelb_auth: None,
+            ikelb_auth_cert: None,
             cluster_report_ms: 1000,
         }
     }
@@ -343,6 +351,10 @@ impl Lab {
                     .addr_add(&lb_iface, &format!("{}/{}", vip(fam), prefix_len(fam)))?;
             }
         }
+        let cert = self.config.ikelb_auth_cert;
+        if let Some(kind) = cert {
+            pki::generate(&pki::pki_dir(&self.run_dir), &self.config, kind)?;
+        }
         // Members.
         let tag = lb_iface.trim_start_matches("lb").to_string();
         for i in 1..=u8::try_from(self.config.members).unwrap_or(1) {
@@ -366,7 +378,12 @@ impl Lab {
             ns.sysctl("net.ipv4.conf.all.arp_ignore", "1")?;
             let dir = self.run_dir.join(&name);
             let charon = Charon::start(&ns, &name, &dir, &self.config.charon)?;
-            charon.load(&member_swanctl())?;
+            if cert.is_some() {
+                pki::install_for_charon(&pki::pki_dir(&self.run_dir), &name, &dir)?;
+                charon.load(&member_swanctl_cert(&name))?;
+            } else {
+                charon.load(&member_swanctl())?;
+            }
             self.members.push(Member {
                 name,
                 index: i,
@@ -394,7 +411,8 @@ impl Lab {
             }
             ns.tx_csum_off("eth0")?;
             let dir = self.run_dir.join(&spec.name);
-            let daemon = start_client(&ns, &spec, index, &dir, &self.config.charon)
+            let cert = cert.map(|k| (k, pki::pki_dir(&self.run_dir)));
+            let daemon = start_client(&ns, &spec, index, &dir, &self.config.charon, cert)
                 .with_context(|| format!("client {}", spec.name))?;
             self.clients.push(Client {
                 spec,
@@ -574,12 +592,29 @@ fn member_swanctl() -> String {
     swanctl_conf(&[conn], PSK)
 }
 
+/// Members accept any client whose certificate chains to the lab CA, and prove
+/// `MEMBER_ID` with their own certificate (`x509/<name>.pem`).
+fn member_swanctl_cert(name: &str) -> String {
+    let conn = Conn {
+        name: "member".into(),
+        local_id: MEMBER_ID.into(),
+        child: "svc".into(),
+        local_ts: vec![service_net(Family::V4), service_net(Family::V6)],
+        remote_ts: vec![inner_net(Family::V4), inner_net(Family::V6)],
+        cert: Some(format!("{name}.pem")),
+        ..Conn::default()
+    };
+    swanctl_conf(&[conn], PSK)
+}
+
+/// `cert`: authenticate by certificate of this key type from this pki directory.
 fn start_client(
     ns: &Netns,
     spec: &ClientSpec,
     index: u8,
     dir: &Path,
     opts: &CharonOptions,
+    cert: Option<(CertKey, std::path::PathBuf)>,
 ) -> Result<ClientDaemon> {
     let fam = spec.family;
     let vip = vip(fam).to_string();
@@ -606,6 +641,17 @@ fn start_client(
                 child: "svc".into(),
                 local_ts: vec![inner],
                 remote_ts: vec![service],
+                ..Conn::default()
+            };
+            let conn = match &cert {
+                Some((_, pki)) => {
+                    pki::install_for_charon(pki, &spec.name, dir)?;
+                    Conn {
+                        cert: Some(format!("{}.pem", spec.name)),
+                        ..conn
+                    }
+                }
+                None => conn,
             };
             charon.load(&swanctl_conf(&[conn], PSK))?;
             Ok(ClientDaemon::StrongSwan(charon))
@@ -620,9 +666,26 @@ fn start_client(
                 rightid: format!("@{MEMBER_ID}"),
                 rightsubnet: service,
                 rightikeport: (spec.port == 4500).then_some(4500),
+                ..ClientConn::default()
             };
-            let secrets =
-                libreswan::psk_secret(&format!("@{}", spec.id()), &format!("@{MEMBER_ID}"), PSK);
+            let (conn, secrets) = match &cert {
+                Some((kind, pki)) => {
+                    pki::install_for_pluto(pki, spec, &dir.join("nss"))?;
+                    let conn = ClientConn {
+                        leftcert: Some((spec.name.clone(), kind.libreswan_authby().into())),
+                        ..conn
+                    };
+                    (conn, String::new())
+                }
+                None => (
+                    conn,
+                    libreswan::psk_secret(
+                        &format!("@{}", spec.id()),
+                        &format!("@{MEMBER_ID}"),
+                        PSK,
+                    ),
+                ),
+            };
             let mut conf = conn.to_conf();
             if !spec.redirect {
                 conf = conf.replace("accept-redirect=yes", "accept-redirect=no");

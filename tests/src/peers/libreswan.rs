@@ -28,6 +28,9 @@ pub struct ClientConn {
     /// `rightikeport=`: set only for 4500 (it switches pluto to the NAT-T socket and the
     /// non-ESP marker, even when set to 500).
     pub rightikeport: Option<u16>,
+    /// `Some((nickname, authby))`: authenticate by the certificate of that NSS nickname
+    /// (`leftcert=`) with `authby=` `ecdsa` or `rsasig`, instead of the PSK.
+    pub leftcert: Option<(String, String)>,
 }
 
 impl ClientConn {
@@ -46,6 +49,10 @@ impl ClientConn {
         );
         if let Some(p) = self.rightikeport {
             let _ = writeln!(s, "  rightikeport={p}");
+        }
+        if let Some((nick, authby)) = &self.leftcert {
+            s = s.replace("authby=secret", &format!("authby={authby}"));
+            let _ = writeln!(s, "  leftcert={nick}");
         }
         s
     }

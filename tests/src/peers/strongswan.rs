@@ -172,11 +172,13 @@ impl Charon {
     }
 
     /// `swanctl <args> --uri <this charon>` (with this instance's strongswan.conf, whose
-    /// `swanctl` section loads only the plugins the system has).
+    /// `swanctl` section loads only the plugins the system has, and credentials from this
+    /// instance's `x509/`, `x509ca/`, `private/`… rather than the host's).
     pub fn swanctl(&self, args: &[&str]) -> Command {
         let mut c = cmd::command("swanctl", args);
         c.args(["--uri", &self.uri()])
-            .env("STRONGSWAN_CONF", self.dir.join("strongswan.conf"));
+            .env("STRONGSWAN_CONF", self.dir.join("strongswan.conf"))
+            .env("SWANCTL_DIR", &self.dir);
         c
     }
 
@@ -237,6 +239,10 @@ pub struct Conn {
     pub child: String,
     pub local_ts: Vec<String>,
     pub remote_ts: Vec<String>,
+    /// `Some(file in x509/)`: authenticate by certificate both ways (`auth = pubkey`,
+    /// our `certs = <file>`, sent always; the peer's must chain to a CA in `x509ca/`)
+    /// instead of PSK.
+    pub cert: Option<String>,
 }
 
 impl Conn {
@@ -256,12 +262,19 @@ impl Conn {
         if let Some(p) = self.remote_port {
             let _ = writeln!(s, "    remote_port = {p}");
         }
-        let _ = writeln!(
-            s,
-            "    local {{\n      auth = psk\n      id = {}\n    }}",
-            self.local_id
-        );
-        let _ = writeln!(s, "    remote {{\n      auth = psk");
+        let auth = if self.cert.is_some() { "pubkey" } else { "psk" };
+        if self.cert.is_some() {
+            // libreswan 4.10 sends no CERTREQ without `rightca=`, and with the default
+            // `ifasked` a member then leaves its certificate out ("no certificate matched
+            // ECDSA with SHA2_256 and '@gw.ikelb.test'").
+            let _ = writeln!(s, "    send_cert = always");
+        }
+        let _ = writeln!(s, "    local {{\n      auth = {auth}");
+        if let Some(c) = &self.cert {
+            let _ = writeln!(s, "      certs = {c}");
+        }
+        let _ = writeln!(s, "      id = {}\n    }}", self.local_id);
+        let _ = writeln!(s, "    remote {{\n      auth = {auth}");
         if !self.remote_id.is_empty() {
             let _ = writeln!(s, "      id = {}", self.remote_id);
         }

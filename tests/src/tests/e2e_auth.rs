@@ -29,7 +29,7 @@ use crate::cmd;
 use crate::esp;
 use crate::lab::{Balancer, ClientKind, ClientSpec, Family, Lab, LabConfig, ikelb_bin, vip};
 
-fn require_ikelb() {
+pub(super) fn require_ikelb() {
     let bin = ikelb_bin();
     assert!(
         bin.exists(),
@@ -40,7 +40,7 @@ fn require_ikelb() {
 
 /// `tshark -V -O isakmp` over `pcap`, with every row of `keylog` as an
 /// `ikev2_decryption_table` entry.
-fn decode_with_keys(pcap: &Path, keylog: &Path) -> String {
+pub(super) fn decode_with_keys(pcap: &Path, keylog: &Path) -> String {
     let rows = std::fs::read_to_string(keylog)
         .unwrap_or_else(|e| panic!("key log {}: {e}", keylog.display()));
     let mut c = cmd::command("tshark", ["-n", "-V", "-O", "isakmp"]);
@@ -52,7 +52,7 @@ fn decode_with_keys(pcap: &Path, keylog: &Path) -> String {
 }
 
 /// tshark's per-packet blocks (each starts with a `Frame N:` line).
-fn packets(text: &str) -> Vec<String> {
+pub(super) fn packets(text: &str) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     for l in text.lines() {
         if l.starts_with("Frame ") || out.is_empty() {
@@ -67,7 +67,7 @@ fn packets(text: &str) -> Vec<String> {
 }
 
 /// Per-target redirect counters from `ikelb stats --json`, summed.
-fn target_redirects(stats: &serde_json::Value) -> u64 {
+pub(super) fn target_redirects(stats: &serde_json::Value) -> u64 {
     stats["targets"]
         .as_array()
         .map(|ts| ts.iter().filter_map(|t| t["redirects"].as_u64()).sum())

@@ -1,5 +1,6 @@
 mod cluster_failover;
 mod e2e_auth;
+mod e2e_auth_cert;
 mod e2e_redirect;
 mod fixtures;
 mod flood;
