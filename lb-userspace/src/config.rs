@@ -23,6 +23,9 @@ pub enum XdpModeCfg {
     Auto,
     Native,
     Skb,
+    /// No XDP at all (a machine without it): the userspace responder answers every
+    /// request, init-mode VIPs with the fast path's bytes.
+    Off,
 }
 
 impl std::str::FromStr for XdpModeCfg {
@@ -32,8 +35,9 @@ impl std::str::FromStr for XdpModeCfg {
             "auto" => Ok(Self::Auto),
             "native" | "driver" => Ok(Self::Native),
             "skb" | "generic" => Ok(Self::Skb),
+            "off" => Ok(Self::Off),
             _ => Err(format!(
-                "unknown XDP mode `{s}` (expected native, skb or auto)"
+                "unknown XDP mode `{s}` (expected native, skb, auto or off)"
             )),
         }
     }

@@ -5,7 +5,11 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use lb_userspace::config::{Config, XdpModeCfg};
-use lb_userspace::dataplane::{self, Dataplane, TargetEntry, choice::SlotChooser, stats::Counters};
+use lb_userspace::dataplane::{
+    self, Dataplane, TargetEntry,
+    choice::{SlotChooser, StaticChooser},
+    stats::Counters,
+};
 use lb_userspace::ike::Responder;
 use lb_userspace::ike::io::{IkeService, KeyLogFile};
 use tracing::info;
@@ -212,9 +216,6 @@ fn run(
         );
     }
     let mode = mode.unwrap_or(cfg.xdp_mode);
-    let pins = dataplane::pin_dir_for(&iface);
-    let mut dp = Dataplane::load(Some(&pins)).context("loading the XDP program")?;
-    dp.set_vips(&cfg.vips).context("installing VIPs")?;
     let targets: Vec<TargetEntry> = cfg
         .targets
         .iter()
@@ -224,12 +225,19 @@ fn run(
             weight: t.weight,
         })
         .collect();
+    if mode == XdpModeCfg::Off {
+        return run_without_xdp(&cfg, &iface, &targets, ike_keylog);
+    }
+    let pins = dataplane::pin_dir_for(&iface);
+    let mut dp = Dataplane::load(Some(&pins)).context("loading the XDP program")?;
+    dp.set_vips(&cfg.vips).context("installing VIPs")?;
     dp.set_targets(&targets).context("installing targets")?;
     write_names(&iface, &dp);
     // With VRRP the fast path answers only while this node is the Active.
     dp.set_active(cfg.vrrp.is_empty())?;
     let used = dp.attach(&iface, mode)?;
-    let ike = start_ike(&cfg, &pins, ike_keylog)?;
+    let chooser = SlotChooser::open_pinned(&pins).context("opening the slot table")?;
+    let ike = start_ike(&cfg, Box::new(chooser), ike_keylog)?;
     info!(%iface, mode = used, pins = %pins.display(), vips = cfg.vips.len(), targets = targets.len(), "ready");
     if cfg.cluster.is_some() || !cfg.vrrp.is_empty() {
         let r = lb_userspace::node::run(&cfg, Some(iface.clone()), Some(dp));
@@ -250,6 +258,31 @@ fn run(
     Ok(())
 }
 
+/// `--xdp-mode off`, for a machine without XDP: no program, no maps; the userspace
+/// responder answers every request to the VIPs, init-mode ones with exactly the fast
+/// path's bytes and targets (the same slot tables and flow hash, built here).
+fn run_without_xdp(
+    cfg: &Config,
+    iface: &str,
+    targets: &[TargetEntry],
+    keylog: Option<PathBuf>,
+) -> Result<()> {
+    if cfg.cluster.is_some() || !cfg.vrrp.is_empty() {
+        bail!(
+            "--xdp-mode off serves static [[target]]s only: [cluster] and [[vrrp]] need the XDP dataplane"
+        );
+    }
+    let chooser = StaticChooser::new(targets);
+    let Some(ike) = start_ike(cfg, Box::new(chooser), keylog)? else {
+        bail!("--xdp-mode off: cannot bind the VIPs' IKE ports, so nothing would answer");
+    };
+    info!(%iface, mode = "off", vips = cfg.vips.len(), targets = targets.len(), "ready");
+    wait_for_signal()?;
+    info!("shutting down");
+    stop_ike(Some(ike));
+    Ok(())
+}
+
 /// The userspace IKE responder on every VIP's ports 500 and 4500: auth-mode VIPs
 /// authenticate and then redirect; init-mode VIPs get the fast path's answer for what
 /// the XDP program passed up (fragments, IPv6 extension headers). Targets come from
@@ -257,7 +290,7 @@ fn run(
 /// slow path.
 fn start_ike(
     cfg: &Config,
-    pins: &std::path::Path,
+    chooser: Box<dyn lb_userspace::ike::TargetChooser>,
     keylog: Option<PathBuf>,
 ) -> Result<Option<IkeService>> {
     let keylog = keylog.or_else(|| std::env::var_os("IKELB_IKE_KEYLOG").map(PathBuf::from));
@@ -271,7 +304,6 @@ fn start_ike(
         }
         Err(e) => return Err(e).context("binding the auth-mode VIPs' IKE ports"),
     };
-    let chooser = SlotChooser::open_pinned(pins).context("opening the slot table")?;
     let file = match &keylog {
         Some(p) => {
             tracing::warn!(path = %p.display(), "IKE key log enabled: session keys are written to disk (test only)");
@@ -279,9 +311,7 @@ fn start_ike(
         }
         None => None,
     };
-    let rc = cfg
-        .ike
-        .responder_config(&cfg.vips, Box::new(chooser), file.is_some());
+    let rc = cfg.ike.responder_config(&cfg.vips, chooser, file.is_some());
     let svc = IkeService::start(Responder::new(rc), listeners, file)
         .context("starting the IKE responder")?;
     info!(

@@ -129,6 +129,70 @@ impl TargetChooser for SlotChooser {
     }
 }
 
+/// The fast path's choice without a fast path (`--xdp-mode off`): the same weighted
+/// slot tables built from the configured targets, the same flow hash; redirects are
+/// counted here, there being no maps.
+pub struct StaticChooser {
+    v4: SlotTable,
+    v6: SlotTable,
+    targets: Vec<MapTarget>,
+    last: Option<usize>,
+    counts: Vec<u64>,
+}
+
+impl StaticChooser {
+    /// Tables over `targets` (identity and weight), as `Dataplane::set_targets` builds
+    /// them for the XDP program.
+    pub fn new(targets: &[super::TargetEntry]) -> Self {
+        let encoded: Vec<MapTarget> = targets.iter().map(|t| t.identity.to_target()).collect();
+        let table = |v6: bool| {
+            let members: Vec<(u16, u32)> = encoded
+                .iter()
+                .zip(targets)
+                .enumerate()
+                .filter(|(_, (e, _))| e.serves(v6))
+                .map(|(i, (_, t))| (i as u16, t.weight))
+                .collect();
+            super::tables::build(&members)
+        };
+        StaticChooser {
+            v4: table(false),
+            v6: table(true),
+            counts: vec![0; encoded.len()],
+            targets: encoded,
+            last: None,
+        }
+    }
+
+    /// Redirects sent per target, in configuration order.
+    pub fn counts(&self) -> &[u64] {
+        &self.counts
+    }
+}
+
+impl TargetChooser for StaticChooser {
+    fn choose(&mut self, client: IpAddr) -> Option<GatewayIdentity> {
+        self.choose_flow(SocketAddr::new(client, 0), &[0; 8])
+    }
+
+    fn choose_flow(&mut self, client: SocketAddr, spi_i: &[u8; 8]) -> Option<GatewayIdentity> {
+        let (_, v6) = client_key(client.ip());
+        let table = if v6 { &self.v6 } else { &self.v4 };
+        let idx = usize::from(pick(table, client, spi_i)?);
+        self.last = Some(idx);
+        self.targets.get(idx).copied()
+    }
+
+    fn redirected(&mut self, target: &GatewayIdentity) {
+        if let Some(i) = self.last
+            && self.targets.get(i) == Some(target)
+            && let Some(c) = self.counts.get_mut(i)
+        {
+            *c += 1;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -164,5 +228,45 @@ mod tests {
             seen.insert(pick(&t, c, &[i; 8]).unwrap());
         }
         assert_eq!(seen.into_iter().collect::<Vec<_>>(), vec![3, 9]);
+    }
+
+    #[test]
+    fn static_chooser_serves_each_family_and_counts() {
+        use crate::config::Identity;
+        use crate::dataplane::TargetEntry;
+        let t = |n: &str, id: Identity, weight| TargetEntry {
+            name: n.into(),
+            identity: id,
+            weight,
+        };
+        let targets = [
+            t("a", Identity::Ip("198.51.100.11".parse().unwrap()), 1),
+            t("b", Identity::Ip("2001:db8::12".parse().unwrap()), 1),
+            t("c", Identity::Fqdn("gw.example.net".into()), 3),
+        ];
+        let mut ch = StaticChooser::new(&targets);
+        let v4: SocketAddr = "192.0.2.7:500".parse().unwrap();
+        let v6: SocketAddr = "[2001:db8:1::7]:500".parse().unwrap();
+        for i in 0..200u8 {
+            let g = ch.choose_flow(v4, &[i; 8]).unwrap();
+            assert!(g.serves(false) && g.ident_type != lb_common::wire::redirect::GW_IPV6);
+            ch.redirected(&g);
+            let g = ch.choose_flow(v6, &[i; 8]).unwrap();
+            assert!(g.serves(true) && g.ident_type != lb_common::wire::redirect::GW_IPV4);
+        }
+        // Same request, same answer (retransmissions).
+        assert_eq!(ch.choose_flow(v4, &[7; 8]), ch.choose_flow(v4, &[7; 8]));
+        // The v4 table is the fast path's: slot of (client, port, SPIi) over a and c.
+        let table = tables::build(&[(0, 1), (2, 3)]);
+        let want = pick(&table, v4, &[9; 8]).unwrap();
+        assert_eq!(
+            ch.choose_flow(v4, &[9; 8]),
+            Some(targets[usize::from(want)].identity.to_target())
+        );
+        // 200 counted redirects, to IPv4 or FQDN targets only, FQDN about 3 in 4.
+        let c = ch.counts();
+        assert_eq!(c.iter().sum::<u64>(), 200);
+        assert_eq!(c[1], 0);
+        assert!(c[2] > c[0], "{c:?}");
     }
 }

@@ -319,6 +319,7 @@ impl Dataplane {
             XdpModeCfg::Native => &[(XdpMode::Driver, "native")],
             XdpModeCfg::Skb => &[(XdpMode::Skb, "skb")],
             XdpModeCfg::Auto => &[(XdpMode::Driver, "native"), (XdpMode::Skb, "skb")],
+            XdpModeCfg::Off => &[],
         };
         let mut last = String::new();
         for &(flags, name) in tries {
@@ -346,8 +347,12 @@ impl Dataplane {
         }
         Err(DataplaneError::Attach {
             iface: iface.into(),
-            mode: tries[tries.len() - 1].1,
-            what: last,
+            mode: tries.last().map_or("off", |t| t.1),
+            what: if tries.is_empty() {
+                "XDP mode `off` attaches nothing".into()
+            } else {
+                last
+            },
         })
     }
 

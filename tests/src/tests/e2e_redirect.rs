@@ -207,6 +207,38 @@ fn ikelb_redirects_in_skb_mode() {
     assert_eq!(stats["drop_tx_error"].as_u64(), Some(0), "{stats}");
 }
 
+/// A machine without XDP (`--xdp-mode off`): no program is attached and the userspace
+/// responder answers the real clients' IKE_SA_INIT with the fast path's REDIRECT.
+#[test]
+fn ikelb_redirects_without_xdp_from_userspace() {
+    crate::require_root!();
+    require_ikelb();
+    let esp = esp::probe().expect("ESP probe");
+    let lab = Lab::up(LabConfig {
+        balancer: Balancer::Ikelb {
+            bin: ikelb_bin(),
+            xdp_mode: "off".into(),
+        },
+        clients: ClientSpec::standard_set(),
+        ..LabConfig::default()
+    })
+    .unwrap_or_else(|e| panic!("lab up: {e:#}"));
+    let attached = lab.lb_xdp_attachment().unwrap_or_else(|e| panic!("{e:#}"));
+    assert_eq!(attached, None, "--xdp-mode off must attach nothing");
+    let results = lab.connect_clients();
+    let failures: Vec<String> = results
+        .iter()
+        .inspect(|r| eprintln!("{}", r.summary()))
+        .filter_map(|r| r.verdict(esp).err())
+        .collect();
+    assert!(
+        failures.is_empty(),
+        "{}\n\n{}",
+        failures.join("\n"),
+        lab.logs(30)
+    );
+}
+
 /// Clients that do not announce REDIRECT_SUPPORTED (libreswan without
 /// `accept-redirect=yes`, strongSwan with `follow_redirects = no`) are left to the kernel:
 /// ikelb counts `pass_no_redirect_supported`, and the client receives nothing from the
