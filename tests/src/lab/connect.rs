@@ -115,6 +115,24 @@ impl Lab {
             .collect()
     }
 
+    /// Connects every client and panics, naming each failure and showing the lab's
+    /// logs, unless every result passes [`ClientResult::verdict`] for `esp`.
+    pub fn connect_clients_expect_landed(&self, esp: Esp) -> Vec<ClientResult> {
+        let results = self.connect_clients();
+        let failures: Vec<String> = results
+            .iter()
+            .inspect(|r| eprintln!("{}", r.summary()))
+            .filter_map(|r| r.verdict(esp).err())
+            .collect();
+        assert!(
+            failures.is_empty(),
+            "{}\n\n{}",
+            failures.join("\n"),
+            self.logs(40)
+        );
+        results
+    }
+
     /// Connects client `name`; `None` if there is no such client.
     pub fn connect(&self, name: &str) -> Option<ClientResult> {
         self.client(name).map(|c| self.connect_client(c))

@@ -186,18 +186,7 @@ fn ikelb_redirects_in_skb_mode() {
         Some("xdpgeneric"),
         "ikelb --xdp-mode skb should attach in generic mode"
     );
-    let results = lab.connect_clients();
-    let failures: Vec<String> = results
-        .iter()
-        .inspect(|r| eprintln!("{}", r.summary()))
-        .filter_map(|r| r.verdict(esp).err())
-        .collect();
-    assert!(
-        failures.is_empty(),
-        "{}\n\n{}",
-        failures.join("\n"),
-        lab.logs(30)
-    );
+    lab.connect_clients_expect_landed(esp);
     let stats = lab.ikelb_stats().unwrap_or_else(|e| panic!("{e:#}"));
     eprintln!("ikelb stats (skb): {stats}");
     assert!(
@@ -225,18 +214,7 @@ fn ikelb_redirects_without_xdp_from_userspace() {
     .unwrap_or_else(|e| panic!("lab up: {e:#}"));
     let attached = lab.lb_xdp_attachment().unwrap_or_else(|e| panic!("{e:#}"));
     assert_eq!(attached, None, "--xdp-mode off must attach nothing");
-    let results = lab.connect_clients();
-    let failures: Vec<String> = results
-        .iter()
-        .inspect(|r| eprintln!("{}", r.summary()))
-        .filter_map(|r| r.verdict(esp).err())
-        .collect();
-    assert!(
-        failures.is_empty(),
-        "{}\n\n{}",
-        failures.join("\n"),
-        lab.logs(30)
-    );
+    lab.connect_clients_expect_landed(esp);
 }
 
 /// Clients that do not announce REDIRECT_SUPPORTED (libreswan without
