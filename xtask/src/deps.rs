@@ -24,6 +24,9 @@ const APT: &[&str] = &[
     "libstrongswan-standard-plugins",
     "libnss3-tools",
     "keepalived",
+    // Used by the tests: test PKI (openssl genpkey, pkcs12) and UDP probes (python3).
+    "openssl",
+    "python3",
 ];
 
 /// The rustc that ships a precompiled `core` for bpfel-unknown-none.
