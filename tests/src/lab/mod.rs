@@ -539,6 +539,20 @@ impl Lab {
     pub fn down(self) {}
 }
 
+/// Removes what an `ikelb run` on each interface leaves when it is killed (SIGKILL skips
+/// its cleanup): the pin directory and the target-name file. Interface names in tests
+/// are unique host-wide, so these are the test's own.
+pub struct IkelbPinsGuard(pub Vec<String>);
+
+impl Drop for IkelbPinsGuard {
+    fn drop(&mut self) {
+        for iface in &self.0 {
+            let _ = std::fs::remove_dir_all(Path::new("/sys/fs/bpf/ikelb").join(iface));
+            let _ = std::fs::remove_file(Path::new("/run/ikelb").join(format!("{iface}.targets")));
+        }
+    }
+}
+
 impl Drop for Lab {
     fn drop(&mut self) {
         // The cluster's ikelb first: they remove the VIP and detach.
@@ -568,6 +582,10 @@ impl Drop for Lab {
             let _ = std::fs::remove_dir_all(&pins);
         }
         let _ = std::fs::remove_file(self.target_names_file());
+        // Cluster nodes run on the members' interfaces (a killed master leaves its pins).
+        drop(IkelbPinsGuard(
+            self.members.iter().map(|m| m.iface.clone()).collect(),
+        ));
         let keep = self.keep_run_dir
             || std::thread::panicking()
             || std::env::var_os("IKELB_TESTS_KEEP").is_some();

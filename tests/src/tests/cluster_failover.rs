@@ -122,6 +122,8 @@ fn run(failure: Failure) -> Result<Duration> {
         ns.tx_csum_off(&inner)?;
         nss.push((ns, inner));
     }
+    // Declared before the daemons so it runs after they are stopped.
+    let _pins = crate::lab::IkelbPinsGuard(nss.iter().map(|(_, i)| i.clone()).collect());
     let mut daemons: Vec<Daemon> = Vec::new();
     for (i, (ns, iface)) in nss.iter().take(3).enumerate() {
         let id = i as u32 + 1;

@@ -129,6 +129,8 @@ fn run_case(case: &Case) -> Result<()> {
     let b = Netns::new("vkb")?;
     let (ia, ib) = (format!("va{tag}"), format!("vb{tag}"));
     let _veth = Veth::new(&a, &ia, None, &b, &ib, None)?;
+    // Declared before the daemons so it runs after they are stopped.
+    let _pins = crate::lab::IkelbPinsGuard(vec![ia.clone(), ib.clone()]);
     let (me_a, me_b, vip) = ("10.79.0.2", "10.79.0.3", "10.79.0.100");
     a.addr_add(&ia, &format!("{me_a}/24"))?;
     b.addr_add(&ib, &format!("{me_b}/24"))?;
