@@ -27,7 +27,9 @@ use lb_common::wire::redirect;
 use crate::capture::Capture;
 use crate::cmd;
 use crate::esp;
-use crate::lab::{Balancer, ClientKind, ClientSpec, Family, Lab, LabConfig, ikelb_bin, vip};
+use crate::lab::{
+    Balancer, CertKey, ClientKind, ClientResult, ClientSpec, Family, Lab, LabConfig, ikelb_bin, vip,
+};
 
 pub(super) fn require_ikelb() {
     let bin = ikelb_bin();
@@ -74,16 +76,22 @@ pub(super) fn target_redirects(stats: &serde_json::Value) -> u64 {
         .unwrap_or(0)
 }
 
-/// Brings up a lab with ikelb's VIPs in auth mode (`method`), captures each client's
-/// traffic to the VIP, connects every client and checks the verdict; returns the lab
-/// and, per client, the decrypted tshark text of its capture.
-fn auth_lab(method: &str, clients: Vec<ClientSpec>) -> (Lab, Vec<(String, String)>) {
+/// Brings up a lab with ikelb's VIPs in auth mode (`method`; certificates of type
+/// `cert` everywhere, else PSK), captures each client's traffic to the VIP, connects
+/// every client and checks the verdict, the key log and ikelb's counters; returns the
+/// lab, the clients' results and, per client, the decrypted tshark text of its capture.
+pub(super) fn auth_lab(
+    method: &str,
+    cert: Option<CertKey>,
+    clients: Vec<ClientSpec>,
+) -> (Lab, Vec<ClientResult>, Vec<(String, String)>) {
     require_ikelb();
     let esp = esp::probe().expect("ESP probe");
     let lab = Lab::up(LabConfig {
         balancer: Balancer::ikelb_default(),
         clients,
         ikelb_auth: Some(method.into()),
+        ikelb_auth_cert: cert,
         ..LabConfig::default()
     })
     .unwrap_or_else(|e| panic!("lab up: {e:#}"));
@@ -126,7 +134,7 @@ fn auth_lab(method: &str, clients: Vec<ClientSpec>) -> (Lab, Vec<(String, String
         stats["pass_auth_mode"].as_u64().unwrap_or(0) > 0,
         "the XDP program passed the auth-mode VIPs' IKE up: {stats}"
     );
-    (lab, decoded)
+    (lab, results, decoded)
 }
 
 /// strongSwan 5.9.8 with `auth-redirect = "informational"` over IPv4 and IPv6, and
@@ -139,7 +147,7 @@ fn strongswan_is_redirected_after_ike_auth_by_informational() {
         ClientSpec::new("sw6a", ClientKind::StrongSwan, Family::V6, 500),
         ClientSpec::new("sw4an", ClientKind::StrongSwan, Family::V4, 4500),
     ];
-    let (lab, decoded) = auth_lab("informational", clients);
+    let (lab, _, decoded) = auth_lab("informational", None, clients);
     for (name, text) in &decoded {
         let pkts = packets(text);
         let auth = pkts
@@ -193,7 +201,7 @@ fn libreswan_is_redirected_in_ike_auth() {
         ClientSpec::new("ls6a", ClientKind::Libreswan, Family::V6, 500),
         ClientSpec::new("ls4an", ClientKind::Libreswan, Family::V4, 4500),
     ];
-    let (_lab, decoded) = auth_lab("ike_auth", clients);
+    let (_lab, _, decoded) = auth_lab("ike_auth", None, clients);
     for (name, text) in &decoded {
         let pkts = packets(text);
         let auth = pkts

@@ -17,40 +17,16 @@
 //! Root only. Uses the `ikelb` binary from `IKELB_BIN`, else
 //! `<workspace>/target/release/ikelb` (`cargo xtask build`).
 
-use super::e2e_auth::{decode_with_keys, packets, require_ikelb, target_redirects};
-use crate::capture::Capture;
-use crate::esp;
+use super::e2e_auth::{auth_lab, packets};
 use crate::lab::{
-    Balancer, CertKey, ClientDaemon, ClientKind, ClientSpec, Family, Lab, LabConfig, ikelb_bin,
-    pki, vip,
+    CertKey, ClientDaemon, ClientKind, ClientSpec, Family, Lab, LabConfig, ikelb_bin, pki,
 };
 
-/// A lab with ikelb's VIPs in auth mode (`method`) and certificates of type `key`
-/// everywhere; connects every client, checks the verdict, ikelb's counters and that the
+/// [`auth_lab`] with certificates of type `key` everywhere, also checking that the
 /// members authenticated the clients by certificate; returns, per client, the decrypted
 /// tshark text of its capture.
 fn cert_lab(method: &str, key: CertKey, clients: Vec<ClientSpec>) -> (Lab, Vec<(String, String)>) {
-    require_ikelb();
-    let esp = esp::probe().expect("ESP probe");
-    let lab = Lab::up(LabConfig {
-        balancer: Balancer::ikelb_default(),
-        clients,
-        ikelb_auth: Some(method.into()),
-        ikelb_auth_cert: Some(key),
-        ..LabConfig::default()
-    })
-    .unwrap_or_else(|e| panic!("lab up: {e:#}"));
-    let caps: Vec<(String, Capture)> = lab
-        .clients
-        .iter()
-        .map(|c| {
-            let filter = format!("udp and host {}", vip(c.spec.family));
-            let cap = Capture::start(&c.netns, "eth0", &filter, None, &lab.run_dir, &c.spec.name)
-                .unwrap_or_else(|e| panic!("{e:#}"));
-            (c.spec.name.clone(), cap)
-        })
-        .collect();
-    let results = lab.connect_clients_expect_landed(esp);
+    let (lab, results, decoded) = auth_lab(method, Some(key), clients);
     // The members authenticated the clients by their certificates, not by a PSK.
     for r in &results {
         let m = lab
@@ -69,20 +45,6 @@ fn cert_lab(method: &str, key: CertKey, clients: Vec<ClientSpec>) -> (Lab, Vec<(
             crate::cmd::tail(&m.charon.log_path(), 40)
         );
     }
-    std::thread::sleep(std::time::Duration::from_millis(500));
-    let keylog = lab.ike_keylog_path();
-    let mut decoded = Vec::new();
-    for (name, cap) in caps {
-        let pcap = cap.pcap_path().to_path_buf();
-        cap.finish().unwrap_or_else(|e| panic!("{e:#}"));
-        decoded.push((name, decode_with_keys(&pcap, &keylog)));
-    }
-    let stats = lab.ikelb_stats().unwrap_or_else(|e| panic!("{e:#}"));
-    eprintln!("ikelb stats: {stats}");
-    assert!(
-        target_redirects(&stats) >= results.len() as u64,
-        "userspace redirects count in the per-target counters: {stats}"
-    );
     (lab, decoded)
 }
 
