@@ -21,20 +21,7 @@ fn lab_with_libreswan_global_redirect() {
         ..LabConfig::default()
     })
     .expect("lab up");
-    let results = lab.connect_clients();
-    let mut failures = Vec::new();
-    for r in &results {
-        eprintln!("{}", r.summary());
-        if let Err(e) = r.verdict(esp) {
-            failures.push(e);
-        }
-    }
-    assert!(
-        failures.is_empty(),
-        "{}\n\n{}",
-        failures.join("\n"),
-        lab.logs(25)
-    );
+    lab.connect_clients_expect_landed(esp);
 }
 
 #[test]
