@@ -351,10 +351,15 @@ fn verdicts(results: &[ClientResult], esp: Esp) -> bool {
     }
 }
 
-/// The interactive part: instructions, then counters on change and reconnect commands
-/// from stdin, until a signal.
-fn serve(lab: &Lab, esp: Esp) {
-    print!("{}", instructions(lab));
+/// Reads stdin lines into `on_line` and calls `on_tick` every `period` (first at
+/// `first`), until a signal. A closed stdin only stops the commands.
+fn prompt_loop<S>(
+    state: &mut S,
+    period: Duration,
+    first: Instant,
+    mut on_line: impl FnMut(&mut S, &str),
+    mut on_tick: impl FnMut(&mut S),
+) {
     let (tx, rx) = mpsc::channel::<String>();
     // Reads stdin until EOF; it is left behind (blocked in read) at exit.
     std::thread::spawn(move || {
@@ -365,13 +370,12 @@ fn serve(lab: &Lab, esp: Esp) {
             }
         }
     });
-    let mut last = String::new();
-    let mut next = Instant::now();
+    let mut next = first;
     let mut stdin_open = true;
     while signalled().is_none() {
         if stdin_open {
             match rx.recv_timeout(Duration::from_millis(200)) {
-                Ok(line) => command(lab, line.trim(), esp),
+                Ok(line) => on_line(state, line.trim()),
                 Err(mpsc::RecvTimeoutError::Timeout) => {}
                 Err(mpsc::RecvTimeoutError::Disconnected) => stdin_open = false,
             }
@@ -379,17 +383,33 @@ fn serve(lab: &Lab, esp: Esp) {
             std::thread::sleep(Duration::from_millis(200));
         }
         if Instant::now() >= next {
-            next = Instant::now() + STATS_EVERY;
+            next = Instant::now() + period;
+            on_tick(state);
+        }
+    }
+}
+
+/// The interactive part: instructions, then counters on change and reconnect commands
+/// from stdin, until a signal.
+fn serve(lab: &Lab, esp: Esp) {
+    print!("{}", instructions(lab));
+    let mut last = String::new();
+    prompt_loop(
+        &mut last,
+        STATS_EVERY,
+        Instant::now(),
+        |_, line| command(lab, line, esp),
+        |last| {
             let line = match lab.ikelb_stats() {
                 Ok(v) => lab::stats_line(&v),
                 Err(e) => format!("ikelb stats failed: {e:#}"),
             };
-            if line != last {
+            if line != *last {
                 println!("[{}] {line}", clock());
-                last = line;
+                *last = line;
             }
-        }
-    }
+        },
+    );
 }
 
 fn command(lab: &Lab, cmd: &str, esp: Esp) {
@@ -672,32 +692,13 @@ mod cluster {
 
     fn serve(lab: &mut Lab, esp: Esp) {
         print!("{}", instructions(lab));
-        let (tx, rx) = mpsc::channel::<String>();
-        std::thread::spawn(move || {
-            for line in std::io::stdin().lock().lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut next = Instant::now() + STATUS_EVERY;
-        let mut stdin_open = true;
-        while signalled().is_none() {
-            if stdin_open {
-                match rx.recv_timeout(Duration::from_millis(200)) {
-                    Ok(line) => command(lab, line.trim(), esp),
-                    Err(mpsc::RecvTimeoutError::Timeout) => {}
-                    Err(mpsc::RecvTimeoutError::Disconnected) => stdin_open = false,
-                }
-            } else {
-                std::thread::sleep(Duration::from_millis(200));
-            }
-            if Instant::now() >= next {
-                next = Instant::now() + STATUS_EVERY;
-                println!("[{}] {}", clock(), lab.cluster_status_text());
-            }
-        }
+        super::prompt_loop(
+            lab,
+            STATUS_EVERY,
+            Instant::now() + STATUS_EVERY,
+            |lab, line| command(lab, line, esp),
+            |lab| println!("[{}] {}", clock(), lab.cluster_status_text()),
+        );
     }
 
     fn command(lab: &mut Lab, cmd: &str, esp: Esp) {
