@@ -7,9 +7,11 @@
 pub const MAP_GEN: &str = "IKELB_FLOOD_GEN";
 pub const MAP_CHECK: &str = "IKELB_FLOOD_CHK";
 pub const MAP_COUNT: &str = "IKELB_FLOOD_CNT";
+pub const MAP_SINK: &str = "IKELB_FLOOD_SNK";
 /// Program names.
 pub const PROG_GEN: &str = "ikelb_flood_gen";
 pub const PROG_COUNT: &str = "ikelb_flood_count";
+pub const PROG_SINK: &str = "ikelb_flood_sink";
 
 /// Largest template frame.
 pub const FRAME_MAX: usize = 512;
@@ -134,7 +136,9 @@ pub struct FloodCheck {
     pub port_count: u32,
     /// Offset of Ni in a request frame (for checking reflected requests).
     pub echo_nonce_off: u32,
-    pub _pad: u32,
+    /// Non-zero: the counter turns each correct answer into its CPU's next request
+    /// (the AF_XDP sender's in-kernel loop); userspace clears it to stop the loop.
+    pub recycle: u32,
 }
 
 /// Counter indices of the per-CPU `IKELB_FLOOD_CNT` array (by the CPU that received).
@@ -308,7 +312,7 @@ mod tests {
 
     #[test]
     fn names_fit_bpf_obj_name() {
-        for n in [MAP_GEN, MAP_CHECK, MAP_COUNT] {
+        for n in [MAP_GEN, MAP_CHECK, MAP_COUNT, MAP_SINK] {
             assert!(n.len() <= 15, "{n}");
         }
     }

@@ -9,8 +9,8 @@
 use aya_ebpf::{
     bindings::xdp_action::{XDP_ABORTED, XDP_DROP, XDP_PASS, XDP_TX},
     helpers::generated::{
-        bpf_ktime_get_ns, bpf_xdp_adjust_tail, bpf_xdp_get_buff_len, bpf_xdp_load_bytes,
-        bpf_xdp_store_bytes,
+        bpf_ktime_get_ns, bpf_xdp_adjust_head, bpf_xdp_adjust_tail, bpf_xdp_get_buff_len,
+        bpf_xdp_load_bytes, bpf_xdp_store_bytes,
     },
     macros::{map, xdp},
     maps::{Array, PerCpuArray},
@@ -38,6 +38,9 @@ static CHECK: Array<FloodCheck> = Array::with_max_entries(1, 0);
 
 #[map(name = "IKELB_FLOOD_CNT")]
 static COUNT: PerCpuArray<u64> = PerCpuArray::with_max_entries(Answer::COUNT, 0);
+
+#[map(name = "IKELB_FLOOD_SNK")]
+static SINK: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
 
 type Frame = [u8; FRAME_BYTES];
 
@@ -154,7 +157,10 @@ fn generate(ctx: &XdpContext, g: &mut FloodGen) -> u32 {
 
 /// Counts what comes back to the generator: answers to our requests are checked
 /// against the request (SPIi, client address and port, nonce) and dropped; anything
-/// else is counted as `Other` and passed.
+/// else is counted as `Other` and passed. With `recycle` set (the AF_XDP sender's
+/// loop), a correct answer is rewritten in place into this CPU's next request and sent
+/// back: requests then flow at the speed of the responder and this counter, with no
+/// syscall per frame, as with live frames.
 #[xdp]
 pub fn ikelb_flood_count(ctx: XdpContext) -> u32 {
     let a = classify(&ctx);
@@ -164,8 +170,42 @@ pub fn ikelb_flood_count(ctx: XdpContext) -> u32 {
     }
     match a {
         Answer::Other => XDP_PASS,
+        Answer::RedirectOk | Answer::EchoOk if CHECK.get(0).is_some_and(|c| c.recycle != 0) => {
+            match GEN.get_ptr_mut(0) {
+                Some(g) => {
+                    // SAFETY: this CPU's value; the generator program does not run in
+                    // this mode, so the counter is its only writer.
+                    let g = unsafe { &mut *g };
+                    // A responder that answered by moving the head forward (ikelb)
+                    // leaves the room at the front: take it back there, or the frame
+                    // creeps toward its end a little on every round. Where the head
+                    // has no room, `generate` grows the tail instead.
+                    let len = bounded_len(g.len as usize, OFF_MASK as usize) as i32;
+                    // SAFETY: helpers on our own context.
+                    unsafe {
+                        let cur = bpf_xdp_get_buff_len(ctx.ctx) as i32;
+                        if cur < len {
+                            bpf_xdp_adjust_head(ctx.ctx, cur - len);
+                        }
+                    }
+                    generate(&ctx, g)
+                }
+                None => XDP_DROP,
+            }
+        }
         _ => XDP_DROP,
     }
+}
+
+/// Takes whatever the sender delivers, counted per CPU: the sender's own capacity, to
+/// tell a responder that kept up from a generator that could not offer more.
+#[xdp]
+pub fn ikelb_flood_sink(_ctx: XdpContext) -> u32 {
+    if let Some(p) = SINK.get_ptr_mut(0) {
+        // SAFETY: this CPU's counter; no concurrent writer.
+        unsafe { *p += 1 };
+    }
+    XDP_DROP
 }
 
 #[inline(always)]

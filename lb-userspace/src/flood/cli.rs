@@ -3,7 +3,7 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use super::{Family, FloodError, Options, Responder};
+use super::{Family, FloodError, Options, Responder, Sender};
 
 #[derive(Clone, Debug, clap::Args)]
 pub struct Args {
@@ -41,6 +41,10 @@ pub struct Args {
     /// Also measure reflector and ikelb with 1..=CPUs threads and queues.
     #[arg(long)]
     pub scale: bool,
+    /// What makes the requests: live-frames test_run, AF_XDP sockets, or live frames
+    /// with AF_XDP where the kernel refuses them.
+    #[arg(long, value_enum, default_value_t = Sender::Auto)]
+    pub sender: Sender,
     /// Machine-readable output.
     #[arg(long)]
     pub json: bool,
@@ -81,6 +85,7 @@ pub fn run(a: &Args) -> Result<(), FloodError> {
         },
         mix_udp: a.mix_udp,
         mix_no_rs: a.mix_no_rs,
+        sender: a.sender,
     };
     let rep = super::run(&opts, &a.responder, a.scale)?;
     if a.json {

@@ -3,6 +3,7 @@
 //! program adds only what it writes (peers.md §9).
 
 use lb_common::checksum;
+use lb_common::flood;
 use lb_common::flood::{FRAME_MAX, FloodCheck, FloodGen, NONCE_WORDS_MAX};
 use lb_common::maps::VIP_MODE_INIT;
 use lb_common::wire::ike;
@@ -152,7 +153,7 @@ pub fn build(spec: &RequestSpec, p: &Params) -> Result<(FloodGen, FloodCheck), S
         port_base: u32::from(p.port_base),
         port_count: p.port_count,
         echo_nonce_off: r.nonce_off as u32,
-        _pad: 0,
+        recycle: 0,
     };
     Ok((g, c))
 }
@@ -160,8 +161,13 @@ pub fn build(spec: &RequestSpec, p: &Params) -> Result<(FloodGen, FloodCheck), S
 /// What request `seq` of `cpu` must look like: the template with the varied fields set
 /// by the reference functions (used to check the program's output).
 pub fn expected(g: &FloodGen, cpu: u32, seq: u64) -> Vec<u8> {
-    use lb_common::flood;
     let mut f = g.frame[..g.len as usize].to_vec();
+    vary(g, cpu, seq, &mut f);
+    f
+}
+
+/// Writes the varied fields of request `seq` of `cpu` into a copy of the template.
+fn vary(g: &FloodGen, cpu: u32, seq: u64, f: &mut [u8]) {
     let idx = flood::client_index(cpu, g.ncpu, seq);
     let (host, port) = flood::client(idx, g.host_base, g.host_count, g.port_base, g.port_count);
     let spi = flood::spi(g.tag, cpu, seq);
@@ -173,7 +179,48 @@ pub fn expected(g: &FloodGen, cpu: u32, seq: u64) -> Vec<u8> {
         let o = at(g.nonce_off) + 8 * k as usize;
         f[o..o + 8].copy_from_slice(&flood::nonce_word(spi, k).to_be_bytes());
     }
-    f
+}
+
+/// The whole frame the generator program sends as request `seq` of `cpu`, kind (mixed
+/// floods) and checksums included, written into `out`; returns its length. The AF_XDP
+/// sender builds its frames with it, so both senders' requests are the same.
+pub fn request(g: &FloodGen, cpu: u32, seq: u64, out: &mut [u8]) -> usize {
+    let len = g.len as usize;
+    let f = &mut out[..len];
+    f.copy_from_slice(&g.frame[..len]);
+    vary(g, cpu, seq, f);
+    let kind = flood::kind(seq, g.mix_udp, g.mix_no_rs);
+    let (uo, io) = (g.udp_off as usize, g.ip_off as usize);
+    let dport = if kind == flood::KIND_UDP {
+        g.bg_dport
+    } else {
+        g.ike_dport
+    } as u16;
+    f[uo + 2..uo + 4].copy_from_slice(&dport.to_be_bytes());
+    let rs = if kind == flood::KIND_NO_RS {
+        ike::NOTIFY_FRAGMENTATION_SUPPORTED
+    } else {
+        ike::NOTIFY_REDIRECT_SUPPORTED
+    };
+    let ro = g.rs_off as usize;
+    f[ro..ro + 2].copy_from_slice(&rs.to_be_bytes());
+    let (src, dst) = if g.v6 != 0 {
+        (io + 8..io + 24, io + 24..io + 40)
+    } else {
+        let c = io + ipv4::CHECKSUM;
+        f[c..c + 2].fill(0);
+        let sum = checksum::finish(checksum::sum_bytes(0, &f[io..uo]));
+        f[c..c + 2].copy_from_slice(&sum.to_be_bytes());
+        (io + 12..io + 16, io + 16..io + 20)
+    };
+    let c = uo + udp::CHECKSUM;
+    f[c..c + 2].fill(0);
+    let pseudo = checksum::sum_addr(checksum::sum_addr(0, &f[src]), &f[dst])
+        + u64::from(udp::PROTO)
+        + (len - uo) as u64;
+    let sum = checksum::finish_udp(checksum::sum_bytes(pseudo, &f[uo..]));
+    f[c..c + 2].copy_from_slice(&sum.to_be_bytes());
+    len
 }
 
 #[cfg(test)]
@@ -240,6 +287,42 @@ mod tests {
                     &lb_common::flood::nonce_word(spi, 0).to_be_bytes()
                 );
             }
+        }
+    }
+
+    /// The AF_XDP sender's frames are byte-equal to the generator program's, and a
+    /// mixed flood's kinds come out as the program makes them.
+    #[test]
+    fn socket_frames_equal_the_programs() {
+        for spec in [RequestSpec::default(), RequestSpec::v6()] {
+            let (mut g, _) = build(&spec, &params()).unwrap();
+            let mut out = [0u8; 2048];
+            for (cpu, seq) in [(0, 0), (1, 1), (0, 99_999), (1, 7_777_777)] {
+                let mut f = expected(&g, cpu, seq);
+                finish(&g, &mut f);
+                let n = request(&g, cpu, seq, &mut out);
+                assert_eq!(&out[..n], &f[..]);
+            }
+            (g.mix_udp, g.mix_no_rs) = (20_000, 20_000);
+            let mut kinds = [0u32; 3];
+            for seq in 0..200 {
+                let n = request(&g, 0, seq, &mut out);
+                let k = lb_common::flood::kind(seq, g.mix_udp, g.mix_no_rs);
+                kinds[k as usize] += 1;
+                let r = request::parse(&out[..n], true, |_, _| Some(VIP_MODE_INIT));
+                match k {
+                    lb_common::flood::KIND_IKE => assert!(r.is_ok()),
+                    lb_common::flood::KIND_UDP => {
+                        let uo = g.udp_off as usize;
+                        assert_eq!(&out[uo + 2..uo + 4], &9u16.to_be_bytes());
+                    }
+                    _ => assert_eq!(
+                        r.err().map(|s| s.name()),
+                        Some("pass_no_redirect_supported")
+                    ),
+                }
+            }
+            assert!(kinds.iter().all(|&k| k > 0), "{kinds:?}");
         }
     }
 

@@ -33,7 +33,7 @@ fn install_interrupt() -> io::Result<()> {
     Ok(())
 }
 
-fn pin_to(cpu: u32) -> io::Result<()> {
+pub(super) fn pin_to(cpu: u32) -> io::Result<()> {
     // SAFETY: a zeroed cpu_set_t with one bit set, applied to the calling thread.
     unsafe {
         let mut set: libc::cpu_set_t = std::mem::zeroed();
@@ -47,7 +47,7 @@ fn pin_to(cpu: u32) -> io::Result<()> {
 
 /// struct xdp_md as test_run's ctx_in: the frame arrives on `ifindex`, queue `queue`,
 /// and XDP_TX sends it out there.
-fn xdp_md(len: usize, ifindex: u32, queue: u32) -> [u8; 24] {
+pub(super) fn xdp_md(len: usize, ifindex: u32, queue: u32) -> [u8; 24] {
     let mut b = [0u8; 24];
     b[4..8].copy_from_slice(&(len as u32).to_ne_bytes());
     b[12..16].copy_from_slice(&ifindex.to_ne_bytes());
