@@ -8,7 +8,8 @@ use lb_common::checksum;
 use lb_common::wire::ike;
 use lb_common::wire::l2l3::{ETHERTYPE_IPV4, ETHERTYPE_IPV6, ipv4, udp};
 
-/// A request to build. `Default` is the protocol.md §5.1 vector's shape over IPv4.
+/// A request to build. `Default` has the shape of the docs/protocol.md §5.1
+/// vector, over IPv4.
 #[derive(Clone, Debug)]
 pub struct RequestSpec {
     pub dst_mac: [u8; 6],
@@ -89,7 +90,7 @@ impl RequestSpec {
 
     /// The IKE message (no marker).
     pub fn ike(&self) -> Vec<u8> {
-        // (type, body) in the order both real clients use (protocol.md §1.7).
+        // (type, body) in the order both real clients use (docs/protocol.md §1.7).
         let mut payloads: Vec<(u8, Vec<u8>)> = Vec::new();
         // SA: one proposal, AES-GCM-16-256, PRF HMAC-SHA2-256, KE = self.ke.0.
         let mut prop = vec![0, 0, 0, 0x24, 1, 1, 0, 3];

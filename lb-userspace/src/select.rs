@@ -160,9 +160,9 @@ impl SimPolicy {
     }
 }
 
-/// The simulated cluster and its clients. [`Scenario::default`] is issue 4's: 10 000
-/// clients in bursts onto 8 members of unequal capacity and unequal initial load,
-/// reporting every second.
+/// The simulated cluster and its clients. [`Scenario::default`] is the scenario the
+/// README reports: 10 000 clients in bursts onto 8 members of unequal capacity and
+/// unequal initial load, reporting every second.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Scenario {
     pub clients: u32,

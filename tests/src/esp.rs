@@ -1,4 +1,5 @@
-//! Does this kernel hold ESP SAs? (peers.md §1: CONFIG_INET_ESP may be missing.)
+//! Does this kernel hold ESP SAs? (docs/testing.md §3.1: CONFIG_INET_ESP may be
+//! missing.)
 
 use std::sync::OnceLock;
 

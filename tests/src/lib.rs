@@ -20,7 +20,7 @@
 //! ```
 //!
 //! The first run downloads Debian's strongSwan charon packages with `apt-get download`
-//! into `<workspace>/target/peers/` (peers.md §2). Non-root runs skip everything that
+//! into `<workspace>/target/peers/` (docs/testing.md §4.1). Non-root runs skip everything that
 //! needs root. `IKELB_TESTS_KEEP=1` keeps every lab's configs and logs (they are always
 //! kept when a test panics; the failure message names the directory).
 

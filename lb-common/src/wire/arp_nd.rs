@@ -1,5 +1,5 @@
 //! Announcements a VRRP router sends for each VIP when it becomes Active
-//! (RFC 9568 §6.4.1, §6.4.2; protocol.md §3.8): a gratuitous ARP request for IPv4
+//! (RFC 9568 §6.4.1, §6.4.2; docs/protocol.md §3.8): a gratuitous ARP request for IPv4
 //! (RFC 5227 §3) and an unsolicited Neighbor Advertisement for IPv6 (RFC 4861 §7.2.6).
 //! Both are whole Ethernet frames, without padding (the NIC pads to 60 bytes).
 

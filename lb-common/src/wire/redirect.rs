@@ -189,7 +189,7 @@ mod tests {
 
     #[test]
     fn ipv4_answer_matches_vector() {
-        // protocol.md §5.2 from IKE offset 0.
+        // docs/protocol.md §5.2 from IKE offset 0.
         let mut out = [0u8; 128];
         let n = emit_ike(&SPI, &Target::ipv4([198, 51, 100, 3]), &nonce(), &mut out).unwrap();
         assert_eq!(n, 74);

@@ -1,6 +1,6 @@
 //! VRRPv3 advertisement (RFC 9568 §5.2): [`Packet`] over the bytes of the IP payload,
 //! [`Repr`] to parse and emit it, and the checksum in every form seen in deployment
-//! (protocol.md §3.4).
+//! (docs/protocol.md §3.4).
 //!
 //! [`Packet::new_checked`] checks that the fixed header and the whole address list are
 //! present, after which no accessor panics. [`Repr::parse`] then checks version, type,
@@ -64,7 +64,7 @@ pub enum Error {
     Type,
     /// No address, more bytes than the address list, or an address list of a bad size.
     Length,
-    /// No checksum form folds to 0xffff (protocol.md §3.4).
+    /// No checksum form folds to 0xffff (docs/protocol.md §3.4).
     Checksum,
     /// Source, destination and addresses are not all of one family.
     Family,
@@ -116,7 +116,7 @@ impl Family {
     }
 }
 
-/// The checksum forms of protocol.md §3.4.
+/// The checksum forms of docs/protocol.md §3.4.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ChecksumForm {
     /// Variant A: the message alone, no pseudo-header (RFC 9568 §5.2.8 for IPv4;
@@ -241,7 +241,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
         &self.buffer.as_ref()[self.addrs_field()]
     }
 
-    /// Which form of protocol.md §3.4 the checksum is valid in, trying the usual
+    /// Which form of docs/protocol.md §3.4 the checksum is valid in, trying the usual
     /// [`Pseudo`](ChecksumForm::Pseudo) first, then [`Plain`](ChecksumForm::Plain) (IPv4
     /// only), then [`PseudoGroup`](ChecksumForm::PseudoGroup) (IPv4 unicast only). The
     /// whole buffer is summed: it must be exactly the IP payload.

@@ -105,7 +105,7 @@ fn notify_only(spi_i: [u8; 8], kind: u16, data: Vec<u8>) -> Option<Vec<u8>> {
 }
 
 /// A plausible first message of an IKE SA: I set, R clear, SPIi set, SPIr and Message
-/// ID zero (§3.1, protocol.md §1.9).
+/// ID zero (§3.1, docs/protocol.md §1.9).
 fn is_initial_request(h: &Header) -> bool {
     h.exchange == wire::EXCHANGE_IKE_SA_INIT
         && h.initiator
@@ -199,7 +199,7 @@ impl Responder {
         let Some(req) = InitRequest::read(&msg) else {
             return;
         };
-        // protocol.md §2.4: never redirect a redirected client again; a client that
+        // docs/protocol.md §2.4: never redirect a redirected client again; a client that
         // cannot follow is not ours to answer.
         if req.redirected_from || !req.redirect_supported {
             return;

@@ -1,4 +1,5 @@
-//! The userspace IKEv2 responder (issue 7): pure building blocks, no sockets.
+//! The userspace IKEv2 responder (redirect after authentication): pure building blocks,
+//! no sockets.
 //!
 //! - [`message`] and [`payload`]: bounded parser and serializer of IKEv2 messages.
 //! - [`proposal`]: the algorithms we speak and the choice among a client's proposals.

@@ -1,5 +1,6 @@
-//! The fallback IKEv2 responder (issue 7) as a deterministic sans-IO state machine, in
-//! quinn's shape: no sockets, no clock reads, no threads.
+//! The fallback IKEv2 responder, which redirects clients after they authenticate, as a
+//! deterministic sans-IO state machine in quinn's shape: no sockets, no clock reads, no
+//! threads.
 //!
 //! The driver owns the UDP sockets on ports 500 and 4500 of the VIPs and, in a loop:
 //! - calls [`Responder::handle_datagram`] for every datagram received (the UDP payload
@@ -143,7 +144,7 @@ pub struct PeerConfig {
     pub auth: AuthMethod,
 }
 
-/// How an authenticated client is redirected (protocol.md §2.5, §2.6, §2.10).
+/// How an authenticated client is redirected (docs/protocol.md §2.5, §2.6, §2.10).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum AuthRedirect {
     /// Finish IKE_AUTH normally (the CHILD SA is negotiated, never installed), then send

@@ -240,7 +240,8 @@ fn psk_auth_is_prf_of_prf_key_pad() {
     assert!(!verify_psk_auth(prf, b"secret", &octets, &auth[..31]));
 }
 
-/// The NAT-D hashes of doc §5.1's request (made by a script, decoded by tshark).
+/// The NAT-D hashes of the request in docs/protocol.md §5.1 (made by a script, decoded
+/// by tshark).
 #[test]
 fn nat_detection_hash_matches_protocol_doc() {
     let spi_i = hex!("c0ffee0012345678");

@@ -18,7 +18,7 @@ use super::proposal::{
 };
 use super::{NattPayload, classify_natt};
 
-/// The IKE part of doc §5.1 (IKE_SA_INIT from 192.0.2.10), 216 bytes.
+/// The IKE part of docs/protocol.md §5.1 (IKE_SA_INIT from 192.0.2.10), 216 bytes.
 const SA_INIT: [u8; 216] = hex!(
     "c0ffee0012345678 0000000000000000 21 20 22 08 00000000 000000d8"
     "22000028 00000024 01010003 0300000c 01000014 800e0100 03000008 02000005 00000008 0400001f"
@@ -518,7 +518,8 @@ proptest! {
     }
 }
 
-/// The notify numbers against doc §1.5's table (RFC 7296 §3.10.1, RFC 5685 §9, RFC 7383).
+/// The notify numbers against the table of docs/protocol.md §1.5 (RFC 7296 §3.10.1,
+/// RFC 5685 §9, RFC 7383).
 #[test]
 fn notify_numbers_match_the_protocol_doc() {
     let table = [

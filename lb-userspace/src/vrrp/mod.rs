@@ -14,12 +14,12 @@
 //! [`unsolicited_na`](lb_common::wire::arp_nd::unsolicited_na) for each, set the XDP
 //! active flag; on [`Event::BecameBackup`] or [`Event::Stopped`]: the reverse).
 //!
-//! ikelb always runs with Accept_Mode True (protocol.md §3.7): the Active terminates IKE
-//! on the VIP, so there is no switch for it. Adverts are never sent less than one
-//! Advertisement_Interval apart (protocol.md §3.10: faster adverts silence a keepalived
-//! Active), so the "send an advert at once" answer to a priority-0 advert only happens
-//! when the interval has passed; the priority-0 advert of [`Vrrp::shutdown`] is the one
-//! exception.
+//! ikelb always runs with Accept_Mode True (docs/protocol.md §3.7): the Active terminates
+//! IKE on the VIP, so there is no switch for it. Adverts are never sent less than one
+//! Advertisement_Interval apart (docs/protocol.md §3.10: faster adverts silence a
+//! keepalived Active), so the "send an advert at once" answer to a priority-0 advert
+//! only happens when the interval has passed; the priority-0 advert of
+//! [`Vrrp::shutdown`] is the one exception.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::IpAddr;
@@ -59,7 +59,7 @@ pub struct Config {
     /// 1..=254, or 255 for the address owner. Default 100.
     pub priority: u8,
     /// Advertisement_Interval in centiseconds, 1..=4095. Default 100; the failover goal
-    /// needs 10 (protocol.md §3.6).
+    /// needs 10 (docs/protocol.md §3.6).
     pub interval_cs: u16,
     /// Our source address: the interface's primary IPv4 address or its IPv6 link-local
     /// address. It breaks priority ties and is in the checksum's pseudo-header.

@@ -68,7 +68,7 @@ fn drain_transmits(v: &mut Vrrp) -> Vec<Transmit> {
 
 #[test]
 fn timer_formulas_match_the_table() {
-    // protocol.md §3.6, exact values in nanoseconds.
+    // docs/protocol.md §3.6, exact values in nanoseconds.
     for (prio, cs, skew_ns, down_ns) in [
         (100, 100, 609_375_000, 3_609_375_000),
         (200, 100, 218_750_000, 3_218_750_000),
@@ -150,7 +150,7 @@ fn owner_is_active_at_once_and_ignores_adverts() {
 
 #[test]
 fn keepalived_advert_is_accepted_in_both_forms() {
-    // protocol.md §3.4: what keepalived 2.2.7 sends (and accepted from us), B form.
+    // docs/protocol.md §3.4: what keepalived 2.2.7 sends (and accepted from us), B form.
     let ka: [u8; 12] = [
         0x31, 0x33, 0xc8, 0x01, 0x00, 0x0a, 0x11, 0x5f, 0x0a, 0x37, 0x00, 0x01,
     ];

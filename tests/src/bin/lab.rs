@@ -1,6 +1,6 @@
 //! `ikelb-lab`: the network-namespace lab behind `cargo xtask lab`.
 //!
-//! By default the lab is issue 4's cluster: three strongSwan members, of which `gw1` and
+//! By default the lab is the VRRP cluster: three strongSwan members, of which `gw1` and
 //! `gw2` are VIP candidates running `ikelb run` with VRRPv3 (priority 200 and 190, 10 cs)
 //! and `gw3` runs `ikelb member`; every member reports its charon's IKE SAs (VICI) once
 //! a second and the master redirects each new client to the member with the most

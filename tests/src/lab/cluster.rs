@@ -1,4 +1,4 @@
-//! The lab as issue 4's cluster ([`Balancer::IkelbCluster`]): no static VIP owner. The
+//! The lab as a VRRP cluster ([`Balancer::IkelbCluster`]): no static VIP owner. The
 //! first `candidates` members run `ikelb run` with VRRPv3 (priority 200, 190, …, 10 cs)
 //! for the IPv4 VIP, the others `ikelb member`; every member reports the IKE SAs of its
 //! own charon over VICI, and the master redirects each new client to the member with

@@ -40,10 +40,10 @@ pub struct ClientResult {
 }
 
 impl ClientResult {
-    /// Whether this result is what a working redirect gives (peers.md §1): landed on a
-    /// member that saw the redirect, CHILD_SA up there; strongSwan clients ping through
-    /// the tunnel; libreswan clients fail to install ESP exactly when the kernel lacks
-    /// it. `Err` says what is missing.
+    /// Whether this result is what a working redirect gives (docs/testing.md §1.4, §3.1):
+    /// landed on a member that saw the redirect, CHILD_SA up there; strongSwan clients
+    /// ping through the tunnel; libreswan clients fail to install ESP exactly when the
+    /// kernel lacks it. `Err` says what is missing.
     pub fn verdict(&self, esp: Esp) -> Result<(), String> {
         let mut missing = Vec::new();
         if self.landed_on.is_none() {

@@ -1,4 +1,4 @@
-//! The lab (peers.md §5): one L2 segment, a bridge namespace with a veth to each of the
+//! The lab (docs/testing.md §2): one L2 segment, a bridge namespace with a veth to each of the
 //! load balancer `lb` (owning the VIP), the members `gw1..gwN` (strongSwan responders with
 //! kernel-libipsec) and the clients (strongSwan or libreswan initiators, one namespace
 //! each). The end-to-end tests and `cargo xtask lab` share it.
@@ -120,7 +120,7 @@ pub enum Balancer {
         /// `native`, `skb` or `auto`.
         xdp_mode: String,
     },
-    /// Issue 4's cluster: no static VIP owner; members `gw1..gw<candidates>` run `ikelb
+    /// The VRRP cluster: no static VIP owner; members `gw1..gw<candidates>` run `ikelb
     /// run` with VRRPv3 for the IPv4 VIP, the others `ikelb member`; every member reports
     /// its charon's IKE SAs (VICI) and the master redirects to the most headroom. IPv4
     /// clients only. See [`Lab::cluster_master`], [`Lab::kill_cluster_master`].

@@ -1,5 +1,5 @@
-//! libreswan pluto, self-contained per namespace (peers.md §4): its own ipsec.conf,
-//! secrets, NSS db, run dir and log; no host configuration is read.
+//! libreswan pluto, self-contained per namespace (docs/testing.md §5): its own
+//! ipsec.conf, secrets, NSS db, run dir and log; no host configuration is read.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};

@@ -1,5 +1,5 @@
 //! Real IKE peers, one daemon per network namespace: strongSwan charon (from a private
-//! root, peers.md §2–§3) and libreswan pluto (self-contained, peers.md §4).
+//! root, docs/testing.md §4) and libreswan pluto (self-contained, docs/testing.md §5).
 
 pub mod libreswan;
 pub mod root;

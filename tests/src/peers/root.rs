@@ -1,4 +1,4 @@
-//! The private strongSwan root (peers.md §2): Debian's charon, libcharon and the extra
+//! The private strongSwan root (docs/testing.md §4.1): Debian's charon, libcharon and the extra
 //! plugins (kernel-libipsec) unpacked under `<workspace>/target/peers/root`, because the
 //! system has libreswan installed and apt refuses both in one system.
 

@@ -1,4 +1,5 @@
-//! strongSwan charon, one per network namespace (peers.md §3), driven with swanctl.
+//! strongSwan charon, one per network namespace (docs/testing.md §4.2), driven with
+//! swanctl.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};

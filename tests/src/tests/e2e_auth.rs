@@ -1,7 +1,7 @@
-//! End to end, redirect after authentication (issue 7): ikelb's VIPs in
+//! End to end, redirect after authentication: ikelb's VIPs in
 //! `redirect = "auth"` mode, real clients authenticate ikelb with the lab PSK, are
 //! redirected by the VIP's `auth-redirect` method and build IKE + CHILD on a strongSwan
-//! member (peers.md §8, protocol.md §2.5, §2.6, §2.10):
+//! member (docs/testing.md §8, docs/protocol.md §2.5, §2.6, §2.10):
 //! - strongSwan 5.9.8, `"informational"`: IKE_AUTH completes at ikelb, then an
 //!   INFORMATIONAL request SK{N(REDIRECT)} moves it to the member; ping through it.
 //! - libreswan 4.10, `"ike_auth"`: N(REDIRECT) in the IKE_AUTH response; IKE + CHILD

@@ -1,4 +1,4 @@
-//! End to end, redirect after authentication by certificate (issue 7): ikelb's VIPs in
+//! End to end, redirect after authentication by certificate: ikelb's VIPs in
 //! `redirect = "auth"` mode with `[ike] certificate/private-key/ca` and every peer
 //! `auth = "certificate"`. rcgen makes a CA, ikelb's certificate, one per member (the
 //! same identity `gw.ikelb.test` as ikelb's: a redirected client checks the same remote

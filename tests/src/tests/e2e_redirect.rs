@@ -1,8 +1,8 @@
 //! End to end: ikelb's XDP program on the VIP redirects real strongSwan and libreswan
 //! clients (IPv4, IPv6, port 4500 with the non-ESP marker) to strongSwan members, and
-//! the tunnels come up there (peers.md §1 for what "up" means without kernel ESP), in
-//! native and in generic (skb) XDP mode; clients that do not announce REDIRECT_SUPPORTED
-//! get no answer from the fast path.
+//! the tunnels come up there (docs/testing.md §1.4 and §3.1 for what "up" means without
+//! kernel ESP), in native and in generic (skb) XDP mode; clients that do not announce
+//! REDIRECT_SUPPORTED get no answer from the fast path.
 //!
 //! Root only. Uses the `ikelb` binary from `IKELB_BIN`, else
 //! `<workspace>/target/release/ikelb` (`cargo xtask build`).

@@ -1,9 +1,9 @@
-//! VRRPv3 interop with keepalived 2.2.7 (`vrrp_version 3`), peers.md §6: ikelb takes
-//! over from a keepalived Active, keepalived takes over from a killed ikelb, and a
+//! VRRPv3 interop with keepalived 2.2.7 (`vrrp_version 3`), docs/testing.md §6: ikelb
+//! takes over from a keepalived Active, keepalived takes over from a killed ikelb, and a
 //! lower-priority ikelb follows keepalived and takes over at once on its priority-0
-//! advert; over multicast and unicast (peers.md §6's unicast checksum trap: ikelb
-//! never sends the 224.0.0.18 form), and with the plain checksum form, which
-//! keepalived 2.2.7 rejects.
+//! advert; over multicast and unicast (the unicast checksum trap of docs/protocol.md
+//! §3.4: ikelb never sends the 224.0.0.18 form), and with the plain checksum form,
+//! which keepalived 2.2.7 rejects.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

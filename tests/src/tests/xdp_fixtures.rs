@@ -1,4 +1,4 @@
-//! BPF_PROG_TEST_RUN fixture tables (style.md tests, layers 2 and 3): what `ikelb_xdp`
+//! BPF_PROG_TEST_RUN fixture tables (docs/testing.md §1.2, §1.3): what `ikelb_xdp`
 //! must do with captured strongSwan and libreswan requests and synthetic ones, under
 //! targets of each identity type (IPv4, IPv6, FQDN).
 //!
@@ -23,7 +23,7 @@ use super::xdp_fixtures_frames::{self as fr, Fix};
 use super::xdp_fixtures_harness::{Case, Expect, Harness};
 use crate::fixtures::{self, CAPTURED};
 
-/// The target of the IPv4 set-up (protocol.md §5.2).
+/// The target of the IPv4 set-up (docs/protocol.md §5.2).
 pub(super) const GW4: [u8; 4] = [198, 51, 100, 3];
 /// The target of the IPv6 set-up.
 pub(super) const GW6: [u8; 16] = [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 3];
@@ -128,7 +128,7 @@ pub(super) fn answerable() -> Vec<(String, Vec<u8>)> {
         }
         .frame(),
     ));
-    // Fields a responder ignores (protocol.md §1.9): minor version, V and reserved flags.
+    // Fields a responder ignores (docs/protocol.md §1.9): minor version, V and reserved flags.
     let vec4 = RequestSpec::default().frame();
     for (name, at, v) in [
         ("minor version 2.1", 17, 0x21),
@@ -189,8 +189,9 @@ fn xdp_fixtures_fqdn_target() {
     let mut h = Harness::new(&[fqdn(GW_FQDN)]);
     let cases = positive_table(&h);
     h.check_all(&cases);
-    // Long names: answered while the answer stays shorter than the request (doc §4.6),
-    // `pass_answer_too_large` from the first length where it would not.
+    // Long names: answered while the answer stays shorter than the request
+    // (docs/protocol.md §4.6), `pass_answer_too_large` from the first length where it
+    // would not.
     let v4 = RequestSpec::default().frame();
     let v6 = RequestSpec::v6().frame();
     // IKE 216 with a 32-byte nonce: 38 + L + 32 < 216 up to L = 145.

@@ -1,5 +1,5 @@
 //! Checks of the program's answers that do not use lb-common: the frame field by field
-//! (protocol.md §2.3, §4.3, §4.4) and tshark's decoding of it (REDIRECT (16407), the
+//! (docs/protocol.md §2.3, §4.3, §4.4) and tshark's decoding of it (REDIRECT (16407), the
 //! gateway identity, Redirect Nonce Data equal to the request's Ni, good checksums).
 
 use std::net::IpAddr;
@@ -17,7 +17,8 @@ pub(super) struct Answer {
     pub nonce: Vec<u8>,
 }
 
-/// The answer to `req`, checked field by field without lb-common (protocol.md §2.3, §4.3).
+/// The answer to `req`, checked field by field without lb-common (docs/protocol.md §2.3,
+/// §4.3).
 pub(super) fn check_reply(req: &[u8], out: &[u8], t: &Target) -> Vec<String> {
     let Some(l) = fr::layout(req) else {
         return vec!["request has no layout".into()];

@@ -1,4 +1,4 @@
-//! The harness of the XDP fixture tables (style.md tests, layer 2, Katran's tester in
+//! The harness of the XDP fixture tables (docs/testing.md §1.2, Katran's tester in
 //! Rust): a [`Case`] is a frame and what `ikelb_xdp` must do with it ([`Expect`]). The
 //! [`Harness`] loads the program, fills its maps, and keeps the same configuration for
 //! the reference model (`lb_common::wire::request::parse`, the target choice and

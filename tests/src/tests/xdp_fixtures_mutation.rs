@@ -1,4 +1,4 @@
-//! Seeded mutation run (style.md tests, layer 3): mutants of every seed request go to the
+//! Seeded mutation run (docs/testing.md §1.3): mutants of every seed request go to the
 //! reference model and to the program, which must agree on action and counter; the
 //! program must not answer what the model refuses, never answers with more bytes than it
 //! got, and its answers are byte-equal to `emit_reply_frame` (all checked by

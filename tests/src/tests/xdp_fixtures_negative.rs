@@ -3,7 +3,7 @@
 //! IKE header fields, notifies, addresses and ports, checksums, fragments, IPv6
 //! extension headers, non-ESP marker, nonce sizes, payload types, and the
 //! configuration (inactive, no target, auth-mode VIP). Each expectation is written from
-//! the protocol (protocol.md §1.9, §4.1); the harness also checks it against the model.
+//! the protocol (docs/protocol.md §1.9, §4.1); the harness also checks it against the model.
 
 use std::net::IpAddr;
 
@@ -52,7 +52,7 @@ const DROP_HDR: Expect = Expect::Drop(Stat::DropBadHeader);
 const DROP_CSUM: Expect = Expect::Drop(Stat::DropBadChecksum);
 const DROP_NONCE: Expect = Expect::Drop(Stat::DropBadNonce);
 
-/// IKE header fields (protocol.md §1.9, §4.1): every flags, version and exchange value,
+/// IKE header fields (docs/protocol.md §1.9, §4.1): every flags, version and exchange value,
 /// SPIs, message ID.
 fn header_cases(h: &Harness, name: &str, f: &[u8]) -> Vec<Case> {
     let ok = h.answer(f);
@@ -132,7 +132,7 @@ fn payload_cases(h: &mut Harness, name: &str, f: &[u8]) -> Vec<Case> {
     for (i, p) in pl.iter().enumerate() {
         let what = format!("{name}: payload {i} (type {})", p.ty);
         // An unknown critical payload is for userspace; an unknown one without C is
-        // skipped, and so is the C bit on a known one (protocol.md §1.9).
+        // skipped, and so is the C bit on a known one (docs/protocol.md §1.9).
         let crit = fr::edit(f, Fix::CSUM, |f, _| {
             f[p.np_at] = 49;
             f[p.at + 1] |= 0x80;

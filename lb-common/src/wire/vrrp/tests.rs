@@ -1,4 +1,4 @@
-//! Byte-exact vectors from protocol.md §3.4 and §5.3 in every checksum form.
+//! Byte-exact vectors from docs/protocol.md §3.4 and §5.3 in every checksum form.
 
 extern crate std;
 use super::*;
@@ -8,7 +8,7 @@ const A_SRC: IpAddr = IpAddr::V4(Ipv4Addr::new(198, 51, 100, 2));
 const GROUP: IpAddr = IpAddr::V4(GROUP_V4);
 const VIP: [u8; 4] = [198, 51, 100, 1];
 
-/// protocol.md §5.3 bytes 34.., variant A (checksum 0x405b).
+/// docs/protocol.md §5.3 bytes 34.., variant A (checksum 0x405b).
 static ADVERT_A: [u8; 12] = [
     0x31, 0x0a, 0x64, 0x01, 0x00, 0x64, 0x40, 0x5b, 0xc6, 0x33, 0x64, 0x01,
 ];
@@ -16,7 +16,7 @@ static ADVERT_A: [u8; 12] = [
 static ADVERT_B: [u8; 12] = [
     0x31, 0x0a, 0x64, 0x01, 0x00, 0x64, 0x35, 0x96, 0xc6, 0x33, 0x64, 0x01,
 ];
-/// protocol.md §3.4: an IPv4 header and advert keepalived 2.2.7 accepted
+/// docs/protocol.md §3.4: an IPv4 header and advert keepalived 2.2.7 accepted
 /// (10.55.0.100 → 224.0.0.18, VRID 51, priority 200, 10 cs, VIP 10.55.0.1, B 0x115f).
 static KEEPALIVED_ACCEPTED: [u8; 32] = [
     0x45, 0xc0, 0x00, 0x20, 0x00, 0x00, 0x00, 0x00, 0xff, 0x70, 0xd0, 0x00, 0x0a, 0x37, 0x00, 0x64,
@@ -301,7 +301,7 @@ fn addr_list_bounds() {
 
 #[test]
 fn pseudo_sum_matches_worked_example() {
-    // protocol.md §3.4: the pseudo-header words sum to 0x0ac5.
+    // docs/protocol.md §3.4: the pseudo-header words sum to 0x0ac5.
     let s = pseudo_sum(A_SRC, GROUP, 12).unwrap();
     assert_eq!(checksum::fold(s), 0x0ac5);
     assert_eq!(pseudo_sum(A_SRC, v6("ff02::12"), 12), None);
