@@ -1,6 +1,6 @@
 //! The generator's template: a request built by `frames::RequestSpec`, the offsets of
 //! every field the generator varies, and the checksum sums taken without them, so the
-//! program adds only what it writes (peers.md §9).
+//! program adds only what it writes (docs/testing.md §9.2).
 
 use lb_common::checksum;
 use lb_common::flood;

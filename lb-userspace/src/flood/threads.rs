@@ -1,5 +1,5 @@
 //! Generator threads: one per CPU, pinned, each making long BPF_PROG_TEST_RUN calls with
-//! live frames (each call costs ≈25 ms of page-pool setup, peers.md §9). A call ends
+//! live frames (each call costs ≈25 ms of page-pool setup, docs/testing.md §9.1). A call ends
 //! when its repetitions are done, or early when the watcher interrupts it with a signal
 //! (the count is reached under pacing, or the time is up).
 
