@@ -52,8 +52,9 @@ pub enum FloodError {
     Dataplane(#[from] DataplaneError),
 }
 
-fn setup<E: std::fmt::Display>(what: &str) -> impl Fn(E) -> FloodError + '_ {
-    move |e| FloodError::Setup(format!("{what}: {e}"))
+/// An error with what was being done, every cause (the OS error) included.
+fn setup<E: std::error::Error>(what: &str) -> impl Fn(E) -> FloodError + '_ {
+    move |e| FloodError::Setup(format!("{what}: {}", run::chain(&e)))
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]

@@ -135,7 +135,12 @@ impl Flood<'_> {
                     }
                     Ok(_) => {}
                     Err(e) if is_eintr(&e) => {}
-                    Err(e) => return Err(io::Error::other(format!("test_run on CPU {cpu}: {e}"))),
+                    Err(e) => {
+                        return Err(io::Error::other(format!(
+                            "test_run on CPU {cpu}: {}",
+                            super::run::chain(&e)
+                        )));
+                    }
                 }
             }
             Ok(())
