@@ -291,7 +291,7 @@ impl Config {
             });
         }
         let ctx = cluster::Ctx { text };
-        let cluster = raw.cluster.map(|c| ctx.cluster(c)).transpose()?;
+        let mut cluster = raw.cluster.map(|c| ctx.cluster(c)).transpose()?;
         if cluster.is_some() && !targets.is_empty() {
             return Err(ConfigError(
                 "[[target]] and [cluster] exclude each other: with a cluster the targets \
@@ -307,6 +307,14 @@ impl Config {
             .collect::<Result<Vec<_>, _>>()?;
         let fast: Vec<IpAddr> = vips.iter().map(|v| v.address).collect();
         ctx.cross(&vrrp, &fast)?;
+        if let Some(c) = &mut cluster {
+            // A member advertising a VIP would send clients back to the balancer.
+            c.trust.refused = fast
+                .iter()
+                .chain(vrrp.iter().flat_map(|v| &v.vips))
+                .copied()
+                .collect();
+        }
         let status = raw
             .status
             .map(|s| ctx.status(s))

@@ -26,6 +26,7 @@ pub fn exchange_config(c: &ClusterCfg) -> Result<Config, super::ClusterError> {
     x.interval = c.interval;
     x.holdtime = c.holdtime;
     x.max_skew = c.max_skew;
+    x.trust = c.trust.clone();
     if !c.identities.is_empty() {
         x.local = Some(LocalMember {
             identities: c.identities.clone(),
@@ -37,6 +38,13 @@ pub fn exchange_config(c: &ClusterCfg) -> Result<Config, super::ClusterError> {
     }
     x.validate()?;
     Ok(x)
+}
+
+/// Time since the Unix epoch (zero before it).
+fn unix_now() -> std::time::Duration {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
 }
 
 /// The name a member's targets carry in the dataplane.
@@ -261,10 +269,7 @@ pub async fn run(
             format!("load-exchange socket, port {}: {e}", c.port),
         )
     })?;
-    let unix = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
-    let mut lx = LoadExchange::new(cfg, Instant::now(), unix)
+    let mut lx = LoadExchange::new(cfg, Instant::now(), unix_now())
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
     info!(member = c.member_id, transport = ?c.transport, port = c.port, redirects = table.is_some(), "load exchange starting");
 
@@ -317,6 +322,9 @@ pub async fn run(
         }
         let deadline = lx.poll_timeout();
         let mut do_rebuild = changed;
+        // Re-read the wall clock every time round: a node started before its clock was
+        // set (NTP) would otherwise judge every report's timestamp against the wrong time.
+        lx.set_wall_clock(Instant::now(), unix_now());
         tokio::select! {
             r = sock.recv_from(&mut buf) => {
                 let (n, from) = r?;

@@ -32,18 +32,20 @@ mod member;
 pub mod probe;
 #[cfg(test)]
 mod tests;
+mod trust;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use lb_common::wire::load::{self as wire, Identities, Packet, Repr};
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 pub use auth::{KEY_MIN_LEN, Keyring, ReplayWindow, Seen, WINDOW, tag, verify};
 pub use damping::{Admit, Damping, FlapState};
 use member::Figures;
 pub use member::Member;
+pub use trust::{Trust, in_prefix, unicast_host};
 
 use crate::config::Identity;
 
@@ -55,6 +57,11 @@ pub const HOLD_INTERVALS: u32 = 3;
 pub const SKEW_DEFAULT: Duration = Duration::from_secs(10);
 /// Most senders remembered at once.
 pub const PEERS_MAX: usize = 1024;
+/// Without synchronised clocks, how far a sender's sequence number may run ahead of
+/// the time since its last accepted report (a sender counts in µs of its clock).
+pub const SEQ_SLACK: Duration = Duration::from_secs(60);
+/// Least time between two warnings about one sender's clock.
+const SKEW_LOG_EVERY: Duration = Duration::from_secs(10);
 
 /// This node as a member: what its reports say besides the sampled load.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -94,6 +101,7 @@ pub struct Config {
     /// `Some` when this node reports its own load (every member); `None` to listen only.
     pub local: Option<LocalMember>,
     pub damping: Damping,
+    pub trust: Trust,
 }
 
 impl Config {
@@ -107,6 +115,7 @@ impl Config {
             keys,
             local: None,
             damping: Damping::default(),
+            trust: Trust::default(),
         }
     }
 
@@ -173,12 +182,22 @@ pub enum DropReason {
     BadTag,
     /// Our own member id (multicast loop or a duplicate id).
     Own,
+    /// The member id is not bound to the key the report was signed with.
+    WrongKey,
+    /// The member's reports may not come from this source address.
+    BadSource,
     /// Timestamp older than the allowed skew.
     TooOld,
     /// Timestamp further ahead than the allowed skew.
     TooNew,
+    /// Sequence number further ahead than the sender's clock can be: it would
+    /// lock the sender's real reports out as replayed.
+    BadSequence,
     /// Sequence number already seen or left of the window.
     Replayed,
+    /// Advertises an identity that is no gateway (unspecified, loopback, multicast,
+    /// link-local, a VIP, outside the allowed prefixes).
+    BadIdentity,
     /// Authentic, but the sender is held out by flap damping.
     HeldOut,
     /// [`PEERS_MAX`] senders already.
@@ -186,14 +205,18 @@ pub enum DropReason {
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 9] = [
+    pub const ALL: [DropReason; 13] = [
         DropReason::Malformed,
         DropReason::UnknownKey,
         DropReason::BadTag,
         DropReason::Own,
+        DropReason::WrongKey,
+        DropReason::BadSource,
         DropReason::TooOld,
         DropReason::TooNew,
+        DropReason::BadSequence,
         DropReason::Replayed,
+        DropReason::BadIdentity,
         DropReason::HeldOut,
         DropReason::TableFull,
     ];
@@ -205,9 +228,13 @@ impl DropReason {
             DropReason::UnknownKey => "unknown_key",
             DropReason::BadTag => "bad_tag",
             DropReason::Own => "own",
+            DropReason::WrongKey => "wrong_key",
+            DropReason::BadSource => "bad_source",
             DropReason::TooOld => "too_old",
             DropReason::TooNew => "too_new",
+            DropReason::BadSequence => "bad_sequence",
             DropReason::Replayed => "replayed",
+            DropReason::BadIdentity => "bad_identity",
             DropReason::HeldOut => "held_out",
             DropReason::TableFull => "table_full",
         }
@@ -258,6 +285,8 @@ pub struct LoadExchange {
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
     stats: Stats,
+    /// When each sender's clock was last complained about.
+    skew_logged: BTreeMap<u32, Instant>,
 }
 
 impl LoadExchange {
@@ -281,6 +310,7 @@ impl LoadExchange {
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             stats: Stats::default(),
+            skew_logged: BTreeMap::new(),
             config,
         })
     }
@@ -314,12 +344,42 @@ impl LoadExchange {
         }
     }
 
-    fn wall_ms(&self, now: Instant) -> u64 {
-        let wall = match now.checked_duration_since(self.mono0) {
+    fn wall(&self, now: Instant) -> Duration {
+        match now.checked_duration_since(self.mono0) {
             Some(d) => self.wall0 + d,
             None => self.wall0.saturating_sub(self.mono0 - now),
-        };
-        u64::try_from(wall.as_millis()).unwrap_or(u64::MAX)
+        }
+    }
+
+    fn wall_ms(&self, now: Instant) -> u64 {
+        u64::try_from(self.wall(now).as_millis()).unwrap_or(u64::MAX)
+    }
+
+    fn wall_us(&self, now: Instant) -> u64 {
+        u64::try_from(self.wall(now).as_micros()).unwrap_or(u64::MAX)
+    }
+
+    /// A report's clock is off by more than the allowed skew: say so loudly (a node
+    /// whose clock is wrong drops every report and is dropped by every peer), but
+    /// once per [`SKEW_LOG_EVERY`] per sender.
+    fn log_skew(&mut self, now: Instant, member: u32, from: SocketAddr, offset_ms: i128) {
+        if self
+            .skew_logged
+            .get(&member)
+            .is_some_and(|&t| now < t + SKEW_LOG_EVERY)
+        {
+            return;
+        }
+        if self.skew_logged.len() >= PEERS_MAX {
+            self.skew_logged.clear();
+        }
+        self.skew_logged.insert(member, now);
+        warn!(
+            member,
+            %from,
+            offset_ms,
+            "load report dropped: the sender's clock differs from ours by more than the allowed skew"
+        );
     }
 
     /// A datagram arrived from `from`. Returns why it was dropped, if it was; either
@@ -355,16 +415,48 @@ impl LoadExchange {
         if repr.member_id == self.config.member_id {
             return Err(DropReason::Own);
         }
+        let trust = &self.config.trust;
+        if !trust.key_allows(repr.key_id, repr.member_id) {
+            return Err(DropReason::WrongKey);
+        }
+        if !trust.source_allows(repr.member_id, from.ip()) {
+            return Err(DropReason::BadSource);
+        }
         let figures = Figures::of(&repr).ok_or(DropReason::Malformed)?;
         if let Some(skew) = self.config.max_skew {
             let ours = self.wall_ms(now);
-            let skew = u64::try_from(skew.as_millis()).unwrap_or(u64::MAX);
-            if repr.timestamp_ms.saturating_add(skew) < ours {
-                return Err(DropReason::TooOld);
+            let skew_ms = u64::try_from(skew.as_millis()).unwrap_or(u64::MAX);
+            let late = repr.timestamp_ms.saturating_add(skew_ms) < ours;
+            if late || repr.timestamp_ms > ours.saturating_add(skew_ms) {
+                let offset = i128::from(repr.timestamp_ms) - i128::from(ours);
+                self.log_skew(now, repr.member_id, from, offset);
+                return Err(if late {
+                    DropReason::TooOld
+                } else {
+                    DropReason::TooNew
+                });
             }
-            if repr.timestamp_ms > ours.saturating_add(skew) {
-                return Err(DropReason::TooNew);
+            // Senders count in µs of their clock: a number beyond ours plus the skew
+            // was never sent by an honest member, and accepting it would hold every
+            // later real report below the window.
+            let skew_us = u64::try_from(skew.as_micros()).unwrap_or(u64::MAX);
+            if repr.seq > self.wall_us(now).saturating_add(skew_us) {
+                return Err(DropReason::BadSequence);
             }
+        } else if let Some(p) = self.peers.get(&repr.member_id)
+            && let Some(top) = p.window.top()
+        {
+            let since = now.saturating_duration_since(p.last_heard) + SEQ_SLACK;
+            if repr.seq > top.saturating_add(u64::try_from(since.as_micros()).unwrap_or(u64::MAX)) {
+                return Err(DropReason::BadSequence);
+            }
+        }
+        if !figures
+            .identities
+            .iter()
+            .all(|i| self.config.trust.identity_allows(i))
+        {
+            return Err(DropReason::BadIdentity);
         }
         if !self.peers.contains_key(&repr.member_id) && self.peers.len() >= PEERS_MAX {
             return Err(DropReason::TableFull);
@@ -440,10 +532,13 @@ impl LoadExchange {
     }
 
     fn send_report(&mut self, now: Instant) {
+        // The sequence follows our clock in µs (never backwards), so receivers can
+        // bound it by theirs; more than one report per µs still counts up.
+        let clock = self.wall_us(now);
         let Some(local) = &self.config.local else {
             return;
         };
-        self.seq += 1;
+        self.seq = (self.seq + 1).max(clock);
         let ids: Vec<wire::Identity<'_>> = local
             .identities
             .iter()

@@ -11,6 +11,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::{ConfigError, Identity, parse_identity};
+use crate::cluster::Trust;
 
 /// Default UDP port of the load exchange.
 pub const CLUSTER_PORT_DEFAULT: u16 = 4790;
@@ -65,6 +66,9 @@ pub struct ClusterCfg {
     pub slow_start_reports: u32,
     /// How often the slot table is rebuilt between reports.
     pub rebuild: Duration,
+    /// Which member may use which key, from where, and advertise what (the VIPs are
+    /// added to the refused identities when the whole config is read).
+    pub trust: Trust,
 }
 
 /// One validated `[[vrrp]]` instance.
@@ -126,6 +130,17 @@ pub(super) struct RawCluster {
     include_local: Option<bool>,
     slow_start_reports: Option<Spanned<i64>>,
     rebuild_ms: Option<Spanned<i64>>,
+    #[serde(default)]
+    member: Vec<RawMember>,
+    identity_prefixes: Option<Spanned<Vec<String>>>,
+}
+
+/// `[[cluster.member]]`: where a member's reports may come from.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawMember {
+    id: Spanned<i64>,
+    sources: Spanned<Vec<String>>,
 }
 
 #[derive(Deserialize)]
@@ -134,6 +149,8 @@ struct RawKey {
     id: Spanned<i64>,
     secret: Option<Spanned<String>>,
     secret_file: Option<Spanned<String>>,
+    /// Member ids that may report under this key (default: every member).
+    members: Option<Spanned<Vec<i64>>>,
 }
 
 #[derive(Deserialize)]
@@ -241,6 +258,7 @@ impl Ctx<'_> {
             ));
         }
         let mut keys: Vec<(u16, Vec<u8>)> = Vec::new();
+        let mut trust = Trust::default();
         for (i, k) in c.key.iter().enumerate() {
             let id: u16 = self.int(
                 &Some(k.id.clone()),
@@ -290,6 +308,59 @@ impl Ctx<'_> {
                 ));
             }
             keys.push((id, secret));
+            if let Some(ms) = &k.members {
+                let key = format!("cluster.key[{i}].members");
+                let ids = ms
+                    .get_ref()
+                    .iter()
+                    .map(|&m| {
+                        u32::try_from(m).map_err(|_| self.err(ms.span(), &key, "out of range"))
+                    })
+                    .collect::<Result<Vec<u32>, _>>()?;
+                if ids.is_empty() {
+                    return Err(self.err(ms.span(), &key, "name at least one member id"));
+                }
+                trust.key_members.insert(id, ids);
+            }
+        }
+        for (i, m) in c.member.iter().enumerate() {
+            let key = format!("cluster.member[{i}]");
+            let id: u32 = self.int(
+                &Some(m.id.clone()),
+                &format!("{key}.id"),
+                0..=0xffff_ffff,
+                0,
+            )?;
+            if trust.sources.contains_key(&id) {
+                return Err(self.err(m.id.span(), &format!("{key}.id"), "listed twice"));
+            }
+            let sources = self.addrs(&m.sources, &format!("{key}.sources"))?;
+            if sources.is_empty() {
+                return Err(self.err(
+                    m.sources.span(),
+                    &format!("{key}.sources"),
+                    "name at least one address",
+                ));
+            }
+            trust.sources.insert(id, sources);
+        }
+        if let Some(ps) = &c.identity_prefixes {
+            for p in ps.get_ref() {
+                let bad = || {
+                    self.err(
+                        ps.span(),
+                        "cluster.identity-prefixes",
+                        format!("`{p}` is not a prefix like 198.51.100.0/24"),
+                    )
+                };
+                let (a, l) = p.split_once('/').ok_or_else(bad)?;
+                let a: IpAddr = a.parse().map_err(|_| bad())?;
+                let l: u8 = l.parse().map_err(|_| bad())?;
+                if l > if a.is_ipv4() { 32 } else { 128 } {
+                    return Err(bad());
+                }
+                trust.identity_prefixes.push((a, l));
+            }
         }
         let send_key = match &c.send_key {
             None => keys[0].0,
@@ -419,6 +490,7 @@ impl Ctx<'_> {
                 10..=10_000,
                 100,
             )?),
+            trust,
         })
     }
 
@@ -547,131 +619,4 @@ impl Ctx<'_> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::super::Config;
-    use super::*;
-
-    const CLUSTER: &str = r#"
-[dataplane]
-iface = "eth1"
-
-[[vip]]
-address = "10.55.0.1"
-
-[cluster]
-member-id = 7
-interval-ms = 100
-peers = ["10.55.0.2", "10.55.0.3"]
-identities = ["198.51.100.11", "gw1.example.net"]
-capacity = 500
-vici = "/run/charon.vici"
-
-[[cluster.key]]
-id = 1
-secret = "0123456789abcdef0123"
-
-[[cluster.key]]
-id = 2
-secret = "fedcba9876543210fedc"
-
-[[vrrp]]
-vrid = 51
-priority = 200
-interval-cs = 10
-vips = ["10.55.0.1"]
-checksum = "plain"
-peers = ["10.55.0.2"]
-
-[status]
-metrics = "127.0.0.1:9640"
-"#;
-
-    #[test]
-    fn parses_cluster_vrrp_and_status() {
-        let c = Config::parse(CLUSTER).unwrap();
-        let k = c.cluster.unwrap();
-        assert_eq!(k.member_id, 7);
-        assert_eq!(k.send_key, 1);
-        assert_eq!(k.keys.len(), 2);
-        assert_eq!(k.interval, Duration::from_millis(100));
-        assert_eq!(k.holdtime, Duration::from_millis(300));
-        assert_eq!(k.port, CLUSTER_PORT_DEFAULT);
-        assert_eq!(k.probe, ProbeCfg::Vici("/run/charon.vici".into()));
-        assert!(matches!(k.transport, Transport::Unicast(ref p) if p.len() == 2));
-        assert_eq!(k.identities.len(), 2);
-        let v = &c.vrrp[0];
-        assert_eq!((v.vrid, v.priority, v.interval_cs), (51, 200, 10));
-        assert_eq!(v.checksum, ChecksumForm::Plain);
-        assert!(v.preempt);
-        assert_eq!(c.status.metrics.unwrap().port(), 9640);
-    }
-
-    #[test]
-    fn member_only_config_needs_no_vip() {
-        let c = Config::parse(
-            "[cluster]\nmember-id = 3\nidentities = [\"192.0.2.3\"]\nsas = 12\n\
-             [[cluster.key]]\nid = 1\nsecret = \"0123456789abcdef\"\n",
-        )
-        .unwrap();
-        let k = c.cluster.unwrap();
-        assert_eq!(k.probe, ProbeCfg::Fixed(12));
-        assert_eq!(k.transport, Transport::Multicast(CLUSTER_GROUP_DEFAULT));
-        assert!(c.vips.is_empty());
-    }
-
-    fn error_of(text: &str) -> String {
-        Config::parse(text).unwrap_err().to_string()
-    }
-
-    #[test]
-    fn errors_name_line_and_key() {
-        let base = "[[vip]]\naddress = \"10.0.0.1\"\n";
-        let key = "[[cluster.key]]\nid = 1\nsecret = \"0123456789abcdef\"\n";
-        let e = error_of(&format!("{base}[cluster]\nmember-id = 0\n{key}"));
-        assert!(
-            e.contains("line 4") && e.contains("cluster.member-id"),
-            "{e}"
-        );
-        let e = error_of(&format!(
-            "{base}[cluster]\nmember-id = 1\n[[cluster.key]]\nid = 1\nsecret = \"short\"\n"
-        ));
-        assert!(e.contains("line 7") && e.contains("cluster.key[0]"), "{e}");
-        let e = error_of(&format!(
-            "{base}[cluster]\nmember-id = 1\ngroup = \"10.1.1.1\"\n{key}"
-        ));
-        assert!(e.contains("line 5") && e.contains("cluster.group"), "{e}");
-        let e = error_of(&format!("{base}[cluster]\nmember-id = 1\nbogus = 1\n{key}"));
-        assert!(e.contains("line 5") && e.contains("bogus"), "{e}");
-        let e = error_of(&format!("{base}[cluster]\nmember-id = 1\n"));
-        assert!(e.contains("cluster.key"), "{e}");
-        let e = error_of(&format!(
-            "{base}[[vrrp]]\nvrid = 256\nvips = [\"10.0.0.1\"]\n"
-        ));
-        assert!(e.contains("line 4") && e.contains("vrrp[0].vrid"), "{e}");
-        let e = error_of(&format!(
-            "{base}[[vrrp]]\nvrid = 5\nvips = [\"10.0.0.1\"]\nchecksum = \"odd\"\n"
-        ));
-        assert!(
-            e.contains("line 6") && e.contains("vrrp[0].checksum"),
-            "{e}"
-        );
-        let e = error_of(&format!(
-            "{base}[[vrrp]]\nvrid = 5\nvips = [\"10.0.0.1\", \"2001:db8::1\"]\n"
-        ));
-        assert!(e.contains("line 5") && e.contains("mixes"), "{e}");
-        let e = error_of(&format!(
-            "{base}[[vrrp]]\nvrid = 5\nvips = [\"10.0.0.9\"]\n"
-        ));
-        assert!(e.contains("no [[vip]]"), "{e}");
-        let e = error_of(&format!(
-            "{base}[[vrrp]]\nvrid = 5\nvips = [\"10.0.0.1\"]\n[[vrrp]]\nvrid = 5\nvips = [\"10.0.0.1\"]\n"
-        ));
-        assert!(e.contains("twice"), "{e}");
-        let e = error_of(&format!("{base}[status]\nmetrics = \"nope\"\n"));
-        assert!(e.contains("line 4") && e.contains("status.metrics"), "{e}");
-        let e = error_of(&format!(
-            "{base}[[target]]\nname = \"a\"\nidentity = \"1.2.3.4\"\n[cluster]\nmember-id = 1\n{key}"
-        ));
-        assert!(e.contains("exclude"), "{e}");
-    }
-}
+mod tests;

@@ -1,0 +1,163 @@
+use super::super::Config;
+use super::*;
+
+const CLUSTER: &str = r#"
+[dataplane]
+iface = "eth1"
+
+[[vip]]
+address = "10.55.0.1"
+
+[cluster]
+member-id = 7
+interval-ms = 100
+peers = ["10.55.0.2", "10.55.0.3"]
+identities = ["198.51.100.11", "gw1.example.net"]
+capacity = 500
+vici = "/run/charon.vici"
+
+[[cluster.key]]
+id = 1
+secret = "0123456789abcdef0123"
+
+[[cluster.key]]
+id = 2
+secret = "fedcba9876543210fedc"
+
+[[vrrp]]
+vrid = 51
+priority = 200
+interval-cs = 10
+vips = ["10.55.0.1"]
+checksum = "plain"
+peers = ["10.55.0.2"]
+
+[status]
+metrics = "127.0.0.1:9640"
+"#;
+
+#[test]
+fn parses_cluster_vrrp_and_status() {
+    let c = Config::parse(CLUSTER).unwrap();
+    let k = c.cluster.unwrap();
+    assert_eq!(k.member_id, 7);
+    assert_eq!(k.send_key, 1);
+    assert_eq!(k.keys.len(), 2);
+    assert_eq!(k.interval, Duration::from_millis(100));
+    assert_eq!(k.holdtime, Duration::from_millis(300));
+    assert_eq!(k.port, CLUSTER_PORT_DEFAULT);
+    assert_eq!(k.probe, ProbeCfg::Vici("/run/charon.vici".into()));
+    assert!(matches!(k.transport, Transport::Unicast(ref p) if p.len() == 2));
+    assert_eq!(k.identities.len(), 2);
+    let v = &c.vrrp[0];
+    assert_eq!((v.vrid, v.priority, v.interval_cs), (51, 200, 10));
+    assert_eq!(v.checksum, ChecksumForm::Plain);
+    assert!(v.preempt);
+    assert_eq!(c.status.metrics.unwrap().port(), 9640);
+}
+
+#[test]
+fn member_only_config_needs_no_vip() {
+    let c = Config::parse(
+        "[cluster]\nmember-id = 3\nidentities = [\"192.0.2.3\"]\nsas = 12\n\
+         [[cluster.key]]\nid = 1\nsecret = \"0123456789abcdef\"\n",
+    )
+    .unwrap();
+    let k = c.cluster.unwrap();
+    assert_eq!(k.probe, ProbeCfg::Fixed(12));
+    assert_eq!(k.transport, Transport::Multicast(CLUSTER_GROUP_DEFAULT));
+    assert!(c.vips.is_empty());
+}
+
+fn error_of(text: &str) -> String {
+    Config::parse(text).unwrap_err().to_string()
+}
+
+#[test]
+fn errors_name_line_and_key() {
+    let base = "[[vip]]\naddress = \"10.0.0.1\"\n";
+    let key = "[[cluster.key]]\nid = 1\nsecret = \"0123456789abcdef\"\n";
+    let e = error_of(&format!("{base}[cluster]\nmember-id = 0\n{key}"));
+    assert!(
+        e.contains("line 4") && e.contains("cluster.member-id"),
+        "{e}"
+    );
+    let e = error_of(&format!(
+        "{base}[cluster]\nmember-id = 1\n[[cluster.key]]\nid = 1\nsecret = \"short\"\n"
+    ));
+    assert!(e.contains("line 7") && e.contains("cluster.key[0]"), "{e}");
+    let e = error_of(&format!(
+        "{base}[cluster]\nmember-id = 1\ngroup = \"10.1.1.1\"\n{key}"
+    ));
+    assert!(e.contains("line 5") && e.contains("cluster.group"), "{e}");
+    let e = error_of(&format!("{base}[cluster]\nmember-id = 1\nbogus = 1\n{key}"));
+    assert!(e.contains("line 5") && e.contains("bogus"), "{e}");
+    let e = error_of(&format!("{base}[cluster]\nmember-id = 1\n"));
+    assert!(e.contains("cluster.key"), "{e}");
+    let e = error_of(&format!(
+        "{base}[[vrrp]]\nvrid = 256\nvips = [\"10.0.0.1\"]\n"
+    ));
+    assert!(e.contains("line 4") && e.contains("vrrp[0].vrid"), "{e}");
+    let e = error_of(&format!(
+        "{base}[[vrrp]]\nvrid = 5\nvips = [\"10.0.0.1\"]\nchecksum = \"odd\"\n"
+    ));
+    assert!(
+        e.contains("line 6") && e.contains("vrrp[0].checksum"),
+        "{e}"
+    );
+    let e = error_of(&format!(
+        "{base}[[vrrp]]\nvrid = 5\nvips = [\"10.0.0.1\", \"2001:db8::1\"]\n"
+    ));
+    assert!(e.contains("line 5") && e.contains("mixes"), "{e}");
+    let e = error_of(&format!(
+        "{base}[[vrrp]]\nvrid = 5\nvips = [\"10.0.0.9\"]\n"
+    ));
+    assert!(e.contains("no [[vip]]"), "{e}");
+    let e = error_of(&format!(
+        "{base}[[vrrp]]\nvrid = 5\nvips = [\"10.0.0.1\"]\n[[vrrp]]\nvrid = 5\nvips = [\"10.0.0.1\"]\n"
+    ));
+    assert!(e.contains("twice"), "{e}");
+    let e = error_of(&format!("{base}[status]\nmetrics = \"nope\"\n"));
+    assert!(e.contains("line 4") && e.contains("status.metrics"), "{e}");
+    let e = error_of(&format!(
+        "{base}[[target]]\nname = \"a\"\nidentity = \"1.2.3.4\"\n[cluster]\nmember-id = 1\n{key}"
+    ));
+    assert!(e.contains("exclude"), "{e}");
+}
+
+#[test]
+fn trust_rules_parse_and_refuse_the_vips() {
+    let text = CLUSTER
+        .replace(
+            "[[vrrp]]",
+            "members = [7, 8]\n\n[[cluster.member]]\nid = 8\nsources = [\"10.55.0.2\"]\n\n[[vrrp]]",
+        )
+        .replace(
+            "capacity = 500",
+            "capacity = 500\nidentity-prefixes = [\"198.51.100.0/24\", \"2001:db8::/32\"]",
+        );
+    let k = Config::parse(&text).unwrap().cluster.unwrap();
+    assert_eq!(k.trust.key_members.get(&2), Some(&vec![7, 8]));
+    assert_eq!(k.trust.key_members.get(&1), None);
+    assert_eq!(
+        k.trust.sources.get(&8),
+        Some(&vec!["10.55.0.2".parse::<IpAddr>().unwrap()])
+    );
+    assert_eq!(k.trust.identity_prefixes.len(), 2);
+    assert_eq!(k.trust.refused, ["10.55.0.1".parse::<IpAddr>().unwrap(); 2]);
+    let e = error_of(&CLUSTER.replace(
+        "capacity = 500",
+        "capacity = 500\nidentity-prefixes = [\"198.51.100.0/33\"]",
+    ));
+    assert!(
+        e.contains("cluster.identity-prefixes") && e.contains("line 14"),
+        "{e}"
+    );
+    let e = error_of(&CLUSTER.replace("[[vrrp]]", "members = []\n\n[[vrrp]]"));
+    assert!(e.contains("cluster.key[1].members"), "{e}");
+    let e = error_of(&CLUSTER.replace(
+        "[[vrrp]]",
+        "[[cluster.member]]\nid = 8\nsources = [\"224.0.0.1\"]\n\n[[vrrp]]",
+    ));
+    assert!(e.contains("cluster.member[0].sources"), "{e}");
+}
