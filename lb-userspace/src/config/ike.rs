@@ -19,6 +19,10 @@
 //! # [ike] certificate = "/etc/ikelb/gw.pem", private-key = "/etc/ikelb/gw.key",
 //! #       ca = "/etc/ikelb/ca.pem"
 //! # [[ike.peer]] id = "C=CH, O=Example, CN=carol", auth = "certificate"
+//!
+//! # Limits on what unauthenticated clients make us hold (defaults shown).
+//! # [ike.limits] half-open-per-source = 20, half-open-max = 10000, sa-max = 50000,
+//! #              cookie-threshold = 1000, state-memory-mib = 64
 //! ```
 
 use std::net::IpAddr;
@@ -60,6 +64,18 @@ pub struct IkeCfg {
     pub credentials: Option<Arc<Credentials>>,
     /// `(VIP, method)` for every VIP with `redirect = "auth"`.
     pub auth_vips: Vec<(IpAddr, AuthRedirect)>,
+    pub limits: IkeLimits,
+}
+
+/// `[ike.limits]`: each `None` keeps [`crate::ike::ResponderConfig::new`]'s default.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct IkeLimits {
+    pub half_open_per_source: Option<usize>,
+    pub half_open_max: Option<usize>,
+    pub sa_max: Option<usize>,
+    pub cookie_threshold: Option<usize>,
+    /// In bytes (the config gives MiB).
+    pub state_memory_max: Option<usize>,
 }
 
 impl IkeCfg {
@@ -116,6 +132,18 @@ impl IkeCfg {
             .collect();
         rc.credentials = self.credentials.clone();
         rc.log_keys = log_keys;
+        let l = &self.limits;
+        for (set, to) in [
+            (l.half_open_per_source, &mut rc.half_open_per_source),
+            (l.half_open_max, &mut rc.half_open_max),
+            (l.sa_max, &mut rc.sa_max),
+            (l.cookie_threshold, &mut rc.cookie_threshold),
+            (l.state_memory_max, &mut rc.state_memory_max),
+        ] {
+            if let Some(v) = set {
+                *to = v;
+            }
+        }
         rc
     }
 }
@@ -130,6 +158,62 @@ pub(super) struct RawIke {
     ca: Option<Spanned<String>>,
     #[serde(default)]
     peer: Vec<RawPeer>,
+    limits: Option<RawLimits>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawLimits {
+    half_open_per_source: Option<Spanned<i64>>,
+    half_open_max: Option<Spanned<i64>>,
+    sa_max: Option<Spanned<i64>>,
+    cookie_threshold: Option<Spanned<i64>>,
+    state_memory_mib: Option<Spanned<i64>>,
+}
+
+/// `[ike.limits]`, each value in its range.
+fn limits(
+    raw: RawLimits,
+    err: &impl Fn(std::ops::Range<usize>, &str, String) -> ConfigError,
+) -> Result<IkeLimits, ConfigError> {
+    let get = |v: Option<Spanned<i64>>, key: &str, range: std::ops::RangeInclusive<i64>| {
+        v.map(|v| {
+            if range.contains(v.get_ref()) {
+                usize::try_from(*v.get_ref()).map_err(|_| err(v.span(), key, "out of range".into()))
+            } else {
+                Err(err(
+                    v.span(),
+                    key,
+                    format!("must be {}..={}", range.start(), range.end()),
+                ))
+            }
+        })
+        .transpose()
+    };
+    Ok(IkeLimits {
+        half_open_per_source: get(
+            raw.half_open_per_source,
+            "ike.limits.half-open-per-source",
+            1..=1_000_000,
+        )?,
+        half_open_max: get(
+            raw.half_open_max,
+            "ike.limits.half-open-max",
+            1..=10_000_000,
+        )?,
+        sa_max: get(raw.sa_max, "ike.limits.sa-max", 1..=10_000_000)?,
+        cookie_threshold: get(
+            raw.cookie_threshold,
+            "ike.limits.cookie-threshold",
+            0..=10_000_000,
+        )?,
+        state_memory_max: get(
+            raw.state_memory_mib,
+            "ike.limits.state-memory-mib",
+            1..=65_536,
+        )?
+        .map(|mib| mib << 20),
+    })
 }
 
 #[derive(Deserialize)]
@@ -330,8 +414,11 @@ pub(super) fn build(
         first_auth.get_or_insert((v.index, v.span));
         cfg.auth_vips.push((v.address, method));
     }
-    if let Some(raw) = raw {
+    if let Some(mut raw) = raw {
         cfg.credentials = credentials(&raw, &err)?;
+        if let Some(l) = raw.limits.take() {
+            cfg.limits = limits(l, &err)?;
+        }
         if let Some(id) = raw.identity {
             cfg.identity = Some(
                 parse_ike_identity(id.get_ref()).map_err(|m| err(id.span(), "ike.identity", m))?,
@@ -541,6 +628,30 @@ psk = "0x0102ff"
         assert!(e.contains("line 5") && e.contains("ike.identity"), "{e}");
         let e = error_of(&format!("{vip}[ike]\nbogus = 1\n"));
         assert!(e.contains("line 5") && e.contains("bogus"), "{e}");
+    }
+
+    #[test]
+    fn limits_are_applied_and_checked() {
+        let text = format!(
+            "{AUTH}[ike.limits]\nhalf-open-per-source = 4\nstate-memory-mib = 8\n\
+             cookie-threshold = 0\n"
+        );
+        let c = Config::parse(&text).unwrap();
+        let chooser = Box::new(|_: IpAddr| None);
+        let rc = c.ike.responder_config(&c.vips, chooser, false);
+        assert_eq!(rc.half_open_per_source, 4);
+        assert_eq!(rc.state_memory_max, 8 << 20);
+        assert_eq!(rc.cookie_threshold, 0);
+        // Unset: the responder's defaults.
+        assert_eq!(rc.half_open_max, 10_000);
+        let e = error_of(&format!("{AUTH}[ike.limits]\nhalf-open-max = 0\n"));
+        let line = AUTH.lines().count() + 2;
+        assert!(
+            e.contains(&format!("line {line}")) && e.contains("ike.limits.half-open-max"),
+            "{e}"
+        );
+        let e = error_of(&format!("{AUTH}[ike.limits]\nhalf-open = 3\n"));
+        assert!(e.contains("half-open"), "{e}");
     }
 
     #[test]

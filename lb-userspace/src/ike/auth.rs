@@ -20,7 +20,7 @@ use super::responder::{
     AuthMethod, AuthRedirect, DeleteReason, Event, GatewayIdentity, RedirectHow, Responder,
 };
 use super::sa::{Cached, IkeSa, OurRequest, Outstanding, SaState, digest};
-use super::sk::SkError;
+use super::sk::{OpenFragment, SkError};
 
 /// NO_ADDITIONAL_SAS (§3.10.1): our answer to every CREATE_CHILD_SA.
 const NO_ADDITIONAL_SAS: u16 = 35;
@@ -162,7 +162,7 @@ impl Responder {
         }
         let opened = if sa.fragmentation && ike.get(16) == Some(&kind::SKF) {
             match sa.open.open_fragment(ike) {
-                Ok(f) => match Reassembly::add(&mut sa.reassembly, f, digest(ike)) {
+                Ok(f) => match self.reassemble(sa, f, digest(ike)) {
                     Step::Done {
                         first,
                         plain,
@@ -330,6 +330,15 @@ impl Responder {
                 );
             }
         }
+    }
+
+    /// [`Reassembly::add`] with the SA's fragments charged against the state bound.
+    fn reassemble(&mut self, sa: &mut IkeSa, f: OpenFragment, raw_digest: [u8; 32]) -> Step {
+        let before = sa.reassembly.as_ref().map_or(0, Reassembly::held);
+        let step = Reassembly::add(&mut sa.reassembly, f, raw_digest, self.state_room());
+        let after = sa.reassembly.as_ref().map_or(0, Reassembly::held);
+        self.state_bytes = (self.state_bytes + after).saturating_sub(before);
+        step
     }
 
     fn redirected(&mut self, sa: &IkeSa, target: GatewayIdentity, how: RedirectHow) {

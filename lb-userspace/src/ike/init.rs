@@ -12,7 +12,10 @@ use super::dh::DhSecret;
 use super::message::{Header, Message, MessageError, Payload, notify};
 use super::payload::{KeyExchange, Notify, Proposal};
 use super::proposal::{IkeChoice, select_ike};
-use super::responder::{AuthRedirect, Event, GatewayIdentity, KeyLog, RedirectHow, Responder};
+use super::responder::{
+    AuthRedirect, Event, GatewayIdentity, HALF_OPEN_OVERHEAD, KeyLog, RedirectHow, Responder,
+    source_key,
+};
 use super::sa::{IkeSa, SaState};
 use super::sk::SkCipher;
 
@@ -275,7 +278,8 @@ impl Responder {
                 return;
             }
         }
-        let from_source = self.half_open_by_ip.get(&remote.ip()).copied().unwrap_or(0);
+        let source = source_key(remote.ip());
+        let from_source = self.half_open_by_source.get(&source).copied().unwrap_or(0);
         if self.half_open >= self.config.half_open_max
             || from_source >= self.config.half_open_per_source
             || self.sas.len() >= self.config.sa_max
@@ -389,6 +393,12 @@ impl Responder {
         .to_bytes() else {
             return;
         };
+        // The global state bound, with the exact charge of this SA: over it, the request
+        // is dropped like one over the half-open limits.
+        let charge = HALF_OPEN_OVERHEAD + ike.len() + init_resp.len();
+        if charge > self.state_room() {
+            return;
+        }
         self.send(local, remote, &init_resp);
 
         if self.config.log_keys {
@@ -432,7 +442,8 @@ impl Responder {
             scheduled: None,
         };
         self.half_open += 1;
-        *self.half_open_by_ip.entry(remote.ip()).or_insert(0) += 1;
+        self.state_bytes += sa.half_open_bytes();
+        *self.half_open_by_source.entry(source).or_insert(0) += 1;
         self.by_init.insert((remote, spi_i), spi_r);
         self.put_back(sa);
     }

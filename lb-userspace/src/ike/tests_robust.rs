@@ -246,7 +246,9 @@ pub(super) fn replay_ike_auth(
         scheduled: None,
     };
     g.r.half_open += 1;
-    g.r.half_open_by_ip.insert(remote.ip(), 1);
+    g.r.half_open_by_source
+        .insert(super::responder::source_key(remote.ip()), 1);
+    g.r.state_bytes += sa.half_open_bytes();
     g.r.by_init.insert((remote, sa.spi_i), sa.spi_r);
     let open = SkCipher::responder(&sa.keys, &suite);
     g.r.put_back(sa);
@@ -309,6 +311,28 @@ fn fragmented_ike_auth_is_reassembled() {
     // fragments are ignored.
     assert_eq!(g.deliver(c.addr, c.gw, &f[0]), out);
     assert!(g.deliver(c.addr, c.gw, &f[2]).is_empty());
+}
+
+#[test]
+fn reassembly_counts_against_the_state_bound() {
+    let mut g = Gw::new(config(AuthRedirect::IkeAuth));
+    let mut c = fragmenting_client(&mut g, 44, true);
+    let half_open = g.r.state_bytes();
+    let f = c.ike_auth_fragments(3, 3);
+    assert!(g.deliver(c.addr, c.gw, &f[0]).is_empty());
+    assert!(g.r.state_bytes() > half_open, "fragment 1 is held");
+    // No room left: the partial message is dropped and its bytes given back.
+    g.r.config.state_memory_max = half_open;
+    assert!(g.deliver(c.addr, c.gw, &f[1]).is_empty());
+    assert_eq!(g.r.state_bytes(), half_open);
+    assert!(g.deliver(c.addr, c.gw, &f[2]).is_empty());
+    // With room again, the client's retransmission goes through, and authenticating
+    // frees everything.
+    g.r.config.state_memory_max = usize::MAX;
+    assert!(g.deliver(c.addr, c.gw, &f[0]).is_empty());
+    assert!(g.deliver(c.addr, c.gw, &f[1]).is_empty());
+    assert_eq!(g.deliver(c.addr, c.gw, &f[2]).len(), 1);
+    assert_eq!(g.r.state_bytes(), 0);
 }
 
 #[test]
