@@ -286,8 +286,10 @@ impl Responder {
         {
             return;
         }
-        if !req.redirect_supported && !req.redirected_from {
-            // RFC 5685 §3: this client may not be redirected at all (module docs).
+        // RFC 5685 §3: a client without REDIRECT_SUPPORTED may not be redirected at all;
+        // one with REDIRECTED_FROM was redirected already and is never redirected again
+        // (§10: that could loop), the fast path's rule. Both are refused (module docs).
+        if req.redirected_from || !req.redirect_supported {
             self.answer_unauthenticated(
                 local,
                 remote,
@@ -299,6 +301,7 @@ impl Responder {
             self.event(Event::RedirectUnsupported {
                 client: remote,
                 spi_i,
+                redirected_from: req.redirected_from,
             });
             return;
         }

@@ -295,9 +295,17 @@ fn on_event(e: Event, stats: &mut DriverStats, keylog: &mut Option<KeyLogFile>) 
             let peer = peer.as_ref().map(|p| IdDisplay(p).to_string());
             warn!(%client, peer = peer.as_deref().unwrap_or("-"), "authentication failed");
         }
-        Event::RedirectUnsupported { client, .. } => {
+        Event::RedirectUnsupported {
+            client,
+            redirected_from,
+            ..
+        } => {
             stats.redirect_unsupported += 1;
-            info!(%client, "client does not support redirect: refused");
+            if redirected_from {
+                info!(%client, "client was redirected already (REDIRECTED_FROM): refused");
+            } else {
+                info!(%client, "client does not support redirect: refused");
+            }
         }
         Event::NoTarget { client, .. } => {
             stats.no_target += 1;

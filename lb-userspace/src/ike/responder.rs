@@ -22,12 +22,14 @@
 //!   one of the two [`AuthRedirect`] methods.
 //!
 //! **Clients that cannot be redirected.** RFC 5685 §3 forbids sending REDIRECT to a
-//! client that sent neither REDIRECT_SUPPORTED nor REDIRECTED_FROM in IKE_SA_INIT, and
-//! ikelb carries no ESP, so completing the exchange would hand the client a tunnel that
-//! goes nowhere. Such a request is refused at once with N(NO_PROPOSAL_CHOSEN) (no state
-//! kept, 36 bytes, never larger than the request) and reported as
-//! [`Event::RedirectUnsupported`]: the client fails fast and visibly instead of black-
-//! holing its traffic.
+//! client that did not send REDIRECT_SUPPORTED in IKE_SA_INIT, and ikelb carries no
+//! ESP, so completing the exchange would hand the client a tunnel that goes nowhere.
+//! A client that sent REDIRECTED_FROM was redirected already: redirecting it again
+//! could loop between gateways (§10), so, as on the fast path (which passes it up
+//! instead of answering), ikelb never redirects it again, REDIRECT_SUPPORTED or not.
+//! Either request is refused at once with N(NO_PROPOSAL_CHOSEN) (no state kept, 36
+//! bytes, never larger than the request) and reported as [`Event::RedirectUnsupported`]:
+//! the client fails fast and visibly instead of black-holing its traffic.
 //!
 //! **IKE fragmentation** (RFC 7383): to a client that sends
 //! IKEV2_FRAGMENTATION_SUPPORTED we answer it too, and reassemble its SKF requests
@@ -365,8 +367,13 @@ pub enum Event {
         client: SocketAddr,
         peer: Option<Identification>,
     },
-    /// IKE_SA_INIT without REDIRECT_SUPPORTED or REDIRECTED_FROM, refused.
-    RedirectUnsupported { client: SocketAddr, spi_i: [u8; 8] },
+    /// IKE_SA_INIT without REDIRECT_SUPPORTED, or with REDIRECTED_FROM, refused.
+    RedirectUnsupported {
+        client: SocketAddr,
+        spi_i: [u8; 8],
+        /// The client sent REDIRECTED_FROM: it was redirected already.
+        redirected_from: bool,
+    },
     /// The chooser had no target for an authenticated client; its SA is deleted.
     NoTarget { client: SocketAddr, spi_i: [u8; 8] },
     /// An SA ended.

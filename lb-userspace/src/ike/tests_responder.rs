@@ -314,13 +314,42 @@ fn client_without_redirect_support_is_refused() {
     );
     assert!(matches!(
         g.events().as_slice(),
-        [Event::RedirectUnsupported { .. }]
+        [Event::RedirectUnsupported {
+            redirected_from: false,
+            ..
+        }]
     ));
-    // REDIRECTED_FROM counts as support (RFC 5685 §3; both real clients send it
-    // instead of REDIRECT_SUPPORTED).
-    let mut c = Initiator::new(5, client(10, 500), gw(500), p, dh);
-    c.notifies = vec![status(notify::REDIRECTED_FROM, vec![1, 4, 203, 0, 113, 9])];
-    init(&mut g, &mut c);
+    assert_eq!(g.r.sa_count(), 0);
+}
+
+#[test]
+fn redirected_client_is_never_redirected_again() {
+    let mut g = Gw::new(config(AuthRedirect::Informational));
+    let (p, dh) = x25519_gcm();
+    // REDIRECTED_FROM, alone (as real clients send it after a redirect) or with
+    // REDIRECT_SUPPORTED: refused like a client that cannot be redirected, as the fast
+    // path never redirects it either (RFC 5685 §10: no loops).
+    let from = status(notify::REDIRECTED_FROM, vec![1, 4, 203, 0, 113, 9]);
+    let supported = status(notify::REDIRECT_SUPPORTED, Vec::new());
+    for (seed, notifies) in [(5, vec![from.clone()]), (6, vec![supported, from])] {
+        let mut c = Initiator::new(seed, client(10, 500), gw(500), p.clone(), dh);
+        c.notifies = notifies;
+        let req = c.sa_init();
+        let out = g.deliver(c.addr, c.gw, &req);
+        assert_eq!(
+            c.on_sa_init_response(&out[0]),
+            InitAnswer::Error(notify::NO_PROPOSAL_CHOSEN, vec![])
+        );
+        assert!(out[0].len() <= req.len());
+        assert!(matches!(
+            g.events().as_slice(),
+            [Event::RedirectUnsupported {
+                redirected_from: true,
+                ..
+            }]
+        ));
+        assert_eq!(g.r.sa_count(), 0);
+    }
 }
 
 #[test]
