@@ -19,6 +19,7 @@
 //! # [ike] certificate = "/etc/ikelb/gw.pem", private-key = "/etc/ikelb/gw.key",
 //! #       ca = "/etc/ikelb/ca.pem"
 //! # [[ike.peer]] id = "C=CH, O=Example, CN=carol", auth = "certificate"
+//! # allow-sha1 = false             # in [ike]: accept AUTH method 1 (RSA with SHA-1)
 //!
 //! # Limits on what unauthenticated clients make us hold (defaults shown).
 //! # [ike.limits] half-open-per-source = 20, half-open-max = 10000, sa-max = 50000,
@@ -65,6 +66,8 @@ pub struct IkeCfg {
     /// `(VIP, method)` for every VIP with `redirect = "auth"`.
     pub auth_vips: Vec<(IpAddr, AuthRedirect)>,
     pub limits: IkeLimits,
+    /// `allow-sha1`: accept AUTH method 1 (RSA with SHA-1) from certificate clients.
+    pub allow_sha1: bool,
 }
 
 /// `[ike.limits]`: each `None` keeps [`crate::ike::ResponderConfig::new`]'s default.
@@ -131,6 +134,7 @@ impl IkeCfg {
             })
             .collect();
         rc.credentials = self.credentials.clone();
+        rc.allow_sha1 = self.allow_sha1;
         rc.log_keys = log_keys;
         let l = &self.limits;
         for (set, to) in [
@@ -156,6 +160,8 @@ pub(super) struct RawIke {
     #[serde(alias = "private_key")]
     private_key: Option<Spanned<String>>,
     ca: Option<Spanned<String>>,
+    #[serde(default)]
+    allow_sha1: bool,
     #[serde(default)]
     peer: Vec<RawPeer>,
     limits: Option<RawLimits>,
@@ -363,7 +369,9 @@ fn credentials(
                 CertError::BadPrivateKey | CertError::KeyMismatch => {
                     (key_span.span(), "ike.private-key", key_span.get_ref())
                 }
-                CertError::UnsupportedKey => (ca_span.span(), "ike.ca", ca_span.get_ref()),
+                CertError::UnsupportedKey | CertError::WeakCaKey(_) => {
+                    (ca_span.span(), "ike.ca", ca_span.get_ref())
+                }
                 _ => (cert_span.span(), "ike.certificate", cert_span.get_ref()),
             };
             err(span, k, format!("{f}: {e}"))
@@ -416,6 +424,7 @@ pub(super) fn build(
     }
     if let Some(mut raw) = raw {
         cfg.credentials = credentials(&raw, &err)?;
+        cfg.allow_sha1 = raw.allow_sha1;
         if let Some(l) = raw.limits.take() {
             cfg.limits = limits(l, &err)?;
         }
@@ -652,6 +661,13 @@ psk = "0x0102ff"
         );
         let e = error_of(&format!("{AUTH}[ike.limits]\nhalf-open = 3\n"));
         assert!(e.contains("half-open"), "{e}");
+        // SHA-1 signatures: off unless asked for.
+        assert!(!rc.allow_sha1);
+        let c = Config::parse(&AUTH.replace("[ike]\n", "[ike]\nallow-sha1 = true\n")).unwrap();
+        let rc = c
+            .ike
+            .responder_config(&c.vips, Box::new(|_: IpAddr| None), false);
+        assert!(rc.allow_sha1);
     }
 
     #[test]

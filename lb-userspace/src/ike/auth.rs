@@ -92,6 +92,7 @@ fn verify_cert_auth(
     idi: &Identification,
     auth: &Auth,
     octets: &[u8],
+    allow_sha1: bool,
 ) -> bool {
     let Some((ee, rest)) = req.certs.split_first() else {
         return false;
@@ -101,7 +102,7 @@ fn verify_cert_auth(
     let Ok((cert, key)) = creds.verify_chain(ee, rest, SystemTime::now()) else {
         return false;
     };
-    cert_has_identity(&cert, idi) && key.verify_auth(auth, octets).is_ok()
+    cert_has_identity(&cert, idi) && key.verify_auth(auth, octets, allow_sha1).is_ok()
 }
 
 impl Responder {
@@ -246,12 +247,14 @@ impl Responder {
                     verify_psk_auth(prf, k, &octets(), &a.data).then(|| Ours::Psk(k.clone()))
                 }
                 AuthMethod::Psk(_) => None,
-                AuthMethod::Certificate => self
-                    .config
-                    .credentials
-                    .as_ref()
-                    .filter(|c| verify_cert_auth(c, &req, idi, a, &octets()))
-                    .map(|c| Ours::Cert(c.clone())),
+                AuthMethod::Certificate => {
+                    let sha1 = self.config.allow_sha1;
+                    self.config
+                        .credentials
+                        .as_ref()
+                        .filter(|c| verify_cert_auth(c, &req, idi, a, &octets(), sha1))
+                        .map(|c| Ours::Cert(c.clone()))
+                }
             },
             _ => None,
         };

@@ -129,7 +129,7 @@ pub enum AuthMethod {
     Psk(Secret),
     /// Certificates ([`ResponderConfig::credentials`]): the client's chain must lead
     /// to one of our CAs and prove its IDi, its AUTH is a signature (RFC 7427 method
-    /// 14, or 1, 9, 10); we answer with our certificate and an RFC 7427 signature.
+    /// 14, or 9, 10, and 1 with [`ResponderConfig::allow_sha1`]); we answer with our certificate and an RFC 7427 signature.
     Certificate,
 }
 
@@ -215,6 +215,9 @@ pub struct ResponderConfig {
     /// Our certificate and key and the CAs for [`AuthMethod::Certificate`] peers; with
     /// it, IKE_SA_INIT answers carry CERTREQ and SIGNATURE_HASH_ALGORITHMS.
     pub credentials: Option<std::sync::Arc<super::cert::Credentials>>,
+    /// Accept AUTH method 1 (RSA with SHA-1) from certificate clients; off by default,
+    /// SHA-1 signatures being forgeable in practice (SHAttered, 2017).
+    pub allow_sha1: bool,
     /// Emit [`Event::Keys`] for each SA: a debug/test aid for decrypting captures
     /// (tshark's `ikev2_decryption_table`). Never enable in production.
     pub log_keys: bool,
@@ -244,6 +247,7 @@ impl ResponderConfig {
             retransmit_timeout: Duration::from_millis(500),
             retransmit_tries: 5,
             credentials: None,
+            allow_sha1: false,
             log_keys: false,
         }
     }
