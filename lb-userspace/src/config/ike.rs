@@ -20,6 +20,7 @@
 //! #       ca = "/etc/ikelb/ca.pem"
 //! # [[ike.peer]] id = "C=CH, O=Example, CN=carol", auth = "certificate"
 //! # allow-sha1 = false             # in [ike]: accept AUTH method 1 (RSA with SHA-1)
+//! # psk-min-length = 16            # in [ike]: shortest PSK in bytes, 8 at least
 //!
 //! # Limits on what unauthenticated clients make us hold (defaults shown).
 //! # [ike.limits] half-open-per-source = 20, half-open-max = 10000, sa-max = 50000,
@@ -33,7 +34,7 @@ use serde::Deserialize;
 use toml::Spanned;
 use zeroize::Zeroizing;
 
-use super::{ConfigError, RedirectMode};
+use super::{ConfigError, RedirectMode, SecretFiles};
 use crate::ike::cert::{Credentials, parse_dn};
 use crate::ike::{AuthRedirect, Identity as IkeIdentity};
 
@@ -162,6 +163,7 @@ pub(super) struct RawIke {
     ca: Option<Spanned<String>>,
     #[serde(default)]
     allow_sha1: bool,
+    psk_min_length: Option<Spanned<i64>>,
     #[serde(default)]
     peer: Vec<RawPeer>,
     limits: Option<RawLimits>,
@@ -276,6 +278,12 @@ pub fn parse_ike_identity(s: &str) -> Result<IkeIdentity, String> {
     }
 }
 
+/// Default shortest PSK, in bytes: 128 bits, a brute-force margin for an offline
+/// dictionary attack on one captured IKE_AUTH (RFC 7296 §2.15 warns of exactly that).
+pub const PSK_MIN_LENGTH: usize = 16;
+/// The lowest `psk-min-length` may go.
+pub const PSK_MIN_FLOOR: usize = 8;
+
 /// A key as written: `0x` + hex digits, or the string's bytes.
 fn parse_psk(s: &str) -> Result<Zeroizing<Vec<u8>>, String> {
     let bytes = match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
@@ -306,6 +314,7 @@ fn parse_psk(s: &str) -> Result<Zeroizing<Vec<u8>>, String> {
 fn credentials(
     raw: &RawIke,
     err: &impl Fn(std::ops::Range<usize>, &str, String) -> ConfigError,
+    secrets: &mut SecretFiles,
 ) -> Result<Option<Arc<Credentials>>, ConfigError> {
     let keys = [
         ("ike.certificate", &raw.certificate),
@@ -331,6 +340,11 @@ fn credentials(
                 ),
             ));
         };
+        if key == "ike.private-key" {
+            secrets
+                .check(v.get_ref().as_ref())
+                .map_err(|m| err(v.span(), key, m))?;
+        }
         let bytes = Zeroizing::new(
             std::fs::read(v.get_ref())
                 .map_err(|e| err(v.span(), key, format!("{}: {e}", v.get_ref())))?,
@@ -387,6 +401,7 @@ pub(super) fn build(
     text: &str,
     raw: Option<RawIke>,
     vips: Vec<VipIke>,
+    files: &mut SecretFiles,
 ) -> Result<IkeCfg, ConfigError> {
     let err = |span: std::ops::Range<usize>, key: &str, msg: String| {
         ConfigError(format!(
@@ -423,7 +438,20 @@ pub(super) fn build(
         cfg.auth_vips.push((v.address, method));
     }
     if let Some(mut raw) = raw {
-        cfg.credentials = credentials(&raw, &err)?;
+        cfg.credentials = credentials(&raw, &err, files)?;
+        let psk_min = match &raw.psk_min_length {
+            None => PSK_MIN_LENGTH,
+            Some(v) => usize::try_from(*v.get_ref())
+                .ok()
+                .filter(|n| (PSK_MIN_FLOOR..=256).contains(n))
+                .ok_or_else(|| {
+                    err(
+                        v.span(),
+                        "ike.psk-min-length",
+                        format!("must be {PSK_MIN_FLOOR}..=256 (bytes)"),
+                    )
+                })?,
+        };
         cfg.allow_sha1 = raw.allow_sha1;
         if let Some(l) = raw.limits.take() {
             cfg.limits = limits(l, &err)?;
@@ -477,17 +505,24 @@ pub(super) fn build(
                 cfg.peers.push(IkePeerCfg { id, psk: None });
                 continue;
             }
-            let psk = match (p.psk, p.psk_file) {
-                (Some(k), None) => parse_psk(k.get_ref())
-                    .map_err(|m| err(k.span(), &format!("ike.peer[{i}].psk"), m))?,
+            let (psk, span, key) = match (p.psk, p.psk_file) {
+                (Some(k), None) => {
+                    let key = format!("ike.peer[{i}].psk");
+                    let psk = parse_psk(k.get_ref()).map_err(|m| err(k.span(), &key, m))?;
+                    (psk, k.span(), key)
+                }
                 (None, Some(f)) => {
                     let key = format!("ike.peer[{i}].psk-file");
+                    files
+                        .check(f.get_ref().as_ref())
+                        .map_err(|m| err(f.span(), &key, m))?;
                     let content = Zeroizing::new(
                         std::fs::read_to_string(f.get_ref())
                             .map_err(|e| err(f.span(), &key, format!("{}: {e}", f.get_ref())))?,
                     );
-                    parse_psk(content.trim_end_matches(['\n', '\r']))
-                        .map_err(|m| err(f.span(), &key, format!("{}: {m}", f.get_ref())))?
+                    let psk = parse_psk(content.trim_end_matches(['\n', '\r']))
+                        .map_err(|m| err(f.span(), &key, format!("{}: {m}", f.get_ref())))?;
+                    (psk, f.span(), key)
                 }
                 _ => {
                     return Err(err(
@@ -497,6 +532,18 @@ pub(super) fn build(
                     ));
                 }
             };
+            if psk.len() < psk_min {
+                return Err(err(
+                    span,
+                    &key,
+                    format!(
+                        "the key of peer `{}` has {} bytes, at least {psk_min} are needed \
+                         (ike.psk-min-length)",
+                        p.id.get_ref(),
+                        psk.len()
+                    ),
+                ));
+            }
             cfg.peers.push(IkePeerCfg {
                 id,
                 psk: Some(Psk(psk)),
@@ -543,11 +590,11 @@ identity = "vpn.example.net"
 
 [[ike.peer]]
 id = "alice@example.net"
-psk = "alice's secret"
+psk = "alice's long secret"
 
 [[ike.peer]]
 id = "@bob.example.net"
-psk = "0x0102ff"
+psk = "0x0102ff0102ff0102ff0102ff0102ff01"
 "#;
 
     #[test]
@@ -563,9 +610,17 @@ psk = "0x0102ff"
             ike.peers[0].id,
             IkeIdentity::Rfc822("alice@example.net".into())
         );
-        assert_eq!(&ike.peers[0].psk.as_ref().unwrap().0[..], b"alice's secret");
+        assert_eq!(
+            &ike.peers[0].psk.as_ref().unwrap().0[..],
+            b"alice's long secret"
+        );
         assert_eq!(ike.peers[1].id, IkeIdentity::Fqdn("bob.example.net".into()));
-        assert_eq!(&ike.peers[1].psk.as_ref().unwrap().0[..], &[1, 2, 0xff]);
+        assert_eq!(
+            &ike.peers[1].psk.as_ref().unwrap().0[..],
+            &[
+                1, 2, 0xff, 1, 2, 0xff, 1, 2, 0xff, 1, 2, 0xff, 1, 2, 0xff, 1
+            ]
+        );
         assert_eq!(
             ike.auth_redirect("192.0.2.1".parse().unwrap()),
             Some(AuthRedirect::Informational)
@@ -583,14 +638,17 @@ psk = "0x0102ff"
         let dir = std::env::temp_dir().join(format!("ikelb-psk-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let f = dir.join("k");
-        std::fs::write(&f, "from a file\n").unwrap();
+        std::fs::write(&f, "from a file, long enough\n").unwrap();
         let text = format!(
             "[[vip]]\naddress = \"192.0.2.1\"\nredirect = \"auth\"\n[ike]\nidentity = \"10.0.0.1\"\n\
              [[ike.peer]]\nid = \"c.example\"\npsk-file = \"{}\"\n",
             f.display()
         );
         let c = Config::parse(&text).unwrap();
-        assert_eq!(&c.ike.peers[0].psk.as_ref().unwrap().0[..], b"from a file");
+        assert_eq!(
+            &c.ike.peers[0].psk.as_ref().unwrap().0[..],
+            b"from a file, long enough"
+        );
         assert_eq!(
             c.ike.identity,
             Some(IkeIdentity::Ip("10.0.0.1".parse().unwrap()))
@@ -603,6 +661,81 @@ psk = "0x0102ff"
 
     fn error_of(text: &str) -> String {
         Config::parse(text).unwrap_err().to_string()
+    }
+
+    /// A key long enough for the default minimum.
+    const LONG: &str = "sixteen bytes ok";
+
+    #[test]
+    fn psk_minimum_length() {
+        let head =
+            "[[vip]]\naddress = \"192.0.2.1\"\nredirect = \"auth\"\n[ike]\nidentity = \"gw\"\n";
+        let peer = "[[ike.peer]]\nid = \"alice@example.net\"\npsk = \"ten bytes!\"\n";
+        let e = error_of(&format!("{head}{peer}"));
+        assert!(
+            e.contains("line 8")
+                && e.contains("ike.peer[0].psk")
+                && e.contains("alice@example.net")
+                && e.contains("10 bytes, at least 16"),
+            "{e}"
+        );
+        let c = Config::parse(&format!("{head}psk-min-length = 8\n{peer}")).unwrap();
+        assert_eq!(c.ike.peers.len(), 1);
+        let e = error_of(&format!("{head}psk-min-length = 4\n{peer}"));
+        assert!(
+            e.contains("line 6") && e.contains("ike.psk-min-length"),
+            "{e}"
+        );
+        Config::parse(&format!(
+            "{head}[[ike.peer]]\nid = \"a@b\"\npsk = \"{LONG}\"\n"
+        ))
+        .unwrap();
+    }
+
+    #[test]
+    fn secret_file_permissions() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("ikelb-perm-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (k, conf) = (dir.join("k"), dir.join("ikelb.toml"));
+        std::fs::write(&k, format!("{LONG}\n")).unwrap();
+        let chmod = |p: &std::path::Path, mode| {
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
+        };
+        let text = |strict: bool| {
+            format!(
+                "[security]\nstrict-permissions = {strict}\n[[vip]]\naddress = \"192.0.2.1\"\n\
+                 redirect = \"auth\"\n[ike]\nidentity = \"gw\"\n[[ike.peer]]\nid = \"c.example\"\n\
+                 psk-file = \"{}\"\n",
+                k.display()
+            )
+        };
+        chmod(&k, 0o600);
+        assert!(Config::parse(&text(true)).unwrap().warnings.is_empty());
+        // Readable by the group: a warning, or with strict-permissions an error.
+        chmod(&k, 0o640);
+        let c = Config::parse(&text(false)).unwrap();
+        assert!(
+            c.warnings.len() == 1 && c.warnings[0].contains("mode 0640"),
+            "{:?}",
+            c.warnings
+        );
+        let e = error_of(&text(true));
+        assert!(
+            e.contains("line 10") && e.contains("ike.peer[0].psk-file") && e.contains("0640"),
+            "{e}"
+        );
+        // The configuration file itself, which may hold keys.
+        chmod(&k, 0o600);
+        std::fs::write(&conf, text(true)).unwrap();
+        chmod(&conf, 0o604);
+        let e = Config::load(&conf).unwrap_err().to_string();
+        assert!(e.contains("ikelb.toml") && e.contains("0604"), "{e}");
+        std::fs::write(&conf, text(false)).unwrap();
+        assert_eq!(Config::load(&conf).unwrap().warnings.len(), 1);
+        chmod(&conf, 0o600);
+        assert!(Config::load(&conf).unwrap().warnings.is_empty());
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
@@ -629,8 +762,8 @@ psk = "0x0102ff"
         let e = error_of(&format!("{vip}{peer}psk = \"\"\n"));
         assert!(e.contains("empty"), "{e}");
         let e = error_of(&format!(
-            "{vip}[ike]\nidentity = \"gw\"\n[[ike.peer]]\nid = \"a.example\"\npsk = \"k\"\n\
-             [[ike.peer]]\nid = \"a.example\"\npsk = \"k\"\n"
+            "{vip}[ike]\nidentity = \"gw\"\n[[ike.peer]]\nid = \"a.example\"\npsk = \"{LONG}\"\n\
+             [[ike.peer]]\nid = \"a.example\"\npsk = \"{LONG}\"\n"
         ));
         assert!(e.contains("line 10") && e.contains("twice"), "{e}");
         let e = error_of(&format!("{vip}[ike]\nidentity = \"cn=x, =y\"\n"));
