@@ -165,13 +165,16 @@ pub struct DriverStats {
 pub struct KeyLogFile(File);
 
 impl KeyLogFile {
-    /// Creates (truncates) `path`, mode 0600: it holds session keys.
+    /// Creates `path`, mode 0600 (it holds session keys). It must not exist, not even
+    /// as a symbolic link (O_CREAT | O_EXCL | O_NOFOLLOW): whoever can write the
+    /// directory cannot make us write keys into a file they can read or point us at
+    /// another file.
     pub fn create(path: &Path) -> io::Result<Self> {
         use std::os::unix::fs::OpenOptionsExt;
         let f = std::fs::OpenOptions::new()
             .write(true)
-            .create(true)
-            .truncate(true)
+            .create_new(true)
+            .custom_flags(libc::O_NOFOLLOW)
             .mode(0o600)
             .open(path)?;
         Ok(KeyLogFile(f))
