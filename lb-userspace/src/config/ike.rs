@@ -14,13 +14,12 @@
 //! [[ike.peer]]
 //! id = "alice@example.net"
 //! psk = "a long random secret"      # or "0x<hex>", or psk-file = "/etc/ikelb/alice.psk"
+//!                                   # at least [ike] psk-min-length = 16 bytes (8 or more)
 //!
 //! # Certificates (RFC 7427 signatures): our certificate and key, the clients' CAs.
 //! # [ike] certificate = "/etc/ikelb/gw.pem", private-key = "/etc/ikelb/gw.key",
-//! #       ca = "/etc/ikelb/ca.pem"
+//! #       ca = "/etc/ikelb/ca.pem", allow-sha1 = false (true: accept AUTH method 1)
 //! # [[ike.peer]] id = "C=CH, O=Example, CN=carol", auth = "certificate"
-//! # allow-sha1 = false             # in [ike]: accept AUTH method 1 (RSA with SHA-1)
-//! # psk-min-length = 16            # in [ike]: shortest PSK in bytes, 8 at least
 //!
 //! # Limits on what unauthenticated clients make us hold (defaults shown).
 //! # [ike.limits] half-open-per-source = 20, half-open-max = 10000, sa-max = 50000,
@@ -66,6 +65,7 @@ pub struct IkeCfg {
     pub credentials: Option<Arc<Credentials>>,
     /// `(VIP, method)` for every VIP with `redirect = "auth"`.
     pub auth_vips: Vec<(IpAddr, AuthRedirect)>,
+    /// `[ike.limits]`.
     pub limits: IkeLimits,
     /// `allow-sha1`: accept AUTH method 1 (RSA with SHA-1) from certificate clients.
     pub allow_sha1: bool,
@@ -220,7 +220,7 @@ fn limits(
             "ike.limits.state-memory-mib",
             1..=65_536,
         )?
-        .map(|mib| mib << 20),
+        .map(|mib| mib.saturating_mul(1 << 20)),
     })
 }
 
@@ -278,8 +278,9 @@ pub fn parse_ike_identity(s: &str) -> Result<IkeIdentity, String> {
     }
 }
 
-/// Default shortest PSK, in bytes: 128 bits, a brute-force margin for an offline
-/// dictionary attack on one captured IKE_AUTH (RFC 7296 §2.15 warns of exactly that).
+/// Default shortest PSK, in bytes (128 bits): whoever poses as the gateway to a client
+/// receives the client's PSK AUTH and can guess the key offline, so it needs as much
+/// unpredictability as the keys it protects (RFC 7296 §2.15).
 pub const PSK_MIN_LENGTH: usize = 16;
 /// The lowest `psk-min-length` may go.
 pub const PSK_MIN_FLOOR: usize = 8;

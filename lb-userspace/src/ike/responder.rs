@@ -129,7 +129,8 @@ pub enum AuthMethod {
     Psk(Secret),
     /// Certificates ([`ResponderConfig::credentials`]): the client's chain must lead
     /// to one of our CAs and prove its IDi, its AUTH is a signature (RFC 7427 method
-    /// 14, or 9, 10, and 1 with [`ResponderConfig::allow_sha1`]); we answer with our certificate and an RFC 7427 signature.
+    /// 14, or 9, 10, and 1 with [`ResponderConfig::allow_sha1`]); we answer with our
+    /// certificate and an RFC 7427 signature.
     Certificate,
 }
 
@@ -225,9 +226,10 @@ pub struct ResponderConfig {
 
 impl ResponderConfig {
     /// Defaults: cookies from 1000 half-open SAs, 20 half-open per source, 10 000 in
-    /// all, 64 MiB for half-open and reassembly state, 30 s half-open timeout (strongSwan's `half_open_timeout`), 30 s linger after
-    /// a redirect, retransmissions at 0.5 s doubling, 5 tries (libreswan's start, about
-    /// 31 s in all).
+    /// all, 64 MiB for half-open and reassembly state, 30 s half-open timeout
+    /// (strongSwan's `half_open_timeout`), 30 s linger after a redirect, retransmissions
+    /// at 0.5 s doubling, 5 tries (libreswan's start, about 31 s in all); SHA-1
+    /// signatures refused.
     pub fn new(local_id: Identity, chooser: Box<dyn TargetChooser>) -> Self {
         ResponderConfig {
             local_id,
