@@ -195,8 +195,9 @@ mod tests {
         let server = tokio::spawn(serve(Failing(tries.clone()), Limits::default(), echo));
         tokio::time::sleep(Duration::from_millis(400)).await;
         server.abort();
-        // 10 + 20 + 40 + 80 + 160 ms: about 5 tries in 400 ms, not a spin.
+        // Tries at 0, 10, 30, 70, 150 and 310 ms: about 6 in 400 ms (fewer on a busy
+        // machine), not a spin.
         let n = tries.load(Ordering::Relaxed);
-        assert!((3..=8).contains(&n), "{n} accept tries");
+        assert!((2..=8).contains(&n), "{n} accept tries");
     }
 }

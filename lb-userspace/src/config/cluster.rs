@@ -540,9 +540,9 @@ impl Ctx<'_> {
         let number = |v: &Option<Spanned<i64>>, key: &str, max: i64| {
             v.as_ref()
                 .map(|v| {
-                    usize::try_from(*v.get_ref())
-                        .ok()
-                        .filter(|n| *n >= 1 && i64::try_from(*n).is_ok_and(|n| n <= max))
+                    Some(*v.get_ref())
+                        .filter(|n| (1..=max).contains(n))
+                        .and_then(|n| usize::try_from(n).ok())
                         .ok_or_else(|| self.err(v.span(), key, format!("must be 1..={max}")))
                 })
                 .transpose()
