@@ -10,7 +10,9 @@ use std::time::{Instant, SystemTime};
 use lb_common::wire::ike as wire;
 use rand_core::RngCore;
 
-use super::cert::{CERT_X509, Credentials, cert_has_identity, identity_eq, our_identity};
+use super::cert::{
+    CERT_X509, CertError, Credentials, cert_has_identity, identity_eq, our_identity,
+};
 use super::crypto::{Secret, psk_auth, signed_octets, verify_psk_auth};
 use super::frag::{Reassembly, Step};
 use super::message::{Header, Message, Payload, kind, notify, parse_chain};
@@ -93,16 +95,17 @@ fn verify_cert_auth(
     auth: &Auth,
     octets: &[u8],
     allow_sha1: bool,
-) -> bool {
+) -> Result<(), CertError> {
     let Some((ee, rest)) = req.certs.split_first() else {
-        return false;
+        return Err(CertError::NoCertificate);
     };
     // The wall clock, for certificate validity: the one input the sans-IO responder
     // takes from outside its arguments.
-    let Ok((cert, key)) = creds.verify_chain(ee, rest, SystemTime::now()) else {
-        return false;
-    };
-    cert_has_identity(&cert, idi) && key.verify_auth(auth, octets, allow_sha1).is_ok()
+    let (cert, key) = creds.verify_chain(ee, rest, SystemTime::now())?;
+    if !cert_has_identity(&cert, idi) {
+        return Err(CertError::IdentityMismatch);
+    }
+    key.verify_auth(auth, octets, allow_sha1)
 }
 
 impl Responder {
@@ -239,8 +242,10 @@ impl Responder {
         let peer = self.config.peers.iter().find(|p| identity_eq(&p.id, idi));
         // No AUTH (EAP), another method, an unknown identity, a wrong MAC or signature,
         // a certificate that does not chain or name the IDi all fail the same way, so a
-        // probe learns nothing about which identities exist.
+        // probe learns nothing about which identities exist; only our log learns why a
+        // certificate was refused.
         let octets = || signed_octets(prf, &sa.init_req, &sa.nr, &sa.keys.sk_pi, &idi.body());
+        let mut refused = None;
         let ours = match (peer, req.auth) {
             (Some(p), Some(a)) => match &p.auth {
                 AuthMethod::Psk(k) if a.method == AUTH_PSK => {
@@ -249,11 +254,15 @@ impl Responder {
                 AuthMethod::Psk(_) => None,
                 AuthMethod::Certificate => {
                     let sha1 = self.config.allow_sha1;
-                    self.config
-                        .credentials
-                        .as_ref()
-                        .filter(|c| verify_cert_auth(c, &req, idi, a, &octets(), sha1))
-                        .map(|c| Ours::Cert(c.clone()))
+                    self.config.credentials.as_ref().and_then(|c| {
+                        match verify_cert_auth(c, &req, idi, a, &octets(), sha1) {
+                            Ok(()) => Some(Ours::Cert(c.clone())),
+                            Err(e) => {
+                                refused = Some(e);
+                                None
+                            }
+                        }
+                    })
                 }
             },
             _ => None,
@@ -285,6 +294,7 @@ impl Responder {
             self.event(Event::AuthFailed {
                 client: remote,
                 peer: Some(idi.clone()),
+                certificate: refused,
             });
             self.close(now, sa, DeleteReason::AuthFailed);
             return;

@@ -93,7 +93,7 @@ const SHA512: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.
 pub enum CertError {
     #[error("not a PEM or DER X.509 certificate")]
     BadCertificate,
-    #[error("no certificate in the file")]
+    #[error("no certificate")]
     NoCertificate,
     #[error("not an RSA or ECDSA (P-256, P-384) private key in PEM")]
     BadPrivateKey,

@@ -293,10 +293,18 @@ fn on_event(e: Event, stats: &mut DriverStats, keylog: &mut Option<KeyLogFile>) 
             stats.redirected += 1;
             info!(%client, target = %GatewayDisplay(&target), how = ?how, "redirected");
         }
-        Event::AuthFailed { client, peer } => {
+        Event::AuthFailed {
+            client,
+            peer,
+            certificate,
+        } => {
             stats.auth_failed += 1;
             let peer = peer.as_ref().map(|p| IdDisplay(p).to_string());
-            warn!(%client, peer = peer.as_deref().unwrap_or("-"), "authentication failed");
+            let peer = peer.as_deref().unwrap_or("-");
+            match certificate {
+                Some(why) => warn!(%client, peer, %why, "authentication failed: certificate"),
+                None => warn!(%client, peer, "authentication failed"),
+            }
         }
         Event::RedirectUnsupported {
             client,

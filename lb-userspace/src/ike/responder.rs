@@ -372,6 +372,8 @@ pub enum Event {
     AuthFailed {
         client: SocketAddr,
         peer: Option<Identification>,
+        /// Why a certificate peer's chain, identity or signature was refused.
+        certificate: Option<super::cert::CertError>,
     },
     /// IKE_SA_INIT without REDIRECT_SUPPORTED, or with REDIRECTED_FROM, refused.
     RedirectUnsupported {

@@ -17,7 +17,7 @@ use super::cert::{
     PublicKey, SigAlg, cert_has_identity, identity_eq, our_identity, parse_dn,
 };
 use super::payload::{Auth, Identification};
-use super::responder::Identity;
+use super::responder::{Event, Identity};
 
 #[derive(Clone, Copy, Debug)]
 enum Kind {
@@ -724,6 +724,17 @@ fn responder_ike_auth_with_certificates() {
             let msg = c.open(&out[0]);
             if n == 1 {
                 assert!(msg.find_notify(notify::AUTHENTICATION_FAILED).is_some());
+                // Why stays in our log.
+                assert!(
+                    g.events().iter().any(|e| matches!(
+                        e,
+                        Event::AuthFailed {
+                            certificate: Some(CertError::UntrustedChain),
+                            ..
+                        }
+                    )),
+                    "{kind:?}"
+                );
                 continue;
             }
             let kinds: Vec<u8> = msg.payloads.iter().map(Payload::kind).collect();
