@@ -90,6 +90,31 @@ proptest! {
         while g.step().is_some() {}
         prop_assert_eq!(g.r.sa_count(), 0);
         prop_assert_eq!(g.r.half_open_count(), 0);
+        prop_assert_eq!(g.r.state_bytes(), 0);
+    }
+
+    /// Whatever fragments arrive, in any order, repeated or missing, from two clients,
+    /// every byte charged against the state bound comes back when the SAs end.
+    #[test]
+    fn state_bytes_always_come_back(
+        arrivals in proptest::collection::vec((0usize..8, 0usize..2), 0..24),
+        n in 1u16..5,
+        more in 0u16..2,
+    ) {
+        let mut g = Gw::new(config(AuthRedirect::IkeAuth));
+        let mut clients: Vec<Initiator> =
+            (0..2).map(|i| fragmenting_client(&mut g, 60 + i, true)).collect();
+        let frags: Vec<Vec<Vec<u8>>> = clients
+            .iter_mut()
+            .map(|c| c.ike_auth_fragments(n, n + more))
+            .collect();
+        for (i, who) in arrivals {
+            let (c, f) = (&clients[who], &frags[who]);
+            feed(&mut g, c.addr, c.gw, &f[i % f.len()]);
+        }
+        while g.step().is_some() {}
+        prop_assert_eq!(g.r.sa_count(), 0);
+        prop_assert_eq!(g.r.state_bytes(), 0);
     }
 
     /// Every byte of an SK message is covered by the ICV: a changed IKE_AUTH gets no
