@@ -107,6 +107,44 @@ pub struct Config {
     pub status: StatusCfg,
     /// The userspace IKE responder: `[ike]` and each auth-mode VIP's method.
     pub ike: IkeCfg,
+    /// `[security] strict-permissions`: refuse secret files that group or others can
+    /// read, instead of warning.
+    pub strict_permissions: bool,
+    /// What was accepted but should be fixed (secret files group or others can read);
+    /// [`Config::load`] logs each.
+    pub warnings: Vec<String>,
+}
+
+/// The permission check of files that hold secrets: the configuration (it may hold
+/// PSKs), `psk-file`s and `private-key`. One that its group or others can read is a
+/// warning, or an error with `[security] strict-permissions = true`.
+pub(crate) struct SecretFiles {
+    strict: bool,
+    warnings: Vec<String>,
+}
+
+impl SecretFiles {
+    /// Checks `path`. A file that cannot be inspected passes here: reading it reports
+    /// why.
+    pub(crate) fn check(&mut self, path: &Path) -> Result<(), String> {
+        use std::os::unix::fs::PermissionsExt;
+        let Ok(meta) = std::fs::metadata(path) else {
+            return Ok(());
+        };
+        let mode = meta.permissions().mode() & 0o7777;
+        if mode & 0o044 == 0 {
+            return Ok(());
+        }
+        let msg = format!(
+            "{}: mode {mode:04o} lets group or others read this secret (chmod go-rw)",
+            path.display()
+        );
+        if self.strict {
+            return Err(msg);
+        }
+        self.warnings.push(msg);
+        Ok(())
+    }
 }
 
 /// A configuration error, already formatted with file, line and key.
@@ -128,6 +166,14 @@ struct RawConfig {
     vrrp: Vec<cluster::RawVrrp>,
     status: Option<cluster::RawStatus>,
     ike: Option<ike::RawIke>,
+    security: Option<RawSecurity>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawSecurity {
+    #[serde(default)]
+    strict_permissions: bool,
 }
 
 #[derive(Deserialize)]
@@ -161,7 +207,18 @@ impl Config {
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| ConfigError(format!("{}: {e}", path.display())))?;
-        Self::parse(&text).map_err(|e| ConfigError(format!("{}: {}", path.display(), e.0)))
+        let mut c =
+            Self::parse(&text).map_err(|e| ConfigError(format!("{}: {}", path.display(), e.0)))?;
+        let mut files = SecretFiles {
+            strict: c.strict_permissions,
+            warnings: Vec::new(),
+        };
+        files.check(path).map_err(ConfigError)?;
+        c.warnings.splice(0..0, files.warnings);
+        for w in &c.warnings {
+            tracing::warn!("{w}");
+        }
+        Ok(c)
     }
 
     pub fn parse(text: &str) -> Result<Self, ConfigError> {
@@ -320,7 +377,12 @@ impl Config {
             .map(|s| ctx.status(s))
             .transpose()?
             .unwrap_or_default();
-        let ike = ike::build(text, raw.ike, vip_ike)?;
+        let strict_permissions = raw.security.is_some_and(|s| s.strict_permissions);
+        let mut files = SecretFiles {
+            strict: strict_permissions,
+            warnings: Vec::new(),
+        };
+        let ike = ike::build(text, raw.ike, vip_ike, &mut files)?;
         Ok(Config {
             iface,
             xdp_mode,
@@ -330,6 +392,8 @@ impl Config {
             vrrp,
             status,
             ike,
+            strict_permissions,
+            warnings: files.warnings,
         })
     }
 }

@@ -7,6 +7,7 @@ pub mod dataplane;
 pub mod flood;
 pub mod frames;
 pub mod ike;
+pub mod listen;
 pub mod metrics;
 pub mod net;
 pub mod node;

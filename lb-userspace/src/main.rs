@@ -39,7 +39,8 @@ enum Cmd {
         #[arg(long)]
         xdp_mode: Option<XdpModeCfg>,
         /// TEST ONLY: write the IKE session keys of the userspace responder to this
-        /// file as tshark `ikev2_decryption_table` rows (also: env IKELB_IKE_KEYLOG).
+        /// new file (it must not exist; mode 0600) as tshark `ikev2_decryption_table`
+        /// rows. Only this flag enables it, never the environment.
         #[arg(long)]
         ike_keylog: Option<PathBuf>,
     },
@@ -293,7 +294,6 @@ fn start_ike(
     chooser: Box<dyn lb_userspace::ike::TargetChooser>,
     keylog: Option<PathBuf>,
 ) -> Result<Option<IkeService>> {
-    let keylog = keylog.or_else(|| std::env::var_os("IKELB_IKE_KEYLOG").map(PathBuf::from));
     let needed = !cfg.ike.auth_vips.is_empty();
     let addrs: Vec<std::net::IpAddr> = cfg.vips.iter().map(|v| v.address).collect();
     let listeners = match lb_userspace::ike::io::bind_vips(&addrs) {

@@ -1,6 +1,7 @@
 //! Prometheus `/metrics`: role, members, loads, shares and fast-path counters, encoded
 //! with `prometheus-client` from the same report `ikelb status` prints, and served over
-//! a minimal HTTP/1.0 listener on a local address.
+//! a minimal HTTP/1.0 listener (loopback unless configured otherwise) under the
+//! [`crate::listen`] limits.
 
 use std::sync::atomic::AtomicU64;
 
@@ -10,8 +11,9 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use serde_json::Value;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
+
+use crate::listen::{self, Limits};
 
 type Labels = Vec<(String, String)>;
 
@@ -130,30 +132,24 @@ pub fn encode_report(r: &Value) -> String {
 }
 
 /// Serves `GET /metrics` on `listener`, each scrape from a fresh `report()`.
-pub async fn serve(listener: TcpListener, report: impl Fn() -> Value + Send + Sync + 'static) {
-    let report = std::sync::Arc::new(report);
-    loop {
-        let Ok((mut s, _)) = listener.accept().await else {
-            continue;
+pub async fn serve(
+    listener: TcpListener,
+    limits: Limits,
+    report: impl Fn() -> Value + Send + Sync + 'static,
+) {
+    listen::serve(listener, limits, move |req| {
+        let (code, body) = if req.starts_with("GET /metrics") {
+            ("200 OK", encode_report(&report()))
+        } else {
+            ("404 Not Found", "try /metrics\n".to_string())
         };
-        let report = report.clone();
-        tokio::spawn(async move {
-            let mut buf = [0u8; 1024];
-            let n = s.read(&mut buf).await.unwrap_or(0);
-            let req = String::from_utf8_lossy(&buf[..n]);
-            let (code, body) = if req.starts_with("GET /metrics") {
-                ("200 OK", encode_report(&report()))
-            } else {
-                ("404 Not Found", "try /metrics\n".to_string())
-            };
-            let head = format!(
-                "HTTP/1.0 {code}\r\nContent-Type: application/openmetrics-text; version=1.0.0; charset=utf-8\r\nContent-Length: {}\r\n\r\n",
-                body.len()
-            );
-            let _ = s.write_all(head.as_bytes()).await;
-            let _ = s.write_all(body.as_bytes()).await;
-        });
-    }
+        format!(
+            "HTTP/1.0 {code}\r\nContent-Type: application/openmetrics-text; version=1.0.0; charset=utf-8\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .into_bytes()
+    })
+    .await;
 }
 
 #[cfg(test)]

@@ -10,7 +10,6 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::watch;
 use tracing::{info, warn};
 
@@ -88,7 +87,7 @@ pub fn vrrp_instance(v: &VrrpCfg, iface: &str) -> io::Result<vio::Instance> {
     })
 }
 
-async fn serve_control(path: PathBuf, shared: Shared) {
+async fn serve_control(path: PathBuf, shared: Shared, limits: crate::listen::Limits) {
     if let Some(dir) = path.parent() {
         let _ = std::fs::create_dir_all(dir);
     }
@@ -101,24 +100,14 @@ async fn serve_control(path: PathBuf, shared: Shared) {
         }
     };
     info!(path = %path.display(), "control socket");
-    loop {
-        let Ok((s, _)) = listener.accept().await else {
-            continue;
+    crate::listen::serve(listener, limits, move |line| {
+        let out = match line.trim() {
+            "status" | "" => shared.report(),
+            o => json!({"error": format!("unknown request `{o}`")}),
         };
-        let shared = shared.clone();
-        tokio::spawn(async move {
-            let (r, mut w) = s.into_split();
-            let mut line = String::new();
-            if BufReader::new(r).read_line(&mut line).await.is_err() {
-                return;
-            }
-            let out = match line.trim() {
-                "status" | "" => shared.report(),
-                o => json!({"error": format!("unknown request `{o}`")}),
-            };
-            let _ = w.write_all(format!("{out}\n").as_bytes()).await;
-        });
-    }
+        format!("{out}\n").into_bytes()
+    })
+    .await;
 }
 
 async fn wait_signal() -> io::Result<()> {
@@ -210,14 +199,21 @@ async fn run_async(cfg: &Config, iface: Option<String>, dp: Option<Dataplane>) -
         let fast = shared.dp.as_ref().and(iface.as_deref());
         status::default_socket(fast, cfg.cluster.as_ref().map(|c| c.member_id))
     });
-    others.push(tokio::spawn(serve_control(sock.clone(), shared.clone())));
+    let limits = cfg.status.limits;
+    others.push(tokio::spawn(serve_control(
+        sock.clone(),
+        shared.clone(),
+        limits,
+    )));
     if let Some(addr) = cfg.status.metrics {
         let l = tokio::net::TcpListener::bind(addr)
             .await
             .map_err(|e| io::Error::new(e.kind(), format!("metrics on {addr}: {e}")))?;
         info!(%addr, "metrics listener");
         let sh = shared.clone();
-        others.push(tokio::spawn(crate::metrics::serve(l, move || sh.report())));
+        others.push(tokio::spawn(crate::metrics::serve(l, limits, move || {
+            sh.report()
+        })));
     }
     let sig = tokio::select! {
         s = wait_signal() => s,

@@ -14,11 +14,16 @@
 //! [[ike.peer]]
 //! id = "alice@example.net"
 //! psk = "a long random secret"      # or "0x<hex>", or psk-file = "/etc/ikelb/alice.psk"
+//!                                   # at least [ike] psk-min-length = 16 bytes (8 or more)
 //!
 //! # Certificates (RFC 7427 signatures): our certificate and key, the clients' CAs.
 //! # [ike] certificate = "/etc/ikelb/gw.pem", private-key = "/etc/ikelb/gw.key",
-//! #       ca = "/etc/ikelb/ca.pem"
+//! #       ca = "/etc/ikelb/ca.pem", allow-sha1 = false (true: accept AUTH method 1)
 //! # [[ike.peer]] id = "C=CH, O=Example, CN=carol", auth = "certificate"
+//!
+//! # Limits on what unauthenticated clients make us hold (defaults shown).
+//! # [ike.limits] half-open-per-source = 20, half-open-max = 10000, sa-max = 50000,
+//! #              cookie-threshold = 1000, state-memory-mib = 64
 //! ```
 
 use std::net::IpAddr;
@@ -28,7 +33,7 @@ use serde::Deserialize;
 use toml::Spanned;
 use zeroize::Zeroizing;
 
-use super::{ConfigError, RedirectMode};
+use super::{ConfigError, RedirectMode, SecretFiles};
 use crate::ike::cert::{Credentials, parse_dn};
 use crate::ike::{AuthRedirect, Identity as IkeIdentity};
 
@@ -60,6 +65,21 @@ pub struct IkeCfg {
     pub credentials: Option<Arc<Credentials>>,
     /// `(VIP, method)` for every VIP with `redirect = "auth"`.
     pub auth_vips: Vec<(IpAddr, AuthRedirect)>,
+    /// `[ike.limits]`.
+    pub limits: IkeLimits,
+    /// `allow-sha1`: accept AUTH method 1 (RSA with SHA-1) from certificate clients.
+    pub allow_sha1: bool,
+}
+
+/// `[ike.limits]`: each `None` keeps [`crate::ike::ResponderConfig::new`]'s default.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct IkeLimits {
+    pub half_open_per_source: Option<usize>,
+    pub half_open_max: Option<usize>,
+    pub sa_max: Option<usize>,
+    pub cookie_threshold: Option<usize>,
+    /// In bytes (the config gives MiB).
+    pub state_memory_max: Option<usize>,
 }
 
 impl IkeCfg {
@@ -115,7 +135,20 @@ impl IkeCfg {
             })
             .collect();
         rc.credentials = self.credentials.clone();
+        rc.allow_sha1 = self.allow_sha1;
         rc.log_keys = log_keys;
+        let l = &self.limits;
+        for (set, to) in [
+            (l.half_open_per_source, &mut rc.half_open_per_source),
+            (l.half_open_max, &mut rc.half_open_max),
+            (l.sa_max, &mut rc.sa_max),
+            (l.cookie_threshold, &mut rc.cookie_threshold),
+            (l.state_memory_max, &mut rc.state_memory_max),
+        ] {
+            if let Some(v) = set {
+                *to = v;
+            }
+        }
         rc
     }
 }
@@ -129,7 +162,66 @@ pub(super) struct RawIke {
     private_key: Option<Spanned<String>>,
     ca: Option<Spanned<String>>,
     #[serde(default)]
+    allow_sha1: bool,
+    psk_min_length: Option<Spanned<i64>>,
+    #[serde(default)]
     peer: Vec<RawPeer>,
+    limits: Option<RawLimits>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawLimits {
+    half_open_per_source: Option<Spanned<i64>>,
+    half_open_max: Option<Spanned<i64>>,
+    sa_max: Option<Spanned<i64>>,
+    cookie_threshold: Option<Spanned<i64>>,
+    state_memory_mib: Option<Spanned<i64>>,
+}
+
+/// `[ike.limits]`, each value in its range.
+fn limits(
+    raw: RawLimits,
+    err: &impl Fn(std::ops::Range<usize>, &str, String) -> ConfigError,
+) -> Result<IkeLimits, ConfigError> {
+    let get = |v: Option<Spanned<i64>>, key: &str, range: std::ops::RangeInclusive<i64>| {
+        v.map(|v| {
+            if range.contains(v.get_ref()) {
+                usize::try_from(*v.get_ref()).map_err(|_| err(v.span(), key, "out of range".into()))
+            } else {
+                Err(err(
+                    v.span(),
+                    key,
+                    format!("must be {}..={}", range.start(), range.end()),
+                ))
+            }
+        })
+        .transpose()
+    };
+    Ok(IkeLimits {
+        half_open_per_source: get(
+            raw.half_open_per_source,
+            "ike.limits.half-open-per-source",
+            1..=1_000_000,
+        )?,
+        half_open_max: get(
+            raw.half_open_max,
+            "ike.limits.half-open-max",
+            1..=10_000_000,
+        )?,
+        sa_max: get(raw.sa_max, "ike.limits.sa-max", 1..=10_000_000)?,
+        cookie_threshold: get(
+            raw.cookie_threshold,
+            "ike.limits.cookie-threshold",
+            0..=10_000_000,
+        )?,
+        state_memory_max: get(
+            raw.state_memory_mib,
+            "ike.limits.state-memory-mib",
+            1..=65_536,
+        )?
+        .map(|mib| mib.saturating_mul(1 << 20)),
+    })
 }
 
 #[derive(Deserialize)]
@@ -186,6 +278,13 @@ pub fn parse_ike_identity(s: &str) -> Result<IkeIdentity, String> {
     }
 }
 
+/// Default shortest PSK, in bytes (128 bits): whoever poses as the gateway to a client
+/// receives the client's PSK AUTH and can guess the key offline, so it needs as much
+/// unpredictability as the keys it protects (RFC 7296 §2.15).
+pub const PSK_MIN_LENGTH: usize = 16;
+/// The lowest `psk-min-length` may go.
+pub const PSK_MIN_FLOOR: usize = 8;
+
 /// A key as written: `0x` + hex digits, or the string's bytes.
 fn parse_psk(s: &str) -> Result<Zeroizing<Vec<u8>>, String> {
     let bytes = match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
@@ -216,6 +315,7 @@ fn parse_psk(s: &str) -> Result<Zeroizing<Vec<u8>>, String> {
 fn credentials(
     raw: &RawIke,
     err: &impl Fn(std::ops::Range<usize>, &str, String) -> ConfigError,
+    secrets: &mut SecretFiles,
 ) -> Result<Option<Arc<Credentials>>, ConfigError> {
     let keys = [
         ("ike.certificate", &raw.certificate),
@@ -241,6 +341,11 @@ fn credentials(
                 ),
             ));
         };
+        if key == "ike.private-key" {
+            secrets
+                .check(v.get_ref().as_ref())
+                .map_err(|m| err(v.span(), key, m))?;
+        }
         let bytes = Zeroizing::new(
             std::fs::read(v.get_ref())
                 .map_err(|e| err(v.span(), key, format!("{}: {e}", v.get_ref())))?,
@@ -279,7 +384,9 @@ fn credentials(
                 CertError::BadPrivateKey | CertError::KeyMismatch => {
                     (key_span.span(), "ike.private-key", key_span.get_ref())
                 }
-                CertError::UnsupportedKey => (ca_span.span(), "ike.ca", ca_span.get_ref()),
+                CertError::UnsupportedKey | CertError::WeakCaKey(_) => {
+                    (ca_span.span(), "ike.ca", ca_span.get_ref())
+                }
                 _ => (cert_span.span(), "ike.certificate", cert_span.get_ref()),
             };
             err(span, k, format!("{f}: {e}"))
@@ -295,6 +402,7 @@ pub(super) fn build(
     text: &str,
     raw: Option<RawIke>,
     vips: Vec<VipIke>,
+    files: &mut SecretFiles,
 ) -> Result<IkeCfg, ConfigError> {
     let err = |span: std::ops::Range<usize>, key: &str, msg: String| {
         ConfigError(format!(
@@ -330,8 +438,25 @@ pub(super) fn build(
         first_auth.get_or_insert((v.index, v.span));
         cfg.auth_vips.push((v.address, method));
     }
-    if let Some(raw) = raw {
-        cfg.credentials = credentials(&raw, &err)?;
+    if let Some(mut raw) = raw {
+        cfg.credentials = credentials(&raw, &err, files)?;
+        let psk_min = match &raw.psk_min_length {
+            None => PSK_MIN_LENGTH,
+            Some(v) => usize::try_from(*v.get_ref())
+                .ok()
+                .filter(|n| (PSK_MIN_FLOOR..=256).contains(n))
+                .ok_or_else(|| {
+                    err(
+                        v.span(),
+                        "ike.psk-min-length",
+                        format!("must be {PSK_MIN_FLOOR}..=256 (bytes)"),
+                    )
+                })?,
+        };
+        cfg.allow_sha1 = raw.allow_sha1;
+        if let Some(l) = raw.limits.take() {
+            cfg.limits = limits(l, &err)?;
+        }
         if let Some(id) = raw.identity {
             cfg.identity = Some(
                 parse_ike_identity(id.get_ref()).map_err(|m| err(id.span(), "ike.identity", m))?,
@@ -381,17 +506,24 @@ pub(super) fn build(
                 cfg.peers.push(IkePeerCfg { id, psk: None });
                 continue;
             }
-            let psk = match (p.psk, p.psk_file) {
-                (Some(k), None) => parse_psk(k.get_ref())
-                    .map_err(|m| err(k.span(), &format!("ike.peer[{i}].psk"), m))?,
+            let (psk, span, key) = match (p.psk, p.psk_file) {
+                (Some(k), None) => {
+                    let key = format!("ike.peer[{i}].psk");
+                    let psk = parse_psk(k.get_ref()).map_err(|m| err(k.span(), &key, m))?;
+                    (psk, k.span(), key)
+                }
                 (None, Some(f)) => {
                     let key = format!("ike.peer[{i}].psk-file");
+                    files
+                        .check(f.get_ref().as_ref())
+                        .map_err(|m| err(f.span(), &key, m))?;
                     let content = Zeroizing::new(
                         std::fs::read_to_string(f.get_ref())
                             .map_err(|e| err(f.span(), &key, format!("{}: {e}", f.get_ref())))?,
                     );
-                    parse_psk(content.trim_end_matches(['\n', '\r']))
-                        .map_err(|m| err(f.span(), &key, format!("{}: {m}", f.get_ref())))?
+                    let psk = parse_psk(content.trim_end_matches(['\n', '\r']))
+                        .map_err(|m| err(f.span(), &key, format!("{}: {m}", f.get_ref())))?;
+                    (psk, f.span(), key)
                 }
                 _ => {
                     return Err(err(
@@ -401,6 +533,18 @@ pub(super) fn build(
                     ));
                 }
             };
+            if psk.len() < psk_min {
+                return Err(err(
+                    span,
+                    &key,
+                    format!(
+                        "the key of peer `{}` has {} bytes, at least {psk_min} are needed \
+                         (ike.psk-min-length)",
+                        p.id.get_ref(),
+                        psk.len()
+                    ),
+                ));
+            }
             cfg.peers.push(IkePeerCfg {
                 id,
                 psk: Some(Psk(psk)),
@@ -447,11 +591,11 @@ identity = "vpn.example.net"
 
 [[ike.peer]]
 id = "alice@example.net"
-psk = "alice's secret"
+psk = "alice's long secret"
 
 [[ike.peer]]
 id = "@bob.example.net"
-psk = "0x0102ff"
+psk = "0x0102ff0102ff0102ff0102ff0102ff01"
 "#;
 
     #[test]
@@ -467,9 +611,17 @@ psk = "0x0102ff"
             ike.peers[0].id,
             IkeIdentity::Rfc822("alice@example.net".into())
         );
-        assert_eq!(&ike.peers[0].psk.as_ref().unwrap().0[..], b"alice's secret");
+        assert_eq!(
+            &ike.peers[0].psk.as_ref().unwrap().0[..],
+            b"alice's long secret"
+        );
         assert_eq!(ike.peers[1].id, IkeIdentity::Fqdn("bob.example.net".into()));
-        assert_eq!(&ike.peers[1].psk.as_ref().unwrap().0[..], &[1, 2, 0xff]);
+        assert_eq!(
+            &ike.peers[1].psk.as_ref().unwrap().0[..],
+            &[
+                1, 2, 0xff, 1, 2, 0xff, 1, 2, 0xff, 1, 2, 0xff, 1, 2, 0xff, 1
+            ]
+        );
         assert_eq!(
             ike.auth_redirect("192.0.2.1".parse().unwrap()),
             Some(AuthRedirect::Informational)
@@ -487,14 +639,17 @@ psk = "0x0102ff"
         let dir = std::env::temp_dir().join(format!("ikelb-psk-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let f = dir.join("k");
-        std::fs::write(&f, "from a file\n").unwrap();
+        std::fs::write(&f, "from a file, long enough\n").unwrap();
         let text = format!(
             "[[vip]]\naddress = \"192.0.2.1\"\nredirect = \"auth\"\n[ike]\nidentity = \"10.0.0.1\"\n\
              [[ike.peer]]\nid = \"c.example\"\npsk-file = \"{}\"\n",
             f.display()
         );
         let c = Config::parse(&text).unwrap();
-        assert_eq!(&c.ike.peers[0].psk.as_ref().unwrap().0[..], b"from a file");
+        assert_eq!(
+            &c.ike.peers[0].psk.as_ref().unwrap().0[..],
+            b"from a file, long enough"
+        );
         assert_eq!(
             c.ike.identity,
             Some(IkeIdentity::Ip("10.0.0.1".parse().unwrap()))
@@ -507,6 +662,81 @@ psk = "0x0102ff"
 
     fn error_of(text: &str) -> String {
         Config::parse(text).unwrap_err().to_string()
+    }
+
+    /// A key long enough for the default minimum.
+    const LONG: &str = "sixteen bytes ok";
+
+    #[test]
+    fn psk_minimum_length() {
+        let head =
+            "[[vip]]\naddress = \"192.0.2.1\"\nredirect = \"auth\"\n[ike]\nidentity = \"gw\"\n";
+        let peer = "[[ike.peer]]\nid = \"alice@example.net\"\npsk = \"ten bytes!\"\n";
+        let e = error_of(&format!("{head}{peer}"));
+        assert!(
+            e.contains("line 8")
+                && e.contains("ike.peer[0].psk")
+                && e.contains("alice@example.net")
+                && e.contains("10 bytes, at least 16"),
+            "{e}"
+        );
+        let c = Config::parse(&format!("{head}psk-min-length = 8\n{peer}")).unwrap();
+        assert_eq!(c.ike.peers.len(), 1);
+        let e = error_of(&format!("{head}psk-min-length = 4\n{peer}"));
+        assert!(
+            e.contains("line 6") && e.contains("ike.psk-min-length"),
+            "{e}"
+        );
+        Config::parse(&format!(
+            "{head}[[ike.peer]]\nid = \"a@b\"\npsk = \"{LONG}\"\n"
+        ))
+        .unwrap();
+    }
+
+    #[test]
+    fn secret_file_permissions() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("ikelb-perm-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (k, conf) = (dir.join("k"), dir.join("ikelb.toml"));
+        std::fs::write(&k, format!("{LONG}\n")).unwrap();
+        let chmod = |p: &std::path::Path, mode| {
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
+        };
+        let text = |strict: bool| {
+            format!(
+                "[security]\nstrict-permissions = {strict}\n[[vip]]\naddress = \"192.0.2.1\"\n\
+                 redirect = \"auth\"\n[ike]\nidentity = \"gw\"\n[[ike.peer]]\nid = \"c.example\"\n\
+                 psk-file = \"{}\"\n",
+                k.display()
+            )
+        };
+        chmod(&k, 0o600);
+        assert!(Config::parse(&text(true)).unwrap().warnings.is_empty());
+        // Readable by the group: a warning, or with strict-permissions an error.
+        chmod(&k, 0o640);
+        let c = Config::parse(&text(false)).unwrap();
+        assert!(
+            c.warnings.len() == 1 && c.warnings[0].contains("mode 0640"),
+            "{:?}",
+            c.warnings
+        );
+        let e = error_of(&text(true));
+        assert!(
+            e.contains("line 10") && e.contains("ike.peer[0].psk-file") && e.contains("0640"),
+            "{e}"
+        );
+        // The configuration file itself, which may hold keys.
+        chmod(&k, 0o600);
+        std::fs::write(&conf, text(true)).unwrap();
+        chmod(&conf, 0o604);
+        let e = Config::load(&conf).unwrap_err().to_string();
+        assert!(e.contains("ikelb.toml") && e.contains("0604"), "{e}");
+        std::fs::write(&conf, text(false)).unwrap();
+        assert_eq!(Config::load(&conf).unwrap().warnings.len(), 1);
+        chmod(&conf, 0o600);
+        assert!(Config::load(&conf).unwrap().warnings.is_empty());
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
@@ -533,14 +763,45 @@ psk = "0x0102ff"
         let e = error_of(&format!("{vip}{peer}psk = \"\"\n"));
         assert!(e.contains("empty"), "{e}");
         let e = error_of(&format!(
-            "{vip}[ike]\nidentity = \"gw\"\n[[ike.peer]]\nid = \"a.example\"\npsk = \"k\"\n\
-             [[ike.peer]]\nid = \"a.example\"\npsk = \"k\"\n"
+            "{vip}[ike]\nidentity = \"gw\"\n[[ike.peer]]\nid = \"a.example\"\npsk = \"{LONG}\"\n\
+             [[ike.peer]]\nid = \"a.example\"\npsk = \"{LONG}\"\n"
         ));
         assert!(e.contains("line 10") && e.contains("twice"), "{e}");
         let e = error_of(&format!("{vip}[ike]\nidentity = \"cn=x, =y\"\n"));
         assert!(e.contains("line 5") && e.contains("ike.identity"), "{e}");
         let e = error_of(&format!("{vip}[ike]\nbogus = 1\n"));
         assert!(e.contains("line 5") && e.contains("bogus"), "{e}");
+    }
+
+    #[test]
+    fn limits_are_applied_and_checked() {
+        let text = format!(
+            "{AUTH}[ike.limits]\nhalf-open-per-source = 4\nstate-memory-mib = 8\n\
+             cookie-threshold = 0\n"
+        );
+        let c = Config::parse(&text).unwrap();
+        let chooser = Box::new(|_: IpAddr| None);
+        let rc = c.ike.responder_config(&c.vips, chooser, false);
+        assert_eq!(rc.half_open_per_source, 4);
+        assert_eq!(rc.state_memory_max, 8 << 20);
+        assert_eq!(rc.cookie_threshold, 0);
+        // Unset: the responder's defaults.
+        assert_eq!(rc.half_open_max, 10_000);
+        let e = error_of(&format!("{AUTH}[ike.limits]\nhalf-open-max = 0\n"));
+        let line = AUTH.lines().count() + 2;
+        assert!(
+            e.contains(&format!("line {line}")) && e.contains("ike.limits.half-open-max"),
+            "{e}"
+        );
+        let e = error_of(&format!("{AUTH}[ike.limits]\nhalf-open = 3\n"));
+        assert!(e.contains("half-open"), "{e}");
+        // SHA-1 signatures: off unless asked for.
+        assert!(!rc.allow_sha1);
+        let c = Config::parse(&AUTH.replace("[ike]\n", "[ike]\nallow-sha1 = true\n")).unwrap();
+        let rc = c
+            .ike
+            .responder_config(&c.vips, Box::new(|_: IpAddr| None), false);
+        assert!(rc.allow_sha1);
     }
 
     #[test]

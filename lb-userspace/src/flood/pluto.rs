@@ -3,7 +3,7 @@
 //! per address family (it hands IPv6 clients IPv4 gateways when given both).
 
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -30,13 +30,19 @@ pub fn missing() -> Option<String> {
 /// A running pluto; killed (by its pid) and its directory removed on drop.
 pub struct Pluto {
     child: Child,
-    dir: PathBuf,
+    /// Private (mode 0700, random name, mkdtemp): a fixed /tmp path could be created
+    /// first, or linked elsewhere, by any local user. Removed when dropped, after the
+    /// child is gone (fields drop after `Drop::drop`).
+    dir: tempfile::TempDir,
 }
 
 impl Pluto {
     pub fn start(ns: &Netns, listen: IpAddr, target: IpAddr) -> Result<Self, String> {
-        let dir = std::env::temp_dir().join(format!("ikelb-flood-pluto-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+        let tmp = tempfile::Builder::new()
+            .prefix("ikelb-flood-pluto-")
+            .tempdir()
+            .map_err(|e| format!("private temporary directory: {e}"))?;
+        let dir = tmp.path().to_path_buf();
         let io = |what: &str, e: std::io::Error| format!("{what} in {}: {e}", dir.display());
         std::fs::create_dir_all(dir.join("ipsec.d")).map_err(|e| io("mkdir", e))?;
         std::fs::create_dir_all(dir.join("nss")).map_err(|e| io("mkdir", e))?;
@@ -82,7 +88,7 @@ impl Pluto {
             .enter(|| cmd.spawn())
             .and_then(|r| r)
             .map_err(|e| io("spawn pluto", e))?;
-        let mut p = Pluto { child, dir };
+        let mut p = Pluto { child, dir: tmp };
         p.wait_listening(ns, listen)?;
         Ok(p)
     }
@@ -105,7 +111,7 @@ impl Pluto {
             if let Ok(Some(st)) = self.child.try_wait() {
                 return Err(format!(
                     "pluto exited ({st}); see {}",
-                    self.dir.join("pluto.log").display()
+                    self.dir.path().join("pluto.log").display()
                 ));
             }
             let udp = ns
@@ -131,13 +137,11 @@ impl Drop for Pluto {
         let deadline = Instant::now() + Duration::from_secs(3);
         while Instant::now() < deadline {
             if let Ok(Some(_)) = self.child.try_wait() {
-                let _ = std::fs::remove_dir_all(&self.dir);
                 return;
             }
             std::thread::sleep(Duration::from_millis(20));
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

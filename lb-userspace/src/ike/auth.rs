@@ -10,7 +10,9 @@ use std::time::{Instant, SystemTime};
 use lb_common::wire::ike as wire;
 use rand_core::RngCore;
 
-use super::cert::{CERT_X509, Credentials, cert_has_identity, identity_eq, our_identity};
+use super::cert::{
+    CERT_X509, CertError, Credentials, cert_has_identity, identity_eq, our_identity,
+};
 use super::crypto::{Secret, psk_auth, signed_octets, verify_psk_auth};
 use super::frag::{Reassembly, Step};
 use super::message::{Header, Message, Payload, kind, notify, parse_chain};
@@ -20,7 +22,7 @@ use super::responder::{
     AuthMethod, AuthRedirect, DeleteReason, Event, GatewayIdentity, RedirectHow, Responder,
 };
 use super::sa::{Cached, IkeSa, OurRequest, Outstanding, SaState, digest};
-use super::sk::SkError;
+use super::sk::{OpenFragment, SkError};
 
 /// NO_ADDITIONAL_SAS (§3.10.1): our answer to every CREATE_CHILD_SA.
 const NO_ADDITIONAL_SAS: u16 = 35;
@@ -92,16 +94,18 @@ fn verify_cert_auth(
     idi: &Identification,
     auth: &Auth,
     octets: &[u8],
-) -> bool {
+    allow_sha1: bool,
+) -> Result<(), CertError> {
     let Some((ee, rest)) = req.certs.split_first() else {
-        return false;
+        return Err(CertError::NoCertificate);
     };
     // The wall clock, for certificate validity: the one input the sans-IO responder
     // takes from outside its arguments.
-    let Ok((cert, key)) = creds.verify_chain(ee, rest, SystemTime::now()) else {
-        return false;
-    };
-    cert_has_identity(&cert, idi) && key.verify_auth(auth, octets).is_ok()
+    let (cert, key) = creds.verify_chain(ee, rest, SystemTime::now())?;
+    if !cert_has_identity(&cert, idi) {
+        return Err(CertError::IdentityMismatch);
+    }
+    key.verify_auth(auth, octets, allow_sha1)
 }
 
 impl Responder {
@@ -162,7 +166,7 @@ impl Responder {
         }
         let opened = if sa.fragmentation && ike.get(16) == Some(&kind::SKF) {
             match sa.open.open_fragment(ike) {
-                Ok(f) => match Reassembly::add(&mut sa.reassembly, f, digest(ike)) {
+                Ok(f) => match self.reassemble(sa, f, digest(ike)) {
                     Step::Done {
                         first,
                         plain,
@@ -238,20 +242,28 @@ impl Responder {
         let peer = self.config.peers.iter().find(|p| identity_eq(&p.id, idi));
         // No AUTH (EAP), another method, an unknown identity, a wrong MAC or signature,
         // a certificate that does not chain or name the IDi all fail the same way, so a
-        // probe learns nothing about which identities exist.
+        // probe learns nothing about which identities exist; only our log learns why a
+        // certificate was refused.
         let octets = || signed_octets(prf, &sa.init_req, &sa.nr, &sa.keys.sk_pi, &idi.body());
+        let mut refused = None;
         let ours = match (peer, req.auth) {
             (Some(p), Some(a)) => match &p.auth {
                 AuthMethod::Psk(k) if a.method == AUTH_PSK => {
                     verify_psk_auth(prf, k, &octets(), &a.data).then(|| Ours::Psk(k.clone()))
                 }
                 AuthMethod::Psk(_) => None,
-                AuthMethod::Certificate => self
-                    .config
-                    .credentials
-                    .as_ref()
-                    .filter(|c| verify_cert_auth(c, &req, idi, a, &octets()))
-                    .map(|c| Ours::Cert(c.clone())),
+                AuthMethod::Certificate => {
+                    let sha1 = self.config.allow_sha1;
+                    self.config.credentials.as_ref().and_then(|c| {
+                        match verify_cert_auth(c, &req, idi, a, &octets(), sha1) {
+                            Ok(()) => Some(Ours::Cert(c.clone())),
+                            Err(e) => {
+                                refused = Some(e);
+                                None
+                            }
+                        }
+                    })
+                }
             },
             _ => None,
         };
@@ -282,6 +294,7 @@ impl Responder {
             self.event(Event::AuthFailed {
                 client: remote,
                 peer: Some(idi.clone()),
+                certificate: refused,
             });
             self.close(now, sa, DeleteReason::AuthFailed);
             return;
@@ -330,6 +343,15 @@ impl Responder {
                 );
             }
         }
+    }
+
+    /// [`Reassembly::add`] with the SA's fragments charged against the state bound.
+    fn reassemble(&mut self, sa: &mut IkeSa, f: OpenFragment, raw_digest: [u8; 32]) -> Step {
+        let before = sa.reassembly.as_ref().map_or(0, Reassembly::held);
+        let step = Reassembly::add(&mut sa.reassembly, f, raw_digest, self.state_room());
+        let after = sa.reassembly.as_ref().map_or(0, Reassembly::held);
+        self.state_bytes = (self.state_bytes + after).saturating_sub(before);
+        step
     }
 
     fn redirected(&mut self, sa: &IkeSa, target: GatewayIdentity, how: RedirectHow) {

@@ -2,6 +2,14 @@
 //! RFC 4754 ECDSA): our certificate and private key, the CA bundle clients are checked
 //! against, chain verification, identity checks, and AUTH signing and verification.
 //!
+//! A client's chain is checked as RFC 5280 §4.2 and RFC 4945 §5.1.3 ask: no critical
+//! extension we do not understand; the client's certificate, when it has KeyUsage, may
+//! sign (digitalSignature or nonRepudiation) and, when it has ExtendedKeyUsage, names
+//! one IKE may use ([`ACCEPTED_EKUS`]); each issuer is a CA, may sign certificates
+//! (keyCertSign, when KeyUsage is there) and has a path length that allows the
+//! intermediates below it. RSA keys need [`MIN_RSA_BITS`]; SHA-1 (AUTH method 1) only
+//! when configured.
+//!
 //! All cryptography is RustCrypto's: `x509-cert`/`der` parse, `rsa` (PKCS#1 v1.5 and
 //! PSS), `p256`/`p384` (ECDSA) and `sha1`/`sha2` hash. Only the glue is here.
 
@@ -10,6 +18,7 @@ use std::time::SystemTime;
 use p256::ecdsa::signature::hazmat::{PrehashSigner, PrehashVerifier};
 use rsa::pkcs1::{DecodeRsaPrivateKey, RsaPssParams};
 use rsa::pkcs8::{DecodePrivateKey, DecodePublicKey};
+use rsa::traits::PublicKeyParts;
 use rsa::{Pkcs1v15Sign, Pss, RsaPrivateKey, RsaPublicKey};
 use sha1::{Digest, Sha1};
 use sha2::{Sha256, Sha384, Sha512};
@@ -17,7 +26,7 @@ use x509_cert::Certificate;
 use x509_cert::der::{self, asn1::ObjectIdentifier};
 use x509_cert::der::{Decode, Encode};
 use x509_cert::ext::pkix::name::GeneralName;
-use x509_cert::ext::pkix::{BasicConstraints, SubjectAltName};
+use x509_cert::ext::pkix::{BasicConstraints, ExtendedKeyUsage, KeyUsage, SubjectAltName};
 use x509_cert::name::RdnSequence;
 use x509_cert::spki::{self, AlgorithmIdentifierRef};
 
@@ -41,6 +50,28 @@ pub const SIGNATURE_HASH_ALGORITHMS: u16 = 16431;
 pub const OUR_HASHES: [u16; 3] = [2, 3, 4];
 /// Longest chain we follow from the client's certificate to a CA (intermediates + 1).
 const MAX_CHAIN: usize = 5;
+/// Smallest RSA modulus we accept, in ours, our CAs' and clients' certificates (NIST SP
+/// 800-57: 1024-bit RSA is no longer acceptable).
+pub const MIN_RSA_BITS: usize = 2048;
+
+/// The extensions we act on, and so the only ones that may be critical (RFC 5280
+/// §4.2: a certificate with a critical extension we do not process is refused).
+const KNOWN_CRITICAL: [ObjectIdentifier; 4] = [
+    ObjectIdentifier::new_unwrap("2.5.29.15"), // keyUsage
+    ObjectIdentifier::new_unwrap("2.5.29.17"), // subjectAltName
+    ObjectIdentifier::new_unwrap("2.5.29.19"), // basicConstraints
+    ObjectIdentifier::new_unwrap("2.5.29.37"), // extKeyUsage
+];
+/// The ExtendedKeyUsage purposes a client certificate may carry for IKE (RFC 4945
+/// §5.1.3.12 and what deployed clients use): serverAuth, clientAuth, ipsecIKE (RFC
+/// 4945), iKEIntermediate (strongSwan's and Windows' historic one), anyExtendedKeyUsage.
+pub const ACCEPTED_EKUS: [ObjectIdentifier; 5] = [
+    ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.3.1"),
+    ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.3.2"),
+    ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.3.17"),
+    ObjectIdentifier::new_unwrap("1.3.6.1.5.5.8.2.2"),
+    ObjectIdentifier::new_unwrap("2.5.29.37.0"),
+];
 
 const RSA_ENCRYPTION: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
 const RSASSA_PSS: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.10");
@@ -62,7 +93,7 @@ const SHA512: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.
 pub enum CertError {
     #[error("not a PEM or DER X.509 certificate")]
     BadCertificate,
-    #[error("no certificate in the file")]
+    #[error("no certificate")]
     NoCertificate,
     #[error("not an RSA or ECDSA (P-256, P-384) private key in PEM")]
     BadPrivateKey,
@@ -80,6 +111,20 @@ pub enum CertError {
     UntrustedChain,
     #[error("the identity is not in the certificate")]
     IdentityMismatch,
+    #[error("RSA key of {0} bits: at least 2048 are needed")]
+    WeakKey(usize),
+    #[error("a CA's RSA key has {0} bits: at least 2048 are needed")]
+    WeakCaKey(usize),
+    #[error("unknown critical extension {0}")]
+    UnknownCriticalExtension(ObjectIdentifier),
+    #[error("KeyUsage does not allow this use")]
+    KeyUsage,
+    #[error("ExtendedKeyUsage names no purpose for IKE")]
+    ExtendedKeyUsage,
+    #[error("more intermediates than an issuer's path length allows")]
+    PathLength,
+    #[error("SHA-1 signature (AUTH method 1) not allowed")]
+    Sha1NotAllowed,
     #[error("signing failed")]
     Sign,
 }
@@ -211,9 +256,14 @@ impl PublicKey {
             spki::SubjectPublicKeyInfoRef::from_der(spki).map_err(|_| CertError::UnsupportedKey)?;
         let bad = |_| CertError::UnsupportedKey;
         match info.algorithm.oid {
-            RSA_ENCRYPTION => Ok(PublicKey::Rsa(
-                RsaPublicKey::from_public_key_der(spki).map_err(bad)?,
-            )),
+            RSA_ENCRYPTION => {
+                let k = RsaPublicKey::from_public_key_der(spki).map_err(bad)?;
+                let bits = k.n().bits();
+                if bits < MIN_RSA_BITS {
+                    return Err(CertError::WeakKey(bits));
+                }
+                Ok(PublicKey::Rsa(k))
+            }
             EC_PUBLIC_KEY => match info.algorithm.parameters_oid().ok() {
                 Some(SECP256R1) => Ok(PublicKey::P256(
                     p256::ecdsa::VerifyingKey::from_public_key_der(spki).map_err(bad)?,
@@ -276,8 +326,13 @@ impl PublicKey {
     }
 
     /// Verifies a client's AUTH payload over its signed octets: method 14 (RFC 7427,
-    /// SHA-2 only), 1 (RSA, SHA-1, RFC 7296) or 9/10 (RFC 4754).
-    pub fn verify_auth(&self, auth: &Auth, octets: &[u8]) -> Result<(), CertError> {
+    /// SHA-2 only), 9/10 (RFC 4754), or 1 (RSA with SHA-1, RFC 7296) when `allow_sha1`.
+    pub fn verify_auth(
+        &self,
+        auth: &Auth,
+        octets: &[u8],
+        allow_sha1: bool,
+    ) -> Result<(), CertError> {
         match (auth.method, self) {
             (AUTH_DIGITAL_SIGNATURE, _) => {
                 let (&len, rest) = auth.data.split_first().ok_or(CertError::BadSignature)?;
@@ -290,6 +345,7 @@ impl PublicKey {
                     .map_err(|_| CertError::UnsupportedAlgorithm)?;
                 self.verify(SigAlg::from_algorithm(&alg)?, octets, sig, false)
             }
+            (AUTH_RSA, PublicKey::Rsa(_)) if !allow_sha1 => Err(CertError::Sha1NotAllowed),
             (AUTH_RSA, PublicKey::Rsa(_)) => {
                 self.verify(SigAlg::RsaPkcs1(Hash::Sha1), octets, &auth.data, false)
             }
@@ -426,6 +482,56 @@ fn is_ca(cert: &Certificate) -> bool {
     )
 }
 
+/// The extension checks of one certificate of a client's chain (module docs). `depth`:
+/// 0 for the client's own certificate, then 1, 2, … for its issuers, so an issuer has
+/// `depth - 1` intermediates below it (each counts, self-issued or not). An `anchor`
+/// (a configured CA) is trusted as configured, so it needs no basicConstraints, but
+/// the path length and KeyUsage it has still apply.
+fn check_extensions(cert: &Certificate, depth: usize, anchor: bool) -> Result<(), CertError> {
+    let tbs = &cert.tbs_certificate;
+    if let Some(e) = tbs
+        .extensions
+        .iter()
+        .flatten()
+        .find(|e| e.critical && !KNOWN_CRITICAL.contains(&e.extn_id))
+    {
+        return Err(CertError::UnknownCriticalExtension(e.extn_id));
+    }
+    let key_usage = tbs
+        .get::<KeyUsage>()
+        .map_err(|_| CertError::BadCertificate)?
+        .map(|(_, k)| k);
+    if depth == 0 {
+        if key_usage.is_some_and(|k| !k.digital_signature() && !k.non_repudiation()) {
+            return Err(CertError::KeyUsage);
+        }
+        let eku = tbs
+            .get::<ExtendedKeyUsage>()
+            .map_err(|_| CertError::BadCertificate)?;
+        if let Some((_, ExtendedKeyUsage(purposes))) = eku
+            && !purposes.iter().any(|p| ACCEPTED_EKUS.contains(p))
+        {
+            return Err(CertError::ExtendedKeyUsage);
+        }
+        return Ok(());
+    }
+    let bc = match tbs.get::<BasicConstraints>() {
+        Ok(Some((_, bc))) if bc.ca || anchor => Some(bc),
+        Ok(None) if anchor => None,
+        _ => return Err(CertError::UntrustedChain),
+    };
+    if bc
+        .and_then(|b| b.path_len_constraint)
+        .is_some_and(|n| usize::from(n) < depth - 1)
+    {
+        return Err(CertError::PathLength);
+    }
+    if key_usage.is_some_and(|k| !k.key_cert_sign()) {
+        return Err(CertError::KeyUsage);
+    }
+    Ok(())
+}
+
 /// Checks that `issuer` signed `cert`.
 fn signed_by(cert: &Certificate, issuer: &Certificate) -> Result<(), CertError> {
     if cert.tbs_certificate.issuer != issuer.tbs_certificate.subject {
@@ -479,7 +585,10 @@ impl Credentials {
         let cas = parse_certificates(ca)?;
         let mut ca_key_ids = Vec::with_capacity(cas.len());
         for c in &cas {
-            PublicKey::of(c)?;
+            PublicKey::of(c).map_err(|e| match e {
+                CertError::WeakKey(bits) => CertError::WeakCaKey(bits),
+                e => e,
+            })?;
             let spki = c
                 .tbs_certificate
                 .subject_public_key_info
@@ -523,8 +632,9 @@ impl Credentials {
     }
 
     /// Verifies the client's chain: `ee` (DER) through the `intermediates` it sent (DER,
-    /// in any order) to one of our CAs; every certificate valid at `now`, every issuer
-    /// below the CA a CA itself. Returns the end entity and its key.
+    /// in any order) to one of our CAs; every certificate valid at `now` and its
+    /// extensions as the module docs say, every issuer below the CA a CA itself.
+    /// Returns the end entity and its key.
     pub fn verify_chain(
         &self,
         ee: &[u8],
@@ -537,10 +647,11 @@ impl Credentials {
             .filter_map(|d| Certificate::from_der(d).ok())
             .collect();
         let mut cur = &ee;
-        for _ in 0..MAX_CHAIN {
+        for depth in 0..MAX_CHAIN {
             if !valid_at(cur, now) {
                 return Err(CertError::Expired);
             }
+            check_extensions(cur, depth, false)?;
             if let Some(ca) = self.cas.iter().find(|ca| {
                 ca.tbs_certificate.subject == cur.tbs_certificate.issuer
                     && signed_by(cur, ca).is_ok()
@@ -548,6 +659,7 @@ impl Credentials {
                 if !valid_at(ca, now) {
                     return Err(CertError::Expired);
                 }
+                check_extensions(ca, depth + 1, true)?;
                 let key = PublicKey::of(&ee)?;
                 return Ok((ee, key));
             }

@@ -1,7 +1,7 @@
 //! Reassembly of IKE fragments (RFC 7383 §2.6) for the client's requests: large
 //! IKE_AUTH messages (certificate chains) arrive as SKF payloads, each authenticated on
 //! its own. One message is reassembled at a time per SA, keyed by its Message ID and
-//! bounded in fragments and bytes.
+//! bounded in fragments and bytes, per SA and (through the caller's `room`) in all.
 
 use zeroize::Zeroizing;
 
@@ -31,7 +31,8 @@ pub(super) struct Reassembly {
 pub(super) enum Step {
     /// Still waiting for fragments (or this one was a duplicate).
     Pending,
-    /// Not usable (out of bounds, a smaller Total Fragments than already seen).
+    /// Not usable (out of bounds, a smaller Total Fragments than already seen, no room
+    /// left).
     Drop,
     /// All there: the inner payload chain, its first type, and fragment 1's digest.
     Done {
@@ -42,13 +43,21 @@ pub(super) enum Step {
 }
 
 impl Reassembly {
+    /// Plaintext bytes held.
+    pub(super) fn held(&self) -> usize {
+        self.bytes
+    }
+
     /// Adds an authenticated fragment of the request `f.header.message_id`. The caller
     /// has checked the Message ID against its window; `raw_digest` is the digest of the
-    /// datagram's IKE message.
+    /// datagram's IKE message; `room` is how many more bytes the responder may hold in
+    /// all. A fragment that does not fit drops the whole message: the client's
+    /// retransmission starts it again.
     pub(super) fn add(
         slot: &mut Option<Reassembly>,
         f: OpenFragment,
         raw_digest: [u8; 32],
+        room: usize,
     ) -> Step {
         let mid = f.header.message_id;
         if f.total == 0 || f.total > MAX_FRAGMENTS || f.number == 0 || f.number > f.total {
@@ -78,7 +87,7 @@ impl Reassembly {
         if part.is_some() {
             return Step::Pending;
         }
-        if r.bytes + f.data.len() > MAX_REASSEMBLED {
+        if r.bytes + f.data.len() > MAX_REASSEMBLED || f.data.len() > room {
             *slot = None;
             return Step::Drop;
         }

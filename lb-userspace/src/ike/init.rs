@@ -12,7 +12,10 @@ use super::dh::DhSecret;
 use super::message::{Header, Message, MessageError, Payload, notify};
 use super::payload::{KeyExchange, Notify, Proposal};
 use super::proposal::{IkeChoice, select_ike};
-use super::responder::{AuthRedirect, Event, GatewayIdentity, KeyLog, RedirectHow, Responder};
+use super::responder::{
+    AuthRedirect, Event, GatewayIdentity, HALF_OPEN_OVERHEAD, KeyLog, RedirectHow, Responder,
+    source_key,
+};
 use super::sa::{IkeSa, SaState};
 use super::sk::SkCipher;
 
@@ -275,15 +278,18 @@ impl Responder {
                 return;
             }
         }
-        let from_source = self.half_open_by_ip.get(&remote.ip()).copied().unwrap_or(0);
+        let source = source_key(remote.ip());
+        let from_source = self.half_open_by_source.get(&source).copied().unwrap_or(0);
         if self.half_open >= self.config.half_open_max
             || from_source >= self.config.half_open_per_source
             || self.sas.len() >= self.config.sa_max
         {
             return;
         }
-        if !req.redirect_supported && !req.redirected_from {
-            // RFC 5685 §3: this client may not be redirected at all (module docs).
+        // RFC 5685 §3: a client without REDIRECT_SUPPORTED may not be redirected at all;
+        // one with REDIRECTED_FROM was redirected already and is never redirected again
+        // (§10: that could loop), the fast path's rule. Both are refused (module docs).
+        if req.redirected_from || !req.redirect_supported {
             self.answer_unauthenticated(
                 local,
                 remote,
@@ -295,6 +301,7 @@ impl Responder {
             self.event(Event::RedirectUnsupported {
                 client: remote,
                 spi_i,
+                redirected_from: req.redirected_from,
             });
             return;
         }
@@ -389,6 +396,12 @@ impl Responder {
         .to_bytes() else {
             return;
         };
+        // The global state bound, with the exact charge of this SA: over it, the request
+        // is dropped like one over the half-open limits.
+        let charge = HALF_OPEN_OVERHEAD + ike.len() + init_resp.len();
+        if charge > self.state_room() {
+            return;
+        }
         self.send(local, remote, &init_resp);
 
         if self.config.log_keys {
@@ -432,7 +445,8 @@ impl Responder {
             scheduled: None,
         };
         self.half_open += 1;
-        *self.half_open_by_ip.entry(remote.ip()).or_insert(0) += 1;
+        self.state_bytes += sa.half_open_bytes();
+        *self.half_open_by_source.entry(source).or_insert(0) += 1;
         self.by_init.insert((remote, spi_i), spi_r);
         self.put_back(sa);
     }

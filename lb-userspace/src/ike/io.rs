@@ -165,13 +165,16 @@ pub struct DriverStats {
 pub struct KeyLogFile(File);
 
 impl KeyLogFile {
-    /// Creates (truncates) `path`, mode 0600: it holds session keys.
+    /// Creates `path`, mode 0600 (it holds session keys). It must not exist, not even
+    /// as a symbolic link (O_CREAT | O_EXCL | O_NOFOLLOW): whoever can write the
+    /// directory cannot make us write keys into a file they can read or point us at
+    /// another file.
     pub fn create(path: &Path) -> io::Result<Self> {
         use std::os::unix::fs::OpenOptionsExt;
         let f = std::fs::OpenOptions::new()
             .write(true)
-            .create(true)
-            .truncate(true)
+            .create_new(true)
+            .custom_flags(libc::O_NOFOLLOW)
             .mode(0o600)
             .open(path)?;
         Ok(KeyLogFile(f))
@@ -290,14 +293,30 @@ fn on_event(e: Event, stats: &mut DriverStats, keylog: &mut Option<KeyLogFile>) 
             stats.redirected += 1;
             info!(%client, target = %GatewayDisplay(&target), how = ?how, "redirected");
         }
-        Event::AuthFailed { client, peer } => {
+        Event::AuthFailed {
+            client,
+            peer,
+            certificate,
+        } => {
             stats.auth_failed += 1;
             let peer = peer.as_ref().map(|p| IdDisplay(p).to_string());
-            warn!(%client, peer = peer.as_deref().unwrap_or("-"), "authentication failed");
+            let peer = peer.as_deref().unwrap_or("-");
+            match certificate {
+                Some(why) => warn!(%client, peer, %why, "authentication failed: certificate"),
+                None => warn!(%client, peer, "authentication failed"),
+            }
         }
-        Event::RedirectUnsupported { client, .. } => {
+        Event::RedirectUnsupported {
+            client,
+            redirected_from,
+            ..
+        } => {
             stats.redirect_unsupported += 1;
-            info!(%client, "client does not support redirect: refused");
+            if redirected_from {
+                info!(%client, "client was redirected already (REDIRECTED_FROM): refused");
+            } else {
+                info!(%client, "client does not support redirect: refused");
+            }
         }
         Event::NoTarget { client, .. } => {
             stats.no_target += 1;

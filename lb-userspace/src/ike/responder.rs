@@ -23,12 +23,14 @@
 //!   one of the two [`AuthRedirect`] methods.
 //!
 //! **Clients that cannot be redirected.** RFC 5685 §3 forbids sending REDIRECT to a
-//! client that sent neither REDIRECT_SUPPORTED nor REDIRECTED_FROM in IKE_SA_INIT, and
-//! ikelb carries no ESP, so completing the exchange would hand the client a tunnel that
-//! goes nowhere. Such a request is refused at once with N(NO_PROPOSAL_CHOSEN) (no state
-//! kept, 36 bytes, never larger than the request) and reported as
-//! [`Event::RedirectUnsupported`]: the client fails fast and visibly instead of black-
-//! holing its traffic.
+//! client that did not send REDIRECT_SUPPORTED in IKE_SA_INIT, and ikelb carries no
+//! ESP, so completing the exchange would hand the client a tunnel that goes nowhere.
+//! A client that sent REDIRECTED_FROM was redirected already: redirecting it again
+//! could loop between gateways (§10), so, as on the fast path (which passes it up
+//! instead of answering), ikelb never redirects it again, REDIRECT_SUPPORTED or not.
+//! Either request is refused at once with N(NO_PROPOSAL_CHOSEN) (no state kept, 36
+//! bytes, never larger than the request) and reported as [`Event::RedirectUnsupported`]:
+//! the client fails fast and visibly instead of black-holing its traffic.
 //!
 //! **IKE fragmentation** (RFC 7383): to a client that sends
 //! IKEV2_FRAGMENTATION_SUPPORTED we answer it too, and reassemble its SKF requests
@@ -40,7 +42,11 @@
 //! UNSUPPORTED_CRITICAL_PAYLOAD to an IKE_SA_INIT, each answered only when not longer
 //! than the request; unknown SPIs and out-of-window Message IDs are ignored;
 //! retransmitted requests get the cached response; half-open SAs are limited per source
-//! address and in all, and expire. Keys live in zeroizing buffers.
+//! (an IPv4 address, an IPv6 /64: one host owns a whole /64, RFC 4291 §2.5.1, and can
+//! change addresses in it at will) and in all, and expire. What unauthenticated clients
+//! make us hold, half-open SAs and fragments being reassembled, has one global byte
+//! bound ([`ResponderConfig::state_memory_max`]); an SA that authenticated keeps no copy
+//! of IKE_SA_INIT. Keys live in zeroizing buffers.
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::fmt;
@@ -124,7 +130,8 @@ pub enum AuthMethod {
     Psk(Secret),
     /// Certificates ([`ResponderConfig::credentials`]): the client's chain must lead
     /// to one of our CAs and prove its IDi, its AUTH is a signature (RFC 7427 method
-    /// 14, or 1, 9, 10); we answer with our certificate and an RFC 7427 signature.
+    /// 14, or 9, 10, and 1 with [`ResponderConfig::allow_sha1`]); we answer with our
+    /// certificate and an RFC 7427 signature.
     Certificate,
 }
 
@@ -185,12 +192,17 @@ pub struct ResponderConfig {
     pub cookie_threshold: usize,
     /// How long a cookie secret is used (a cookie stays valid up to twice this).
     pub cookie_rotation: Duration,
-    /// Most half-open SAs from one source address; more IKE_SA_INIT are dropped.
+    /// Most half-open SAs from one source (IPv4 address or IPv6 /64, [`source_key`]);
+    /// more IKE_SA_INIT are dropped.
     pub half_open_per_source: usize,
     /// Most half-open SAs in all.
     pub half_open_max: usize,
     /// Most SAs of any state in all (established ones wait for the client's DELETE).
     pub sa_max: usize,
+    /// Most bytes held in all for half-open SAs (their IKE_SA_INIT request and response
+    /// plus [`HALF_OPEN_OVERHEAD`] each) and for fragments being reassembled; a request
+    /// that would need more is dropped.
+    pub state_memory_max: usize,
     /// How long an SA waits for IKE_AUTH after IKE_SA_INIT.
     pub half_open_timeout: Duration,
     /// How long an authenticated SA lives after the redirect, waiting for the client's
@@ -205,6 +217,9 @@ pub struct ResponderConfig {
     /// Our certificate and key and the CAs for [`AuthMethod::Certificate`] peers; with
     /// it, IKE_SA_INIT answers carry CERTREQ and SIGNATURE_HASH_ALGORITHMS.
     pub credentials: Option<std::sync::Arc<super::cert::Credentials>>,
+    /// Accept AUTH method 1 (RSA with SHA-1) from certificate clients; off by default,
+    /// SHA-1 signatures being forgeable in practice (SHAttered, 2017).
+    pub allow_sha1: bool,
     /// Emit [`Event::Keys`] for each SA: a debug/test aid for decrypting captures
     /// (tshark's `ikev2_decryption_table`). Never enable in production.
     pub log_keys: bool,
@@ -212,9 +227,10 @@ pub struct ResponderConfig {
 
 impl ResponderConfig {
     /// Defaults: cookies from 1000 half-open SAs, 20 half-open per source, 10 000 in
-    /// all, 30 s half-open timeout (strongSwan's `half_open_timeout`), 30 s linger after
-    /// a redirect, retransmissions at 0.5 s doubling, 5 tries (libreswan's start, about
-    /// 31 s in all).
+    /// all, 64 MiB for half-open and reassembly state, 30 s half-open timeout
+    /// (strongSwan's `half_open_timeout`), 30 s linger after a redirect, retransmissions
+    /// at 0.5 s doubling, 5 tries (libreswan's start, about 31 s in all); SHA-1
+    /// signatures refused.
     pub fn new(local_id: Identity, chooser: Box<dyn TargetChooser>) -> Self {
         ResponderConfig {
             local_id,
@@ -226,12 +242,15 @@ impl ResponderConfig {
             half_open_per_source: 20,
             half_open_max: 10_000,
             sa_max: 50_000,
+            // 10 000 half-open SAs of a few KiB each fit, with room for reassembly.
+            state_memory_max: 64 << 20,
             half_open_timeout: Duration::from_secs(30),
             redirect_linger: Duration::from_secs(30),
             closed_linger: Duration::from_secs(10),
             retransmit_timeout: Duration::from_millis(500),
             retransmit_tries: 5,
             credentials: None,
+            allow_sha1: false,
             log_keys: false,
         }
     }
@@ -354,9 +373,16 @@ pub enum Event {
     AuthFailed {
         client: SocketAddr,
         peer: Option<Identification>,
+        /// Why a certificate peer's chain, identity or signature was refused.
+        certificate: Option<super::cert::CertError>,
     },
-    /// IKE_SA_INIT without REDIRECT_SUPPORTED or REDIRECTED_FROM, refused.
-    RedirectUnsupported { client: SocketAddr, spi_i: [u8; 8] },
+    /// IKE_SA_INIT without REDIRECT_SUPPORTED, or with REDIRECTED_FROM, refused.
+    RedirectUnsupported {
+        client: SocketAddr,
+        spi_i: [u8; 8],
+        /// The client sent REDIRECTED_FROM: it was redirected already.
+        redirected_from: bool,
+    },
     /// The chooser had no target for an authenticated client; its SA is deleted.
     NoTarget { client: SocketAddr, spi_i: [u8; 8] },
     /// An SA ended.
@@ -368,6 +394,24 @@ pub enum Event {
     },
     /// Only with [`ResponderConfig::log_keys`].
     Keys(KeyLog),
+}
+
+/// What one half-open SA is charged beyond its two IKE_SA_INIT messages: the SA itself,
+/// its keys, nonces and table entries, rounded up.
+pub const HALF_OPEN_OVERHEAD: usize = 1024;
+
+/// The key of the per-source half-open limit: an IPv4 address as it is (an IPv4-mapped
+/// IPv6 address too), an IPv6 address cut to its /64.
+pub fn source_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(a) => match a.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(std::net::Ipv6Addr::from(
+                u128::from(a) & !u128::from(u64::MAX),
+            )),
+        },
+    }
 }
 
 /// Randomness for SPIs, nonces, DH secrets and IVs. Tests pass a seeded one.
@@ -400,7 +444,10 @@ pub struct Responder {
     /// (client address, SPIi) → SPIr, to spot retransmitted IKE_SA_INIT requests.
     pub(super) by_init: HashMap<(SocketAddr, [u8; 8]), [u8; 8]>,
     pub(super) half_open: usize,
-    pub(super) half_open_by_ip: HashMap<IpAddr, usize>,
+    /// Half-open SAs by [`source_key`].
+    pub(super) half_open_by_source: HashMap<IpAddr, usize>,
+    /// Bytes charged against [`ResponderConfig::state_memory_max`].
+    pub(super) state_bytes: usize,
     /// (wake-up time, SPIr) of every SA.
     timers: BTreeSet<(Instant, [u8; 8])>,
     transmits: VecDeque<Transmit>,
@@ -424,7 +471,8 @@ impl Responder {
             sas: HashMap::new(),
             by_init: HashMap::new(),
             half_open: 0,
-            half_open_by_ip: HashMap::new(),
+            half_open_by_source: HashMap::new(),
+            state_bytes: 0,
             timers: BTreeSet::new(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
@@ -520,6 +568,19 @@ impl Responder {
         self.half_open
     }
 
+    /// Bytes held for half-open SAs and reassembly, as bounded by
+    /// [`ResponderConfig::state_memory_max`].
+    pub fn state_bytes(&self) -> usize {
+        self.state_bytes
+    }
+
+    /// Room left under [`ResponderConfig::state_memory_max`].
+    pub(super) fn state_room(&self) -> usize {
+        self.config
+            .state_memory_max
+            .saturating_sub(self.state_bytes)
+    }
+
     pub(super) fn event(&mut self, e: Event) {
         self.events.push_back(e);
     }
@@ -555,17 +616,22 @@ impl Responder {
         self.sas.insert(sa.spi_r, sa);
     }
 
-    /// Moves an SA out of the half-open count (on IKE_AUTH, or when it ends).
+    /// Moves an SA out of the half-open count (on IKE_AUTH, or when it ends). Its copy of
+    /// IKE_SA_INIT is needed no more (only IKE_AUTH signs it, and a retransmitted
+    /// IKE_SA_INIT is answered only while half-open): it is freed.
     pub(super) fn leave_half_open(&mut self, sa: &mut IkeSa) {
         if sa.state != SaState::HalfOpen {
             return;
         }
         self.half_open = self.half_open.saturating_sub(1);
-        let ip = sa.init_remote.ip();
-        if let Some(n) = self.half_open_by_ip.get_mut(&ip) {
+        self.state_bytes = self.state_bytes.saturating_sub(sa.half_open_bytes());
+        sa.init_req = Vec::new();
+        sa.init_resp = Vec::new();
+        let key = source_key(sa.init_remote.ip());
+        if let Some(n) = self.half_open_by_source.get_mut(&key) {
             *n -= 1;
             if *n == 0 {
-                self.half_open_by_ip.remove(&ip);
+                self.half_open_by_source.remove(&key);
             }
         }
     }
@@ -576,6 +642,9 @@ impl Responder {
             return;
         }
         self.leave_half_open(sa);
+        self.state_bytes = self
+            .state_bytes
+            .saturating_sub(sa.reassembly.take().map_or(0, |r| r.held()));
         sa.state = SaState::Closed;
         sa.outstanding = None;
         sa.deadline = now + self.config.closed_linger;

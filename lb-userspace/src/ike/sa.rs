@@ -76,7 +76,8 @@ pub(super) struct IkeSa {
     pub(super) open: SkCipher,
     /// Seals what we send.
     pub(super) seal: SkCipher,
-    /// The IKE_SA_INIT request as received and our response as sent (§2.15).
+    /// The IKE_SA_INIT request as received and our response as sent (§2.15); emptied
+    /// when the SA leaves half-open.
     pub(super) init_req: Vec<u8>,
     pub(super) init_resp: Vec<u8>,
     pub(super) ni: Vec<u8>,
@@ -102,6 +103,11 @@ pub(super) struct IkeSa {
 }
 
 impl IkeSa {
+    /// What this SA is charged against the state bound while half-open.
+    pub(super) fn half_open_bytes(&self) -> usize {
+        super::responder::HALF_OPEN_OVERHEAD + self.init_req.len() + self.init_resp.len()
+    }
+
     /// The next time something happens to this SA: while a request of ours is out,
     /// its retransmission (the state's deadline waits for the answer or the give-up).
     pub(super) fn wake_at(&self) -> Instant {

@@ -5,8 +5,9 @@
 use std::time::{Duration, SystemTime};
 
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, KeyPair,
-    PKCS_ECDSA_P256_SHA256, PKCS_ECDSA_P384_SHA384, PKCS_RSA_SHA256, SanType,
+    BasicConstraints, CertificateParams, CustomExtension, DistinguishedName, DnType,
+    ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose, PKCS_ECDSA_P256_SHA256,
+    PKCS_ECDSA_P384_SHA384, PKCS_RSA_SHA256, SanType,
 };
 use rsa::pkcs8::{EncodePrivateKey, LineEnding};
 use x509_cert::der::{Decode, Encode};
@@ -16,7 +17,7 @@ use super::cert::{
     PublicKey, SigAlg, cert_has_identity, identity_eq, our_identity, parse_dn,
 };
 use super::payload::{Auth, Identification};
-use super::responder::Identity;
+use super::responder::{Event, Identity};
 
 #[derive(Clone, Copy, Debug)]
 enum Kind {
@@ -166,9 +167,9 @@ fn sign_verify_round_trip() {
         let auth = creds.sign_auth(&octets).unwrap();
         assert_eq!(auth.method, AUTH_DIGITAL_SIGNATURE);
         let pk = PublicKey::from_spki_der(&key.public_key_der()).unwrap();
-        pk.verify_auth(&auth, &octets).unwrap();
+        pk.verify_auth(&auth, &octets, false).unwrap();
         assert_eq!(
-            pk.verify_auth(&auth, &octets[1..]),
+            pk.verify_auth(&auth, &octets[1..], false),
             Err(CertError::BadSignature),
             "{kind:?}"
         );
@@ -177,7 +178,7 @@ fn sign_verify_round_trip() {
             .verify_chain(&der_of(&pem), &[], SystemTime::now())
             .unwrap();
         assert!(cert_has_identity(&c, &id(2, b"GW.example")));
-        k.verify_auth(&auth, &octets).unwrap();
+        k.verify_auth(&auth, &octets, false).unwrap();
         // A key that is not the certificate's is refused at load.
         let other = self::key(kind);
         assert_eq!(
@@ -207,8 +208,8 @@ fn client_signature_forms() {
         method: AUTH_ECDSA_256,
         data: sig.to_bytes().to_vec(),
     };
-    pk.verify_auth(&raw, &octets).unwrap();
-    assert!(pk.verify_auth(&raw, b"other").is_err());
+    pk.verify_auth(&raw, &octets, false).unwrap();
+    assert!(pk.verify_auth(&raw, b"other", false).is_err());
 
     let r = rsa::RsaPrivateKey::new(&mut rand_core::OsRng, 2048).unwrap();
     let rpk = PublicKey::Rsa(r.to_public_key());
@@ -236,8 +237,8 @@ fn client_signature_forms() {
         method: AUTH_DIGITAL_SIGNATURE,
         data,
     };
-    rpk.verify_auth(&a, &octets).unwrap();
-    assert!(rpk.verify_auth(&a, b"other").is_err());
+    rpk.verify_auth(&a, &octets, false).unwrap();
+    assert!(rpk.verify_auth(&a, b"other", false).is_err());
 
     let v15 = r
         .sign(
@@ -249,14 +250,19 @@ fn client_signature_forms() {
         method: AUTH_RSA,
         data: v15,
     };
-    rpk.verify_auth(&a, &octets).unwrap();
+    // Method 1 is SHA-1: only when allowed.
+    assert_eq!(
+        rpk.verify_auth(&a, &octets, false),
+        Err(CertError::Sha1NotAllowed)
+    );
+    rpk.verify_auth(&a, &octets, true).unwrap();
     // Method 1 with an ECDSA key, and garbage in method 14, are refused.
-    assert!(pk.verify_auth(&a, &octets).is_err());
+    assert!(pk.verify_auth(&a, &octets, true).is_err());
     let junk = Auth {
         method: AUTH_DIGITAL_SIGNATURE,
         data: vec![40, 1, 2, 3],
     };
-    assert!(rpk.verify_auth(&junk, &octets).is_err());
+    assert!(rpk.verify_auth(&junk, &octets, false).is_err());
 }
 
 #[test]
@@ -350,6 +356,198 @@ fn chain_accept_and_reject() {
             .verify_chain(&der_of(&c5), &[der_of(&fake_mid_pem).as_slice()], now)
             .unwrap_err(),
         CertError::UntrustedChain
+    );
+}
+
+/// A certificate `CN=<cn>` under `issuer` (self-signed without one), with `edit`
+/// applied to its parameters: a P-256 key, or `key` when given.
+fn cert_edited(
+    cn: &str,
+    issuer: Option<&Ca>,
+    key: Option<&dyn rcgen::PublicKeyData>,
+    edit: impl FnOnce(&mut CertificateParams),
+) -> Ca {
+    let own = self::key(Kind::P256);
+    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+    p.distinguished_name = DistinguishedName::new();
+    p.distinguished_name.push(DnType::CommonName, cn);
+    edit(&mut p);
+    let cert = match (issuer, key) {
+        (Some(i), Some(k)) => p.signed_by(&KeyRef(k), &i.cert, &i.key),
+        (Some(i), None) => p.signed_by(&own, &i.cert, &i.key),
+        (None, _) => p.self_signed(&own),
+    }
+    .unwrap();
+    Ca { cert, key: own }
+}
+
+/// `&dyn PublicKeyData` as rcgen's generic argument.
+struct KeyRef<'a>(&'a dyn rcgen::PublicKeyData);
+
+impl rcgen::PublicKeyData for KeyRef<'_> {
+    fn der_bytes(&self) -> &[u8] {
+        self.0.der_bytes()
+    }
+    fn algorithm(&self) -> &rcgen::SignatureAlgorithm {
+        self.0.algorithm()
+    }
+}
+
+/// An RSA public key of any size (ring, behind rcgen, refuses to load small ones).
+struct RsaPublic(Vec<u8>);
+
+impl rcgen::PublicKeyData for RsaPublic {
+    fn der_bytes(&self) -> &[u8] {
+        &self.0
+    }
+    fn algorithm(&self) -> &rcgen::SignatureAlgorithm {
+        &PKCS_RSA_SHA256
+    }
+}
+
+fn ca_params(p: &mut CertificateParams, path_len: Option<u8>) {
+    p.is_ca = IsCa::Ca(path_len.map_or(BasicConstraints::Unconstrained, |n| {
+        BasicConstraints::Constrained(n)
+    }));
+}
+
+/// RFC 5280 / RFC 4945 extension checks on the client's chain, and RSA key sizes.
+#[test]
+fn chain_extension_and_key_checks() {
+    let root = cert_edited("Root CA", None, None, |p| {
+        ca_params(p, None);
+        p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    });
+    // A second root that allows no intermediate below it.
+    let flat_root = cert_edited("Flat Root CA", None, None, |p| ca_params(p, Some(0)));
+    let (gw, gw_key) = leaf(Kind::P256, "gw", &["gw.example"], &root, false);
+    let bundle = format!("{}{}", root.cert.pem(), flat_root.cert.pem());
+    let creds =
+        Credentials::new(gw.as_bytes(), &gw_key.serialize_pem(), bundle.as_bytes()).unwrap();
+    let now = SystemTime::now();
+    let check = |ee: &Ca, mids: &[&Ca]| {
+        let mids: Vec<&[u8]> = mids.iter().map(|m| m.cert.der().as_ref()).collect();
+        creds.verify_chain(ee.cert.der(), &mids, now).map(|_| ())
+    };
+    // With a SAN: rcgen 0.13 writes no extensions (KeyUsage included) without one.
+    let ee = |issuer: &Ca, edit: &dyn Fn(&mut CertificateParams)| {
+        cert_edited("carol", Some(issuer), None, |p| {
+            p.subject_alt_names = vec![SanType::DnsName("carol.example".try_into().unwrap())];
+            edit(p);
+        })
+    };
+
+    // KeyUsage of the client's certificate: it must be allowed to sign.
+    let ok = ee(&root, &|p| {
+        p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    });
+    check(&ok, &[]).unwrap();
+    let nr = ee(&root, &|p| {
+        p.key_usages = vec![KeyUsagePurpose::ContentCommitment]
+    });
+    check(&nr, &[]).unwrap();
+    let enc = ee(&root, &|p| {
+        p.key_usages = vec![KeyUsagePurpose::KeyEncipherment]
+    });
+    assert_eq!(check(&enc, &[]), Err(CertError::KeyUsage));
+
+    // ExtendedKeyUsage, when present, must name a purpose IKE may use.
+    for purposes in [
+        vec![ExtendedKeyUsagePurpose::ServerAuth],
+        vec![ExtendedKeyUsagePurpose::Any],
+        vec![ExtendedKeyUsagePurpose::Other(vec![
+            1, 3, 6, 1, 5, 5, 7, 3, 17,
+        ])],
+        vec![
+            ExtendedKeyUsagePurpose::EmailProtection,
+            ExtendedKeyUsagePurpose::ClientAuth,
+        ],
+    ] {
+        check(
+            &ee(&root, &|p| p.extended_key_usages = purposes.clone()),
+            &[],
+        )
+        .unwrap();
+    }
+    let mail = ee(&root, &|p| {
+        p.extended_key_usages = vec![ExtendedKeyUsagePurpose::EmailProtection];
+    });
+    assert_eq!(check(&mail, &[]), Err(CertError::ExtendedKeyUsage));
+
+    // A critical extension we do not process; the same one non-critical is fine.
+    let private_ext = |critical: bool| {
+        ee(&root, &|p| {
+            let mut e =
+                CustomExtension::from_oid_content(&[1, 3, 6, 1, 4, 1, 99999, 1], vec![5, 0]);
+            e.set_criticality(critical);
+            p.custom_extensions = vec![e];
+        })
+    };
+    assert!(matches!(
+        check(&private_ext(true), &[]),
+        Err(CertError::UnknownCriticalExtension(_))
+    ));
+    check(&private_ext(false), &[]).unwrap();
+
+    // An intermediate must be allowed to sign certificates.
+    let mid = |issuer: &Ca, path_len: Option<u8>, usages: Vec<KeyUsagePurpose>| {
+        cert_edited("Intermediate", Some(issuer), None, |p| {
+            ca_params(p, path_len);
+            p.key_usages = usages;
+        })
+    };
+    let signer = mid(&root, None, vec![KeyUsagePurpose::DigitalSignature]);
+    assert_eq!(
+        check(&ee(&signer, &|_| {}), &[&signer]),
+        Err(CertError::KeyUsage)
+    );
+    let good_mid = mid(&root, None, vec![KeyUsagePurpose::KeyCertSign]);
+    check(&ee(&good_mid, &|_| {}), &[&good_mid]).unwrap();
+
+    // Path length: the flat root signs end entities, not intermediates; an
+    // intermediate with path length 0 signs no further intermediate.
+    check(&ee(&flat_root, &|_| {}), &[]).unwrap();
+    let under_flat = mid(&flat_root, None, Vec::new());
+    assert_eq!(
+        check(&ee(&under_flat, &|_| {}), &[&under_flat]),
+        Err(CertError::PathLength)
+    );
+    let last = mid(&root, Some(0), Vec::new());
+    check(&ee(&last, &|_| {}), &[&last]).unwrap();
+    let deeper = cert_edited("Deeper", Some(&last), None, |p| ca_params(p, None));
+    assert_eq!(
+        check(&ee(&deeper, &|_| {}), &[&deeper, &last]),
+        Err(CertError::PathLength)
+    );
+
+    // RSA under 2048 bits: refused in a client's certificate and at load.
+    use rsa::pkcs1::EncodeRsaPublicKey;
+    let small = rsa::RsaPrivateKey::new(&mut rand_core::OsRng, 1024).unwrap();
+    let small_pub = RsaPublic(small.to_public_key().to_pkcs1_der().unwrap().into_vec());
+    let weak = cert_edited("weak", Some(&root), Some(&small_pub), |_| {});
+    assert_eq!(check(&weak, &[]), Err(CertError::WeakKey(1024)));
+    let weak_ca = cert_edited("Weak CA", Some(&root), Some(&small_pub), |p| {
+        ca_params(p, None)
+    });
+    assert_eq!(
+        Credentials::new(
+            gw.as_bytes(),
+            &gw_key.serialize_pem(),
+            weak_ca.cert.pem().as_bytes()
+        )
+        .unwrap_err(),
+        CertError::WeakCaKey(1024)
+    );
+    let small_pem = small.to_pkcs8_pem(LineEnding::LF).unwrap();
+    assert_eq!(
+        Credentials::new(
+            weak.cert.pem().as_bytes(),
+            &small_pem,
+            root.cert.pem().as_bytes()
+        )
+        .unwrap_err(),
+        CertError::WeakKey(1024)
     );
 }
 
@@ -526,6 +724,17 @@ fn responder_ike_auth_with_certificates() {
             let msg = c.open(&out[0]);
             if n == 1 {
                 assert!(msg.find_notify(notify::AUTHENTICATION_FAILED).is_some());
+                // Why stays in our log.
+                assert!(
+                    g.events().iter().any(|e| matches!(
+                        e,
+                        Event::AuthFailed {
+                            certificate: Some(CertError::UntrustedChain),
+                            ..
+                        }
+                    )),
+                    "{kind:?}"
+                );
                 continue;
             }
             let kinds: Vec<u8> = msg.payloads.iter().map(Payload::kind).collect();
@@ -546,7 +755,7 @@ fn responder_ike_auth_with_certificates() {
             let ours = signed_octets(prf, &c.init_resp, &c.ni, &sk_pr, &idr.body());
             PublicKey::from_spki_der(&gw_key.public_key_der())
                 .unwrap()
-                .verify_auth(auth, &ours)
+                .verify_auth(auth, &ours, false)
                 .unwrap();
         }
     }

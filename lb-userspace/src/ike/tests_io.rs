@@ -37,6 +37,7 @@ fn drives_a_whole_exchange_over_udp() {
     let dir = std::env::temp_dir().join(format!("ikelb-io-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let keys = dir.join("keys.uat");
+    let _ = std::fs::remove_file(&keys);
     let mut cfg = config(AuthRedirect::Informational);
     // Retransmit the redirect quickly so the timer path runs in the test.
     cfg.retransmit_timeout = Duration::from_millis(100);
@@ -127,4 +128,24 @@ fn binds_a_vip_that_is_not_local_yet() {
         Err(e) if e.raw_os_error() == Some(libc::EAFNOSUPPORT) => {}
         Err(e) => panic!("{e}"),
     }
+}
+
+#[test]
+fn key_log_is_private_and_never_reuses_a_path() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::env::temp_dir().join(format!("ikelb-keylog-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let keys = dir.join("keys.uat");
+    drop(KeyLogFile::create(&keys).unwrap());
+    let mode = std::fs::metadata(&keys).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    // An existing file, or a link planted where the log goes, is refused.
+    let e = KeyLogFile::create(&keys).err().expect("an existing file");
+    assert_eq!(e.kind(), std::io::ErrorKind::AlreadyExists);
+    let link = dir.join("link.uat");
+    std::os::unix::fs::symlink(dir.join("elsewhere"), &link).unwrap();
+    assert!(KeyLogFile::create(&link).is_err());
+    assert!(!dir.join("elsewhere").exists(), "the link was not followed");
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -20,6 +20,7 @@ use super::tests_initiator::{InitAnswer, Initiator, TestRng, ike_proposal, statu
 
 pub(super) const VIP: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 1);
 pub(super) const TARGET: [u8; 4] = [198, 51, 100, 3];
+const VIP6: std::net::Ipv6Addr = std::net::Ipv6Addr::new(0x2001, 0xdb8, 0xff, 0, 0, 0, 0, 1);
 const PSK: &[u8] = b"ikelb test psk";
 
 pub(super) fn client(last: u8, port: u16) -> SocketAddr {
@@ -313,13 +314,42 @@ fn client_without_redirect_support_is_refused() {
     );
     assert!(matches!(
         g.events().as_slice(),
-        [Event::RedirectUnsupported { .. }]
+        [Event::RedirectUnsupported {
+            redirected_from: false,
+            ..
+        }]
     ));
-    // REDIRECTED_FROM counts as support (RFC 5685 §3; both real clients send it
-    // instead of REDIRECT_SUPPORTED).
-    let mut c = Initiator::new(5, client(10, 500), gw(500), p, dh);
-    c.notifies = vec![status(notify::REDIRECTED_FROM, vec![1, 4, 203, 0, 113, 9])];
-    init(&mut g, &mut c);
+    assert_eq!(g.r.sa_count(), 0);
+}
+
+#[test]
+fn redirected_client_is_never_redirected_again() {
+    let mut g = Gw::new(config(AuthRedirect::Informational));
+    let (p, dh) = x25519_gcm();
+    // REDIRECTED_FROM, alone (as real clients send it after a redirect) or with
+    // REDIRECT_SUPPORTED: refused like a client that cannot be redirected, as the fast
+    // path never redirects it either (RFC 5685 §10: no loops).
+    let from = status(notify::REDIRECTED_FROM, vec![1, 4, 203, 0, 113, 9]);
+    let supported = status(notify::REDIRECT_SUPPORTED, Vec::new());
+    for (seed, notifies) in [(5, vec![from.clone()]), (6, vec![supported, from])] {
+        let mut c = Initiator::new(seed, client(10, 500), gw(500), p.clone(), dh);
+        c.notifies = notifies;
+        let req = c.sa_init();
+        let out = g.deliver(c.addr, c.gw, &req);
+        assert_eq!(
+            c.on_sa_init_response(&out[0]),
+            InitAnswer::Error(notify::NO_PROPOSAL_CHOSEN, vec![])
+        );
+        assert!(out[0].len() <= req.len());
+        assert!(matches!(
+            g.events().as_slice(),
+            [Event::RedirectUnsupported {
+                redirected_from: true,
+                ..
+            }]
+        ));
+        assert_eq!(g.r.sa_count(), 0);
+    }
 }
 
 #[test]
@@ -520,6 +550,68 @@ fn half_open_limits_and_expiry() {
         }
     )));
     assert_eq!(try_init(&mut g, client(12, 500)), 1);
+}
+
+#[test]
+fn ipv6_sources_count_per_64() {
+    let mut cfg = config(AuthRedirect::Informational);
+    cfg.half_open_per_source = 2;
+    cfg.vips.push(VipConfig {
+        addr: IpAddr::V6(VIP6),
+        mode: VipMode::Auth(AuthRedirect::Informational),
+    });
+    let mut g = Gw::new(cfg);
+    let (p, dh) = x25519_gcm();
+    let gw6 = SocketAddr::from((VIP6, 500));
+    let mut seed = 200;
+    let mut try_init = |g: &mut Gw, from: &str| {
+        seed += 1;
+        let from = SocketAddr::new(from.parse().unwrap(), 500);
+        let mut c = Initiator::new(seed, from, gw6, p.clone(), dh);
+        g.deliver(c.addr, c.gw, &c.sa_init()).len()
+    };
+    // Three addresses of one /64 are one source ...
+    assert_eq!(try_init(&mut g, "2001:db8:1:2::a"), 1);
+    assert_eq!(try_init(&mut g, "2001:db8:1:2:ffff::b"), 1);
+    assert_eq!(try_init(&mut g, "2001:db8:1:2::c"), 0, "same /64");
+    // ... the next /64 is another.
+    assert_eq!(try_init(&mut g, "2001:db8:1:3::a"), 1);
+    assert_eq!(g.r.half_open_count(), 3);
+    assert_eq!(
+        super::responder::source_key("::ffff:192.0.2.7".parse().unwrap()),
+        "192.0.2.7".parse::<IpAddr>().unwrap(),
+        "an IPv4-mapped address counts as its IPv4 address"
+    );
+}
+
+#[test]
+fn half_open_state_has_a_byte_bound() {
+    let (p, dh) = x25519_gcm();
+    // What one half-open SA of this suite is charged.
+    let mut g = Gw::new(config(AuthRedirect::Informational));
+    let mut c = Initiator::new(300, client(10, 500), gw(500), p.clone(), dh);
+    init(&mut g, &mut c);
+    let one = g.r.state_bytes();
+    assert!(one > super::responder::HALF_OPEN_OVERHEAD);
+    // IKE_AUTH frees it: an authenticated SA keeps no copy of IKE_SA_INIT.
+    let auth = c.ike_auth();
+    assert_eq!(g.deliver(c.addr, c.gw, &auth).len(), 2);
+    assert_eq!(g.r.state_bytes(), 0);
+
+    let mut cfg = config(AuthRedirect::Informational);
+    cfg.state_memory_max = 2 * one + one / 2;
+    let mut g = Gw::new(cfg);
+    for (seed, last, answers) in [(301, 10, 1), (302, 11, 1), (303, 12, 0)] {
+        let mut c = Initiator::new(seed, client(last, 500), gw(500), p.clone(), dh);
+        assert_eq!(g.deliver(c.addr, c.gw, &c.sa_init()).len(), answers);
+    }
+    assert_eq!(g.r.half_open_count(), 2);
+    assert_eq!(g.r.state_bytes(), 2 * one);
+    // Expiry gives the bytes back.
+    g.step();
+    assert_eq!(g.r.state_bytes(), 0);
+    let mut c = Initiator::new(304, client(12, 500), gw(500), p, dh);
+    assert_eq!(g.deliver(c.addr, c.gw, &c.sa_init()).len(), 1);
 }
 
 #[test]

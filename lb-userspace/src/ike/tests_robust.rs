@@ -90,6 +90,31 @@ proptest! {
         while g.step().is_some() {}
         prop_assert_eq!(g.r.sa_count(), 0);
         prop_assert_eq!(g.r.half_open_count(), 0);
+        prop_assert_eq!(g.r.state_bytes(), 0);
+    }
+
+    /// Whatever fragments arrive, in any order, repeated or missing, from two clients,
+    /// every byte charged against the state bound comes back when the SAs end.
+    #[test]
+    fn state_bytes_always_come_back(
+        arrivals in proptest::collection::vec((0usize..8, 0usize..2), 0..24),
+        n in 1u16..5,
+        more in 0u16..2,
+    ) {
+        let mut g = Gw::new(config(AuthRedirect::IkeAuth));
+        let mut clients: Vec<Initiator> =
+            (0..2).map(|i| fragmenting_client(&mut g, 60 + i, true)).collect();
+        let frags: Vec<Vec<Vec<u8>>> = clients
+            .iter_mut()
+            .map(|c| c.ike_auth_fragments(n, n + more))
+            .collect();
+        for (i, who) in arrivals {
+            let (c, f) = (&clients[who], &frags[who]);
+            feed(&mut g, c.addr, c.gw, &f[i % f.len()]);
+        }
+        while g.step().is_some() {}
+        prop_assert_eq!(g.r.sa_count(), 0);
+        prop_assert_eq!(g.r.state_bytes(), 0);
     }
 
     /// Every byte of an SK message is covered by the ICV: a changed IKE_AUTH gets no
@@ -246,7 +271,9 @@ pub(super) fn replay_ike_auth(
         scheduled: None,
     };
     g.r.half_open += 1;
-    g.r.half_open_by_ip.insert(remote.ip(), 1);
+    g.r.half_open_by_source
+        .insert(super::responder::source_key(remote.ip()), 1);
+    g.r.state_bytes += sa.half_open_bytes();
     g.r.by_init.insert((remote, sa.spi_i), sa.spi_r);
     let open = SkCipher::responder(&sa.keys, &suite);
     g.r.put_back(sa);
@@ -309,6 +336,28 @@ fn fragmented_ike_auth_is_reassembled() {
     // fragments are ignored.
     assert_eq!(g.deliver(c.addr, c.gw, &f[0]), out);
     assert!(g.deliver(c.addr, c.gw, &f[2]).is_empty());
+}
+
+#[test]
+fn reassembly_counts_against_the_state_bound() {
+    let mut g = Gw::new(config(AuthRedirect::IkeAuth));
+    let mut c = fragmenting_client(&mut g, 44, true);
+    let half_open = g.r.state_bytes();
+    let f = c.ike_auth_fragments(3, 3);
+    assert!(g.deliver(c.addr, c.gw, &f[0]).is_empty());
+    assert!(g.r.state_bytes() > half_open, "fragment 1 is held");
+    // No room left: the partial message is dropped and its bytes given back.
+    g.r.config.state_memory_max = half_open;
+    assert!(g.deliver(c.addr, c.gw, &f[1]).is_empty());
+    assert_eq!(g.r.state_bytes(), half_open);
+    assert!(g.deliver(c.addr, c.gw, &f[2]).is_empty());
+    // With room again, the client's retransmission goes through, and authenticating
+    // frees everything.
+    g.r.config.state_memory_max = usize::MAX;
+    assert!(g.deliver(c.addr, c.gw, &f[0]).is_empty());
+    assert!(g.deliver(c.addr, c.gw, &f[1]).is_empty());
+    assert_eq!(g.deliver(c.addr, c.gw, &f[2]).len(), 1);
+    assert_eq!(g.r.state_bytes(), 0);
 }
 
 #[test]

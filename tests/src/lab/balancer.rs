@@ -84,6 +84,9 @@ impl Lab {
             .arg(&conf)
             .args(["--xdp-mode", xdp_mode]);
         if self.config.ikelb_auth.is_some() {
+            // ikelb creates its key log anew and refuses an existing file: clear the
+            // one a previous start in this run directory left.
+            let _ = std::fs::remove_file(self.ike_keylog_path());
             run.arg("--ike-keylog").arg(self.ike_keylog_path());
         }
         run.env("NO_COLOR", "1").env(

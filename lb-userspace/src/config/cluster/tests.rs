@@ -161,3 +161,37 @@ fn trust_rules_parse_and_refuse_the_vips() {
     ));
     assert!(e.contains("cluster.member[0].sources"), "{e}");
 }
+
+#[test]
+fn metrics_stay_on_loopback_unless_asked() {
+    let base = "[[vip]]\naddress = \"10.0.0.1\"\n[status]\n";
+    let status = |extra: &str| Config::parse(&format!("{base}{extra}")).map(|c| c.status);
+    let s = status("metrics = \"9640\"\n").unwrap();
+    assert_eq!(s.metrics, Some("127.0.0.1:9640".parse().unwrap()));
+    assert_eq!(s.limits, crate::listen::Limits::default());
+    let s = status("metrics = \"[::1]:9640\"\n").unwrap();
+    assert_eq!(s.metrics, Some("[::1]:9640".parse().unwrap()));
+    for addr in ["0.0.0.0:9640", "[::]:9640", "192.0.2.1:9640"] {
+        let e = error_of(&format!("{base}metrics = \"{addr}\"\n"));
+        assert!(
+            e.contains("line 4") && e.contains("status.metrics") && e.contains("metrics-remote"),
+            "{e}"
+        );
+        let s = status(&format!("metrics = \"{addr}\"\nmetrics-remote = true\n")).unwrap();
+        assert_eq!(s.metrics, Some(addr.parse().unwrap()));
+    }
+    let s = status("max-connections = 4\nread-timeout-ms = 250\nmax-request-line = 64\n").unwrap();
+    assert_eq!(
+        s.limits,
+        crate::listen::Limits {
+            max_connections: 4,
+            read_timeout: std::time::Duration::from_millis(250),
+            max_line: 64,
+        }
+    );
+    let e = error_of(&format!("{base}max-connections = 0\n"));
+    assert!(
+        e.contains("line 4") && e.contains("status.max-connections"),
+        "{e}"
+    );
+}
