@@ -21,14 +21,14 @@
 //! only happens when the interval has passed; the priority-0 advert of
 //! [`Vrrp::shutdown`] is the one exception.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use lb_common::wire::vrrp::{
     self as wire, AddrList, ChecksumForm, Family, PRIORITY_OWNER, PRIORITY_STOP, Packet, Repr,
 };
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 pub mod io;
 
@@ -145,6 +145,9 @@ pub struct Transmit {
 /// Why a received advert was dropped, in the order of the checks (RFC 9568 §7.1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DropReason {
+    /// Unicast peers are configured and the source is none of them: any host on the
+    /// link could otherwise hold every node in Backup with priority-255 adverts.
+    NotPeer,
     /// TTL or hop limit is not 255.
     BadTtl,
     /// The datagram, its source or its addresses are not of the instance's family.
@@ -167,7 +170,8 @@ pub enum DropReason {
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 9] = [
+    pub const ALL: [DropReason; 10] = [
+        DropReason::NotPeer,
         DropReason::BadTtl,
         DropReason::WrongFamily,
         DropReason::BadVersion,
@@ -223,6 +227,8 @@ pub struct Vrrp {
     events: VecDeque<Event>,
     stats: Stats,
     peer_forms: BTreeMap<IpAddr, ChecksumForm>,
+    /// Sources already warned about as no peer (bounded: the rest only counted).
+    refused: BTreeSet<IpAddr>,
 }
 
 impl Vrrp {
@@ -273,6 +279,7 @@ impl Vrrp {
             events: VecDeque::new(),
             stats: Stats::default(),
             peer_forms: BTreeMap::new(),
+            refused: BTreeSet::new(),
         })
     }
 
@@ -327,6 +334,9 @@ impl Vrrp {
         ttl: u8,
         payload: &[u8],
     ) {
+        if !self.from_peer(src) {
+            return;
+        }
         if ttl != wire::TTL {
             self.count_drop(DropReason::BadTtl, src);
             return;
@@ -357,6 +367,9 @@ impl Vrrp {
     /// TTL or hop limit `ttl`. [`handle_packet`](Self::handle_packet) is the driver's
     /// entry; this one serves tests and drivers that parse themselves.
     pub fn handle_advert(&mut self, now: Instant, from: IpAddr, ttl: u8, adv: &Repr<'_>) {
+        if !self.from_peer(from) {
+            return;
+        }
         if ttl != wire::TTL {
             self.count_drop(DropReason::BadTtl, from);
             return;
@@ -554,6 +567,19 @@ impl Vrrp {
                 self.transmits.push_back(Transmit { dst, payload });
             }
         }
+    }
+
+    /// With unicast peers configured, only they are heard; a refused source is counted,
+    /// and logged the first time.
+    fn from_peer(&mut self, src: IpAddr) -> bool {
+        if self.cfg.peers.is_empty() || self.cfg.peers.contains(&src.to_canonical()) {
+            return true;
+        }
+        if self.refused.len() < PEER_FORMS_MAX && self.refused.insert(src) {
+            warn!(vrid = self.cfg.vrid, %src, "advert from a source that is not a configured peer: ignored");
+        }
+        self.count_drop(DropReason::NotPeer, src);
+        false
     }
 
     fn count_drop(&mut self, reason: DropReason, from: IpAddr) {

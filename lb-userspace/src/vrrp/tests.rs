@@ -310,10 +310,12 @@ fn invalid_adverts_are_counted_and_ignored() {
     let (r, _) = Repr::parse(&p, ip4(2), GROUP).unwrap();
     v.handle_advert(t0 + MS, ip4(2), 1, &r);
     assert_eq!(v.stats().dropped(DropReason::BadTtl), 3);
-    // Every reason is covered here but WeAreOwner, which the owner test covers.
+    // Every reason is covered here but WeAreOwner, which the owner test covers, and
+    // NotPeer (with_peers_only_peers_are_heard).
     for reason in DropReason::ALL {
         let n = v.stats().dropped(reason);
-        assert_eq!(n > 0, reason != DropReason::WeAreOwner, "{reason:?}");
+        let elsewhere = [DropReason::WeAreOwner, DropReason::NotPeer].contains(&reason);
+        assert_eq!(n > 0, !elsewhere, "{reason:?}");
     }
     // The good one still works.
     v.handle_packet(t0 + MS, ip4(2), GROUP, 255, &good);
@@ -486,4 +488,35 @@ fn config_is_checked() {
     let v = Vrrp::new(ok.clone()).unwrap();
     assert_eq!(v.config(), &ok);
     assert_eq!((v.state(), v.active_addr()), (State::Initialize, None));
+}
+
+/// With unicast peers, an on-link host that is none of them cannot hold the node in
+/// Backup with priority-255 adverts: it is counted and ignored, and the node takes
+/// over when the real Active goes quiet.
+#[test]
+fn with_peers_only_peers_are_heard() {
+    let t0 = Instant::now();
+    let mut c = cfg(3, 100, 10);
+    c.peers = vec![ip4(2)];
+    let mut b = started(c, t0);
+    drain_events(&mut b);
+    let vip = [198, 51, 100, 1];
+    let adv = |prio| Repr {
+        vrid: 10,
+        priority: prio,
+        max_adver_int: 10,
+        addrs: AddrList::new(Family::V4, &vip).unwrap(),
+    };
+    let down = b.poll_timeout().unwrap();
+    b.handle_advert(t0 + MS, ip4(66), 255, &adv(255));
+    let bytes = advert_bytes(10, 255, 10, &vip, ip4(66), ip4(3), ChecksumForm::Pseudo);
+    b.handle_packet(t0 + MS, ip4(66), ip4(3), 255, &bytes);
+    assert_eq!(b.stats().dropped(DropReason::NotPeer), 2);
+    assert_eq!((b.active_addr(), b.poll_timeout()), (None, Some(down)));
+    // The configured peer is heard.
+    b.handle_advert(t0 + MS, ip4(2), 255, &adv(200));
+    assert_eq!(b.active_addr(), Some(ip4(2)));
+    assert_eq!(b.stats().accepted, 1);
+    b.handle_timeout(b.poll_timeout().unwrap());
+    assert_eq!(drain_events(&mut b), [Event::BecameActive]);
 }
