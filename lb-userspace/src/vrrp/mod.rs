@@ -334,7 +334,7 @@ impl Vrrp {
         ttl: u8,
         payload: &[u8],
     ) {
-        if !self.from_peer(src) {
+        if !self.heard_from(src) {
             return;
         }
         if ttl != wire::TTL {
@@ -367,7 +367,7 @@ impl Vrrp {
     /// TTL or hop limit `ttl`. [`handle_packet`](Self::handle_packet) is the driver's
     /// entry; this one serves tests and drivers that parse themselves.
     pub fn handle_advert(&mut self, now: Instant, from: IpAddr, ttl: u8, adv: &Repr<'_>) {
-        if !self.from_peer(from) {
+        if !self.heard_from(from) {
             return;
         }
         if ttl != wire::TTL {
@@ -571,7 +571,7 @@ impl Vrrp {
 
     /// With unicast peers configured, only they are heard; a refused source is counted,
     /// and logged the first time.
-    fn from_peer(&mut self, src: IpAddr) -> bool {
+    fn heard_from(&mut self, src: IpAddr) -> bool {
         if self.cfg.peers.is_empty() || self.cfg.peers.contains(&src.to_canonical()) {
             return true;
         }
