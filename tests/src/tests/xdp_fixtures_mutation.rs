@@ -7,8 +7,11 @@
 //! A mutated byte breaks the UDP checksum, so most raw mutants stop at
 //! `drop_bad_checksum`; most mutants are therefore repaired afterwards (checksums, or
 //! lengths and checksums, or the IKE Length too) so the IKE parser is reached.
+//! Some seeds are reshaped first (VLAN tags, IPv4 options, sources that are no unicast
+//! host, source ports), and every mutant also goes through the userspace IKE parser.
 //! Reproducible: `IKELB_MUTATION_SEED` and `IKELB_MUTANTS` change the run, and every
-//! failure names the seed frame, mutant number and operations.
+//! failure names the seed frame, mutant number and operations. `cargo xtask fuzz
+//! --count N` runs it without the time budget (`IKELB_FUZZ=1`).
 
 use std::time::{Duration, Instant};
 
@@ -21,7 +24,8 @@ use super::xdp_fixtures_negative::seeds;
 
 const DEFAULT_SEED: u64 = 0x1ce1_b5ee_d000_0001;
 const DEFAULT_MUTANTS: u64 = 20_000;
-/// Stop early (and say so) rather than run for minutes on a slow machine.
+/// Stop early (and say so) rather than run for minutes on a slow machine; a fuzz run
+/// (`cargo xtask fuzz`, `IKELB_FUZZ=1`) runs its whole count.
 const TIME_BUDGET: Duration = Duration::from_secs(40);
 
 /// xorshift64*: tiny, and the same sequence on every machine.
@@ -224,10 +228,89 @@ fn mutate_once(r: &mut Rng, f: &mut Vec<u8>, l: &Layout) -> String {
     }
 }
 
-/// One mutant of `seed`: 1..=3 operations, then a repair.
-fn mutant(r: &mut Rng, seed: &[u8], l: &Layout) -> (Vec<u8>, String) {
+/// A seed changed where its shape moves offsets or its addressing changes: a VLAN tag
+/// added or removed, IPv4 options added, a source that is no unicast host, another
+/// source port. Lengths and checksums are repaired for the new shape, so the deep
+/// checks are reached; `None` when the change does not apply to this seed.
+fn reshape(r: &mut Rng, seed: &[u8], l: &Layout) -> Option<(Vec<u8>, Layout, String)> {
     let mut f = seed.to_vec();
+    let ip = l.l2;
+    let what = match r.below(5) {
+        0 => {
+            let tpid = r.pick(&[0x8100u16, 0x88a8, 0x9100]);
+            let tci = r.below(4096) as u16;
+            f = fr::with_tags(&f, &[(tpid, tci)]);
+            format!("tag {tpid:#06x}/{tci}")
+        }
+        1 if l.l2 > 14 => {
+            f.drain(12..16);
+            "untag".into()
+        }
+        2 if !l.v6 && l.iph < 60 => {
+            let n = 4 * (1 + r.below((60 - l.iph) / 4));
+            let opt = r.pick(&[1u8, 0, 7, 0x44]);
+            f.splice(ip + l.iph..ip + l.iph, std::iter::repeat_n(opt, n));
+            f[ip] = 0x40 | ((l.iph + n) / 4) as u8;
+            format!("IPv4 options {n}x{opt:#04x}")
+        }
+        3 => {
+            let src: Vec<u8> = if l.v6 {
+                let dst = f[ip + 24..ip + 40].to_vec();
+                let mut a = [0u8; 16];
+                match r.below(6) {
+                    0 => {}
+                    1 => a[15] = 1,
+                    2 => a[..2].copy_from_slice(&[0xff, 0x02]),
+                    3 => a[..2].copy_from_slice(&[0xfe, 0x80]),
+                    4 => a.copy_from_slice(&dst),
+                    _ => a[..4].copy_from_slice(&[0x20, 0x01, 0x0d, 0xb8]),
+                }
+                a.to_vec()
+            } else {
+                let dst = f[ip + 16..ip + 20].to_vec();
+                r.pick(&[
+                    &[0u8, 0, 0, 0][..],
+                    &[255, 255, 255, 255],
+                    &[224, 0, 0, 1],
+                    &[127, 0, 0, 1],
+                    &[169, 254, 1, 1],
+                    &[0, 1, 2, 3],
+                    &dst,
+                    &[10, 1, 2, 3],
+                ])
+                .to_vec()
+            };
+            let at = ip + if l.v6 { 8 } else { 12 };
+            f[at..at + src.len()].copy_from_slice(&src);
+            format!("source {src:?}")
+        }
+        _ => {
+            let port = r.pick(&[0u16, 500, 4500, 65535, 1]);
+            fr::set16(&mut f, l.udp, port);
+            format!("source port {port}")
+        }
+    };
+    let nl = fr::layout(&f)?;
+    fr::fix(&mut f, &nl, Fix::L3L4);
+    Some((f, nl, what))
+}
+
+/// One mutant of `seed`: sometimes reshaped first, then 1..=3 operations, then a repair.
+fn mutant(r: &mut Rng, seed: &[u8], l: &Layout) -> (Vec<u8>, String) {
     let mut ops = Vec::new();
+    let reshaped = if r.below(4) == 0 {
+        reshape(r, seed, l)
+    } else {
+        None
+    };
+    let (mut f, l) = match reshaped {
+        Some((f, nl, what)) => {
+            ops.push(what);
+            (f, nl)
+        }
+        None => (seed.to_vec(), *l),
+    };
+    let l = &l;
     for _ in 0..=r.below(3) {
         ops.push(mutate_once(r, &mut f, l));
     }
@@ -249,6 +332,7 @@ fn xdp_fixtures_mutation() {
     crate::require_root!();
     let seed = env_u64("IKELB_MUTATION_SEED", DEFAULT_SEED);
     let total = env_u64("IKELB_MUTANTS", DEFAULT_MUTANTS) as usize;
+    let fuzz = env_u64("IKELB_FUZZ", 0) != 0;
     let mut r = Rng::new(seed);
     let seeds: Vec<(String, Vec<u8>, Layout)> = seeds()
         .into_iter()
@@ -267,7 +351,7 @@ fn xdp_fixtures_mutation() {
         h.set_targets(targets);
         let end = total * (pi + 1) / phases.len();
         while done < end {
-            if start.elapsed() > TIME_BUDGET {
+            if !fuzz && start.elapsed() > TIME_BUDGET {
                 eprintln!("mutation run: time budget spent after {done} of {total} mutants");
                 break 'run;
             }
@@ -275,6 +359,11 @@ fn xdp_fixtures_mutation() {
             let (m, ops) = mutant(&mut r, f, l);
             if m.len() < 14 {
                 continue;
+            }
+            // The userspace parser (auth mode, `--xdp-mode off`) takes the same bytes:
+            // it may refuse them, never panic.
+            if let Some(ike) = fr::layout(&m).and_then(|ml| m.get(ml.ike..)) {
+                let _ = lb_userspace::ike::message::Message::parse(ike);
             }
             let case = h.derived(
                 format!("seed {seed:#x} mutant {done} of {name}: {ops}"),
@@ -285,10 +374,16 @@ fn xdp_fixtures_mutation() {
             done += 1;
         }
     }
-    eprintln!(
+    // `cargo xtask fuzz` reads this line.
+    println!(
         "mutation run, seed {seed:#x}: {done} mutants in {:.1} s",
         start.elapsed().as_secs_f64()
     );
+    if fuzz {
+        for (i, n) in h.outcomes.iter().enumerate().filter(|(_, n)| **n > 0) {
+            println!("  {:<28} {n}", Stat::ALL[i].name());
+        }
+    }
     // The repair must let mutants reach the deep checks, not only the checksum.
     for s in [
         Stat::Redirected,
