@@ -113,6 +113,12 @@ impl Dataplane {
         if EBPF_OBJ.is_empty() {
             return Err(DataplaneError::NoObject);
         }
+        Self::load_object(EBPF_OBJ, pin_dir)
+    }
+
+    /// As [`Dataplane::load`], from the bytes of another object file with the same
+    /// maps (`ikelb bench --baseline-object` times an older build beside this one).
+    pub fn load_object(obj: &[u8], pin_dir: Option<&Path>) -> Result<Self, DataplaneError> {
         let mut loader = EbpfLoader::new();
         if let Some(dir) = pin_dir {
             ensure_bpffs()?;
@@ -126,7 +132,7 @@ impl Dataplane {
             }
         }
         let loaded = loader
-            .load(EBPF_OBJ)
+            .load(obj)
             .map_err(|e| DataplaneError::Load(format!("{e:#}")))
             .and_then(|mut ebpf| {
                 load_program(&mut ebpf, m::PROG_NAME)?;
