@@ -2,10 +2,10 @@
 //! with a bounds check beside every packet access.
 
 use aya_ebpf::{helpers::generated::bpf_csum_diff, programs::XdpContext};
-use core::ptr::{read_volatile, write_volatile};
+use core::ptr::{addr_of_mut, read_volatile, write_volatile};
 use lb_common::{
     checksum,
-    maps::{Stat, VIP_MODE_AUTH},
+    maps::{Stat, VIP_GEN_MASK, VIP_GEN_SHIFT, VIP_MODE_AUTH},
     wire::{
         ike,
         l2l3::{self, ipv4, ipv6, udp},
@@ -207,6 +207,7 @@ pub fn parse(ctx: &XdpContext) -> Result<Req, Stat> {
         return Err(Stat::PassInactive);
     }
     let sc = SCRATCH.get_ptr_mut(0).ok_or(Stat::PassInactive)?;
+    let vip_stamp = ((cfg.flags >> VIP_GEN_SHIFT) & VIP_GEN_MASK) + 1;
     let frame_len = ctx.data_end() - ctx.data();
 
     let mut etype = be16_at(ctx, l2l3::ETH_TYPE).ok_or(Stat::PassNotIp)?;
@@ -233,8 +234,12 @@ pub fn parse(ctx: &XdpContext) -> Result<Req, Stat> {
         }
         let src = [w[2], w[3], w[4], w[5]];
         let dst = [w[6], w[7], w[8], w[9]];
-        // SAFETY: lookup result is a map value read once.
-        let vip = unsafe { maps::VIPS6.get(&dst) }.ok_or(Stat::PassNotVip)?;
+        // SAFETY: `sc` is this CPU's scratch value; the lookup result is a map value
+        // read once.
+        let mode = maps::vip_mode(unsafe { addr_of_mut!((*sc).vip6) }, vip_stamp, &dst, || {
+            unsafe { maps::VIPS6.get(&dst) }.map(|v| v.mode)
+        })
+        .ok_or(Stat::PassNotVip)?;
         let nh = (w[1] >> 16) as u8;
         if nh != udp::PROTO {
             return Err(if ipv6_ext_header(nh) {
@@ -247,7 +252,7 @@ pub fn parse(ctx: &XdpContext) -> Result<Req, Stat> {
         if ip_avail < ipv6::HLEN + plen {
             return Err(Stat::DropTruncated);
         }
-        (ipv6::HLEN, plen, vip.mode, src, dst)
+        (ipv6::HLEN, plen, mode, src, dst)
     } else {
         let w: [u32; 5] = load(ctx, l2).ok_or(Stat::PassNotIp)?;
         let vihl = w[0] as u8;
@@ -256,7 +261,13 @@ pub fn parse(ctx: &XdpContext) -> Result<Req, Stat> {
             return Err(Stat::PassNotIp);
         }
         // SAFETY: as above.
-        let vip = unsafe { maps::VIPS4.get(&w[4]) }.ok_or(Stat::PassNotVip)?;
+        let mode = maps::vip_mode(
+            unsafe { addr_of_mut!((*sc).vip4) },
+            vip_stamp,
+            &[w[4]],
+            || unsafe { maps::VIPS4.get(&w[4]) }.map(|v| v.mode),
+        )
+        .ok_or(Stat::PassNotVip)?;
         if (w[2] >> 8) as u8 != udp::PROTO {
             return Err(Stat::PassNotUdp);
         }
@@ -281,7 +292,7 @@ pub fn parse(ctx: &XdpContext) -> Result<Req, Stat> {
         if checksum::fold(hsum) != 0xffff {
             return Err(Stat::DropBadChecksum);
         }
-        (ihl, total - ihl, vip.mode, [w[3], 0, 0, 0], [w[4], 0, 0, 0])
+        (ihl, total - ihl, mode, [w[3], 0, 0, 0], [w[4], 0, 0, 0])
     };
     let pseudo = sum_addr(&src, v6) + sum_addr(&dst, v6);
     let uoff = l2 + ihl;
