@@ -39,6 +39,14 @@ pub const IDENT_MAX: usize = 255;
 
 /// `Config.flags`: this node owns the VIP and answers (a VRRP backup passes everything).
 pub const FLAG_ACTIVE: u32 = 1;
+/// `Config.flags` bits 8..=31: the generation of the VIP maps, which their writer
+/// advances after every change to them. The program keeps its last VIP hit per CPU and
+/// family and trusts it only in the generation it was found in: a hash-map lookup is a
+/// call (two with the key compare), costly where mitigations make every return so. An
+/// older program ignores these bits.
+pub const VIP_GEN_SHIFT: u32 = 8;
+/// Mask of the generation after the shift (it wraps within 24 bits).
+pub const VIP_GEN_MASK: u32 = u32::MAX >> VIP_GEN_SHIFT;
 
 /// Single entry (index 0) of `IKELB_CONFIG`.
 #[repr(C)]

@@ -36,9 +36,9 @@ pub const fn bounded_len(len: usize, mask: usize) -> usize {
     (len.wrapping_sub(1) & mask) + 1
 }
 
-/// Per-CPU scratch: the payload walk's findings and the checksum walk's state. The walk keeps
-/// them here rather than in registers so the verifier sees unknown scalars and prunes
-/// instead of exploring every flag combination (peers.md §9).
+/// Per-CPU scratch: the payload walk's findings and the checksum walk's state (kept here
+/// rather than in registers so the verifier sees unknown scalars and prunes instead of
+/// exploring every flag combination, peers.md §9), and the last VIP hits.
 #[repr(C)]
 pub struct Scratch {
     /// Payload-walk facts, one byte each: SA, KE, REDIRECT_SUPPORTED, REDIRECTED_FROM.
@@ -52,6 +52,48 @@ pub struct Scratch {
     /// Bytes the last answer moved the frame start by (`bpf_xdp_adjust_head`), for the
     /// bench harness to move it back: test_run does not restore the frame.
     pub head: i32,
+    /// This CPU's last VIP hit of each family, see [`vip_mode`].
+    pub vip4: VipHit<1>,
+    pub vip6: VipHit<4>,
+}
+
+/// A VIP found in the map: its address as raw words, the map generation it was found in
+/// plus one (0: empty), its mode.
+#[repr(C)]
+pub struct VipHit<const W: usize> {
+    pub addr: [u32; W],
+    pub stamp: u32,
+    pub mode: u32,
+}
+
+/// The mode of VIP `addr` (raw words), or `None` if it is no VIP: from `hit` if that was
+/// found in the generation whose `stamp` (generation + 1) `Config.flags` names now, else
+/// from `lookup` (the hash map), which then becomes the hit. Traffic to one VIP per
+/// family, the usual case, makes no hash-map call (see `lb_common::maps::VIP_GEN_SHIFT`).
+#[inline(always)]
+pub fn vip_mode<const W: usize>(
+    hit: *mut VipHit<W>,
+    stamp: u32,
+    addr: &[u32; W],
+    lookup: impl FnOnce() -> Option<u32>,
+) -> Option<u32> {
+    // SAFETY: `hit` is inside this CPU's scratch value; no concurrent writer.
+    unsafe {
+        let h = &mut *hit;
+        // Word by word: an array compare becomes a `bcmp` subprogram call.
+        let mut diff = h.stamp ^ stamp;
+        for i in 0..W {
+            diff |= h.addr[i] ^ addr[i];
+        }
+        if diff == 0 {
+            return Some(h.mode);
+        }
+        let mode = lookup()?;
+        h.addr = *addr;
+        h.mode = mode;
+        h.stamp = stamp;
+        Some(mode)
+    }
 }
 
 #[map(name = "IKELB_BENCH")]

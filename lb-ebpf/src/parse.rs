@@ -1,14 +1,11 @@
 //! Request parsing: the rules of `lb_common::wire::request::parse`, in the same order,
 //! with a bounds check beside every packet access.
 
-use aya_ebpf::{
-    helpers::generated::{bpf_csum_diff, bpf_xdp_load_bytes},
-    programs::XdpContext,
-};
-use core::ptr::{read_volatile, write_volatile};
+use aya_ebpf::{helpers::generated::bpf_csum_diff, programs::XdpContext};
+use core::ptr::{addr_of_mut, read_volatile, write_volatile};
 use lb_common::{
     checksum,
-    maps::{Stat, VIP_MODE_AUTH},
+    maps::{Stat, VIP_GEN_MASK, VIP_GEN_SHIFT, VIP_MODE_AUTH},
     wire::{
         ike,
         l2l3::{self, ipv4, ipv6, udp},
@@ -56,14 +53,14 @@ pub fn load<T: Copy>(ctx: &XdpContext, off: usize) -> Option<T> {
     Some(unsafe { ((start + off) as *const T).read() })
 }
 
-/// One byte through the helper: LLVM turns a 1-byte bounds check into `p >= end`,
-/// which the verifier does not accept as a range proof.
+/// The byte at `off` (1 ≤ off < 16384), as the high half of the 2-byte load that ends
+/// there: LLVM turns a 1-byte bounds check into `p >= end`, which the verifier does not
+/// accept as a range proof, and a helper call costs more than the load. The mask keeps
+/// LLVM from folding the `- 1` into the load's offset, which the verifier would refuse
+/// as negative.
 #[inline(always)]
 fn load_byte(ctx: &XdpContext, off: usize) -> Option<u8> {
-    let mut b = 0u8;
-    // SAFETY: the helper checks the offset; `b` is a valid 1-byte buffer.
-    let rc = unsafe { bpf_xdp_load_bytes(ctx.ctx, off as u32, &mut b as *mut u8 as *mut _, 1) };
-    (rc == 0).then_some(b)
+    load::<u16>(ctx, (off - 1) & 0x3fff).map(|w| (w >> 8) as u8)
 }
 
 #[inline(always)]
@@ -89,18 +86,17 @@ pub fn sum_addr(a: &[u32; 4], v6: bool) -> u64 {
     if v6 { sum_words(a) } else { sum_words(&[a[0]]) }
 }
 
-/// Adds the little-endian partial sum of the next `N` bytes to the running sum if at
-/// least `N` remain. Position, remainder and sum live in the scratch map (read and
-/// written volatile) so that every path leaves the verifier the same unknown state to
-/// prune, instead of one state per combination of block sizes.
+/// Adds the little-endian partial sum of the next 256 bytes to the running sum, with
+/// `bpf_csum_diff` straight on the packet. Position, remainder and sum live in the
+/// scratch map (read and written volatile) so that every path leaves the verifier the
+/// same unknown state to prune, instead of one state per combination of block sizes.
+/// A helper call here, not word loads: 36 iterations of 64 loads made the verifier
+/// walk more than twice as many instructions (850k of its 1M limit).
 #[inline(always)]
-fn csum_step<const N: usize>(ctx: &XdpContext, sc: *mut Scratch) -> Option<()> {
+fn csum_step_256(ctx: &XdpContext, sc: *mut Scratch) -> Option<()> {
+    const N: usize = 256;
     // SAFETY: `sc` is this CPU's scratch value.
     unsafe {
-        let rem = read_volatile(&(*sc).sum_rem) as usize;
-        if rem < N {
-            return Some(());
-        }
         let off = read_volatile(&(*sc).sum_off) as usize & 0x3fff;
         let p = ctx.data() + off;
         if p + N > ctx.data_end() {
@@ -112,15 +108,17 @@ fn csum_step<const N: usize>(ctx: &XdpContext, sc: *mut Scratch) -> Option<()> {
             return None;
         }
         let le = read_volatile(&(*sc).sum_le);
+        let rem = read_volatile(&(*sc).sum_rem);
         write_volatile(&mut (*sc).sum_le, le + u64::from(s as u32));
         write_volatile(&mut (*sc).sum_off, (off + N) as u32);
-        write_volatile(&mut (*sc).sum_rem, (rem - N) as u32);
+        write_volatile(&mut (*sc).sum_rem, rem - N as u32);
     }
     Some(())
 }
 
-/// As [`csum_step`] for `4 * M` bytes, summed here with `M` word loads instead of a
-/// helper call (cheaper for the small blocks at the end of the cascade).
+/// As [`csum_step_256`] for `4 * M` bytes if at least that many remain, summed with `M`
+/// word loads: on CPUs whose mitigations make every call and return costly (AMD with
+/// SRSO), a helper call costs more than these loads.
 #[inline(always)]
 fn csum_step_words<const M: usize>(ctx: &XdpContext, sc: *mut Scratch) -> Option<()> {
     // SAFETY: `sc` is this CPU's scratch value.
@@ -148,9 +146,10 @@ fn csum_step_words<const M: usize>(ctx: &XdpContext, sc: *mut Scratch) -> Option
 }
 
 /// One's-complement sum (big-endian words, unfolded) of `len` frame bytes from `off`,
-/// with `bpf_csum_diff` straight on the packet (no copy): 256-byte blocks, then a
-/// 128/64 cascade, each a constant size the verifier can check, then 32/16/8/4-byte
-/// blocks summed with word loads, then the last 0..3 bytes. `None` past the frame end or beyond a jumbo frame's length.
+/// straight on the packet (no copy): 256-byte blocks through the helper, then a
+/// 128/64/32/16/8/4-byte cascade of word loads, each a constant size the verifier can
+/// check, then the last 0..3 bytes.
+/// `None` past the frame end or beyond a jumbo frame's length.
 #[inline(always)]
 pub fn sum_frame(ctx: &XdpContext, sc: *mut Scratch, off: usize, len: usize) -> Option<u64> {
     const MAX_BLOCKS: usize = 36; // 9216 bytes
@@ -168,10 +167,10 @@ pub fn sum_frame(ctx: &XdpContext, sc: *mut Scratch, off: usize, len: usize) -> 
         if unsafe { read_volatile(&(*sc).sum_rem) } < 256 {
             break;
         }
-        csum_step::<256>(ctx, sc)?;
+        csum_step_256(ctx, sc)?;
     }
-    csum_step::<128>(ctx, sc)?;
-    csum_step::<64>(ctx, sc)?;
+    csum_step_words::<32>(ctx, sc)?;
+    csum_step_words::<16>(ctx, sc)?;
     csum_step_words::<8>(ctx, sc)?;
     csum_step_words::<4>(ctx, sc)?;
     csum_step_words::<2>(ctx, sc)?;
@@ -189,7 +188,7 @@ pub fn sum_frame(ctx: &XdpContext, sc: *mut Scratch, off: usize, len: usize) -> 
         // The last byte: the low half of its little-endian 16-bit lane.
         le += u64::from(load_byte(ctx, end - 1)?);
     }
-    // csum_diff sums host-order (little-endian) words; a byte swap of the folded sum is
+    // The blocks sum host-order (little-endian) words; a byte swap of the folded sum is
     // the big-endian one (RFC 1071 §2(B)). Every block but the tail is even-sized.
     Some(u64::from(checksum::fold(le).swap_bytes()))
 }
@@ -208,6 +207,7 @@ pub fn parse(ctx: &XdpContext) -> Result<Req, Stat> {
         return Err(Stat::PassInactive);
     }
     let sc = SCRATCH.get_ptr_mut(0).ok_or(Stat::PassInactive)?;
+    let vip_stamp = ((cfg.flags >> VIP_GEN_SHIFT) & VIP_GEN_MASK) + 1;
     let frame_len = ctx.data_end() - ctx.data();
 
     let mut etype = be16_at(ctx, l2l3::ETH_TYPE).ok_or(Stat::PassNotIp)?;
@@ -234,8 +234,12 @@ pub fn parse(ctx: &XdpContext) -> Result<Req, Stat> {
         }
         let src = [w[2], w[3], w[4], w[5]];
         let dst = [w[6], w[7], w[8], w[9]];
-        // SAFETY: lookup result is a map value read once.
-        let vip = unsafe { maps::VIPS6.get(&dst) }.ok_or(Stat::PassNotVip)?;
+        // SAFETY: `sc` is this CPU's scratch value; the lookup result is a map value
+        // read once.
+        let mode = maps::vip_mode(unsafe { addr_of_mut!((*sc).vip6) }, vip_stamp, &dst, || {
+            unsafe { maps::VIPS6.get(&dst) }.map(|v| v.mode)
+        })
+        .ok_or(Stat::PassNotVip)?;
         let nh = (w[1] >> 16) as u8;
         if nh != udp::PROTO {
             return Err(if ipv6_ext_header(nh) {
@@ -248,7 +252,7 @@ pub fn parse(ctx: &XdpContext) -> Result<Req, Stat> {
         if ip_avail < ipv6::HLEN + plen {
             return Err(Stat::DropTruncated);
         }
-        (ipv6::HLEN, plen, vip.mode, src, dst)
+        (ipv6::HLEN, plen, mode, src, dst)
     } else {
         let w: [u32; 5] = load(ctx, l2).ok_or(Stat::PassNotIp)?;
         let vihl = w[0] as u8;
@@ -257,7 +261,13 @@ pub fn parse(ctx: &XdpContext) -> Result<Req, Stat> {
             return Err(Stat::PassNotIp);
         }
         // SAFETY: as above.
-        let vip = unsafe { maps::VIPS4.get(&w[4]) }.ok_or(Stat::PassNotVip)?;
+        let mode = maps::vip_mode(
+            unsafe { addr_of_mut!((*sc).vip4) },
+            vip_stamp,
+            &[w[4]],
+            || unsafe { maps::VIPS4.get(&w[4]) }.map(|v| v.mode),
+        )
+        .ok_or(Stat::PassNotVip)?;
         if (w[2] >> 8) as u8 != udp::PROTO {
             return Err(Stat::PassNotUdp);
         }
@@ -282,7 +292,7 @@ pub fn parse(ctx: &XdpContext) -> Result<Req, Stat> {
         if checksum::fold(hsum) != 0xffff {
             return Err(Stat::DropBadChecksum);
         }
-        (ihl, total - ihl, vip.mode, [w[3], 0, 0, 0], [w[4], 0, 0, 0])
+        (ihl, total - ihl, mode, [w[3], 0, 0, 0], [w[4], 0, 0, 0])
     };
     let pseudo = sum_addr(&src, v6) + sum_addr(&dst, v6);
     let uoff = l2 + ihl;

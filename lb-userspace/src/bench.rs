@@ -94,9 +94,13 @@ pub fn print_simulation(rows: &[SimRow]) {
 }
 
 /// The dataplane set up like the protocol.md §5 vectors: VIPs 198.51.100.1 and
-/// 2001:db8::1, one target per family.
-pub fn vector_dataplane() -> Result<Dataplane, DataplaneError> {
-    let mut dp = Dataplane::load(None)?;
+/// 2001:db8::1, one target per family. `obj`: the bytes of another object file with the
+/// same maps instead of the embedded one.
+pub fn vector_dataplane(obj: Option<&[u8]>) -> Result<Dataplane, DataplaneError> {
+    let mut dp = match obj {
+        Some(o) => Dataplane::load_object(o, None)?,
+        None => Dataplane::load(None)?,
+    };
     let vip = |a: &str| Vip {
         address: a.parse().expect("literal"),
         redirect: RedirectMode::Init,
@@ -116,79 +120,117 @@ fn err(what: &str) -> impl Fn(aya::programs::ProgramError) -> DataplaneError + '
     move |e| DataplaneError::Program(what.into(), format!("test_run: {e:#}"))
 }
 
-/// Mean kernel-measured duration of `calls` single-repetition runs.
-fn per_call(
-    dp: &mut Dataplane,
-    prog: &'static str,
-    frame: &[u8],
-    calls: u32,
-) -> Result<f64, DataplaneError> {
-    let p = dp.program(prog)?;
-    let mut out = vec![0u8; 4096];
-    let mut total = Duration::ZERO;
-    for _ in 0..calls {
-        let r = p
-            .test_run(TestRunOptions {
-                data_in: Some(frame),
-                data_out: Some(&mut out),
-                ..TestRunOptions::new()
-            })
-            .map_err(err(prog))?;
-        total += r.duration;
-    }
-    Ok(total.as_nanos() as f64 / f64::from(calls))
+/// Rounds each measurement is split into: the programs take turns, round by round, so
+/// that a change in the machine's load during the run weighs on all of them alike.
+const ROUNDS: u32 = 10;
+
+/// One measurement: single-repetition calls of a program, or the restore harness in a
+/// mode (repetitions of one call), on a frame.
+#[derive(Clone, Copy)]
+enum Job<'a> {
+    Call(&'static str, &'a [u8]),
+    Harness {
+        mode: u32,
+        frame: &'a [u8],
+        expect: u32,
+    },
 }
 
-/// Per-repetition duration of the restore harness in `mode` over `repeat` repetitions.
-fn harness(
-    dp: &mut Dataplane,
-    mode: u32,
-    frame: &[u8],
-    repeat: u32,
-    expect: u32,
-) -> Result<f64, DataplaneError> {
+/// Total kernel-measured nanoseconds of `n` runs of `job`.
+fn time(dp: &mut Dataplane, job: Job, n: u32) -> Result<f64, DataplaneError> {
+    let mut out = vec![0u8; 4096];
+    match job {
+        Job::Call(prog, frame) => {
+            let p = dp.program(prog)?;
+            let mut total = Duration::ZERO;
+            for _ in 0..n {
+                let r = p
+                    .test_run(TestRunOptions {
+                        data_in: Some(frame),
+                        data_out: Some(&mut out),
+                        ..TestRunOptions::new()
+                    })
+                    .map_err(err(prog))?;
+                total += r.duration;
+            }
+            Ok(total.as_nanos() as f64)
+        }
+        Job::Harness {
+            mode,
+            frame,
+            expect,
+        } => {
+            set_template(dp, mode, frame)?;
+            let p = dp.program("ikelb_bench")?;
+            let r = p
+                .test_run(TestRunOptions {
+                    data_in: Some(frame),
+                    data_out: Some(&mut out),
+                    repeat: n,
+                    ..TestRunOptions::new()
+                })
+                .map_err(err("ikelb_bench"))?;
+            if r.return_value != expect {
+                return Err(DataplaneError::Program(
+                    "ikelb_bench".into(),
+                    format!(
+                        "mode {mode} returned {} instead of {expect}",
+                        r.return_value
+                    ),
+                ));
+            }
+            // test_run reports the mean per repetition.
+            Ok(r.duration.as_nanos() as f64 * f64::from(n))
+        }
+    }
+}
+
+/// Makes `frame` the request the harness restores, to be run in `mode`.
+fn set_template(dp: &mut Dataplane, mode: u32, frame: &[u8]) -> Result<(), DataplaneError> {
     let mut t = BenchTemplate {
         len: frame.len() as u32,
         mode,
         frame: [0; BENCH_FRAME_MAX],
     };
     t.frame[..frame.len()].copy_from_slice(frame);
-    {
-        let map = dp
-            .ebpf_mut()
-            .map_mut(m::MAP_BENCH)
-            .ok_or_else(|| DataplaneError::Map(m::MAP_BENCH.into(), "missing".into()))?;
-        let mut a: Array<_, BenchTemplate> = Array::try_from(map)
-            .map_err(|e| DataplaneError::Map(m::MAP_BENCH.into(), e.to_string()))?;
-        a.set(0, t, 0)
-            .map_err(|e| DataplaneError::Map(m::MAP_BENCH.into(), e.to_string()))?;
+    let map = dp
+        .ebpf_mut()
+        .map_mut(m::MAP_BENCH)
+        .ok_or_else(|| DataplaneError::Map(m::MAP_BENCH.into(), "missing".into()))?;
+    let mut a: Array<_, BenchTemplate> = Array::try_from(map)
+        .map_err(|e| DataplaneError::Map(m::MAP_BENCH.into(), e.to_string()))?;
+    a.set(0, t, 0)
+        .map_err(|e| DataplaneError::Map(m::MAP_BENCH.into(), e.to_string()))
+}
+
+/// Mean ns per run of each job (`(index into dps, job)`), `n` runs each, in
+/// [`ROUNDS`] rounds that visit the jobs in turn.
+fn interleaved(
+    dps: &mut [Dataplane],
+    jobs: &[(usize, Job)],
+    n: u32,
+) -> Result<Vec<f64>, DataplaneError> {
+    let per_round = n.div_ceil(ROUNDS).max(1);
+    let mut total = vec![0.0; jobs.len()];
+    for _ in 0..ROUNDS {
+        for (t, &(d, job)) in total.iter_mut().zip(jobs) {
+            *t += time(&mut dps[d], job, per_round)?;
+        }
     }
-    let p = dp.program("ikelb_bench")?;
-    let mut out = vec![0u8; 4096];
-    let r = p
-        .test_run(TestRunOptions {
-            data_in: Some(frame),
-            data_out: Some(&mut out),
-            repeat,
-            ..TestRunOptions::new()
-        })
-        .map_err(err("ikelb_bench"))?;
-    if r.return_value != expect {
-        return Err(DataplaneError::Program(
-            "ikelb_bench".into(),
-            format!(
-                "mode {mode} returned {} instead of {expect}",
-                r.return_value
-            ),
-        ));
-    }
-    Ok(r.duration.as_nanos() as f64)
+    let runs = f64::from(per_round * ROUNDS);
+    Ok(total.into_iter().map(|t| t / runs).collect())
 }
 
 /// Runs the whole bench. `calls` single-repetition runs per program and `repeat`
-/// repetitions of the harness.
-pub fn run(calls: u32, repeat: u32) -> Result<Report, DataplaneError> {
-    let mut dp = vector_dataplane()?;
+/// repetitions of the harness. `baseline`: the bytes of an older object file whose
+/// `ikelb_xdp` is timed beside this one's, in the same run (its harness too), so that
+/// a change's effect is not confounded with the machine's load of the moment.
+pub fn run(calls: u32, repeat: u32, baseline: Option<&[u8]>) -> Result<Report, DataplaneError> {
+    let mut dps = vec![vector_dataplane(None)?];
+    if let Some(o) = baseline {
+        dps.push(vector_dataplane(Some(o))?);
+    }
+    let base = dps.len() > 1;
     let mut rows = Vec::new();
     let mut ratios = Vec::new();
     for (family, spec) in [
@@ -197,7 +239,9 @@ pub fn run(calls: u32, repeat: u32) -> Result<Report, DataplaneError> {
     ] {
         let frame = spec.frame();
         // Sanity: the program answers this frame, with the reference model's bytes.
-        check_answer(&mut dp, &frame)?;
+        for dp in dps.iter_mut() {
+            check_answer(dp, &frame)?;
+        }
         let mut row = |method, program, ns| {
             rows.push(Row {
                 family,
@@ -206,18 +250,22 @@ pub fn run(calls: u32, repeat: u32) -> Result<Report, DataplaneError> {
                 ns_per_packet: ns,
             })
         };
-        let empty = per_call(&mut dp, "ikelb_pass", &frame, calls)?;
-        let refl = per_call(&mut dp, "ikelb_reflect", &frame, calls)?;
-        let ike = per_call(&mut dp, m::PROG_NAME, &frame, calls)?;
+        let mut calls_of = vec![
+            (0, Job::Call("ikelb_pass", &frame)),
+            (0, Job::Call("ikelb_reflect", &frame)),
+            (0, Job::Call(m::PROG_NAME, &frame)),
+        ];
+        if base {
+            calls_of.push((1, Job::Call(m::PROG_NAME, &frame)));
+        }
+        let c = interleaved(&mut dps, &calls_of, calls)?;
+        let (empty, refl, ike) = (c[0], c[1], c[2]);
         row("per-call", "empty (XDP_PASS)", empty);
         row("per-call", "reflector", refl);
         row("per-call", "ikelb", ike);
-        let restore = harness(&mut dp, m::BENCH_RESTORE, &frame, repeat, XDP_TX)?;
-        let hrefl = harness(&mut dp, m::BENCH_REFLECT, &frame, repeat, XDP_TX)?;
-        let hike = harness(&mut dp, m::BENCH_REDIRECT, &frame, repeat, XDP_TX)?;
-        row("harness", "restore only", restore);
-        row("harness", "restore + reflector", hrefl);
-        row("harness", "restore + ikelb", hike);
+        if base {
+            row("per-call", "baseline ikelb", c[3]);
+        }
         // The pass path: traffic that is not for a VIP, and a request that is parsed
         // to the end but not answered (no REDIRECT_SUPPORTED).
         let mut other = spec.clone();
@@ -226,20 +274,60 @@ pub fn run(calls: u32, repeat: u32) -> Result<Report, DataplaneError> {
         } else {
             [198, 51, 100, 99].into()
         };
-        let not_vip = harness(&mut dp, m::BENCH_REDIRECT, &other.frame(), repeat, XDP_PASS)?;
+        let other = other.frame();
         let no_rs = RequestSpec {
             redirect_supported: false,
             ..spec.clone()
+        }
+        .frame();
+        let h = |mode, frame, expect| Job::Harness {
+            mode,
+            frame,
+            expect,
         };
-        let parsed = harness(&mut dp, m::BENCH_REDIRECT, &no_rs.frame(), repeat, XDP_PASS)?;
-        row("harness", "restore + ikelb, not a VIP", not_vip);
-        row("harness", "restore + ikelb, no RS", parsed);
+        let mut harness_of = vec![
+            (0, h(m::BENCH_RESTORE, &frame, XDP_TX)),
+            (0, h(m::BENCH_REFLECT, &frame, XDP_TX)),
+            (0, h(m::BENCH_REDIRECT, &frame, XDP_TX)),
+            (0, h(m::BENCH_REDIRECT, &other, XDP_PASS)),
+            (0, h(m::BENCH_REDIRECT, &no_rs, XDP_PASS)),
+        ];
+        // The baseline's own harness and restore cost: its object may restore differently.
+        if base {
+            harness_of.push((1, h(m::BENCH_RESTORE, &frame, XDP_TX)));
+            harness_of.push((1, h(m::BENCH_REDIRECT, &frame, XDP_TX)));
+        }
+        let hs = interleaved(&mut dps, &harness_of, repeat)?;
+        let (restore, hrefl, hike) = (hs[0], hs[1], hs[2]);
+        row("harness", "restore only", restore);
+        row("harness", "restore + reflector", hrefl);
+        row("harness", "restore + ikelb", hike);
+        row("harness", "restore + ikelb, not a VIP", hs[3]);
+        row("harness", "restore + ikelb, no RS", hs[4]);
+        if base {
+            row("harness", "baseline restore only", hs[5]);
+            row("harness", "baseline restore + ikelb", hs[6]);
+        }
+        let ike_only = (hike - restore).max(0.0);
+        row("program", "reflector", (hrefl - restore).max(0.0));
+        row("program", "ikelb", ike_only);
+        row("program", "ikelb, not a VIP", (hs[3] - restore).max(0.0));
+        row("program", "ikelb, no RS", (hs[4] - restore).max(0.0));
         ratios.push((format!("{family} per-call ikelb/reflector"), ike / refl));
         ratios.push((format!("{family} harness ikelb/reflector"), hike / hrefl));
         ratios.push((
             format!("{family} program-only ikelb/reflector"),
-            (hike - restore).max(0.0) / (hrefl - restore).max(1e-9),
+            ike_only / (hrefl - restore).max(1e-9),
         ));
+        if base {
+            let base_only = (hs[6] - hs[5]).max(0.0);
+            row("program", "baseline ikelb", base_only);
+            ratios.push((format!("{family} per-call baseline/reflector"), c[3] / refl));
+            ratios.push((
+                format!("{family} program-only ikelb/baseline"),
+                ike_only / base_only.max(1e-9),
+            ));
+        }
     }
     Ok(Report {
         rows,

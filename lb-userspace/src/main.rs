@@ -64,6 +64,10 @@ enum Cmd {
         repeat: u32,
         #[arg(long)]
         json: bool,
+        /// Also time the `ikelb_xdp` of this object file (e.g. one built from an older
+        /// commit, with the same maps) in the same run, for a before/after comparison.
+        #[arg(long)]
+        baseline_object: Option<PathBuf>,
     },
     /// Simulate the target choice (10 000 clients in bursts onto 8 members of unequal
     /// capacity, 1 s reports): max/mean utilisation for ikelb, round robin and "always
@@ -165,8 +169,12 @@ fn main() -> Result<()> {
             calls,
             repeat,
             json,
+            baseline_object,
         } => {
-            let r = lb_userspace::bench::run(calls, repeat)?;
+            let baseline = baseline_object
+                .map(|p| std::fs::read(&p).with_context(|| format!("reading {}", p.display())))
+                .transpose()?;
+            let r = lb_userspace::bench::run(calls, repeat, baseline.as_deref())?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&r)?);
             } else {

@@ -13,7 +13,8 @@ use aya::maps::{Array, HashMap as BpfHashMap, MapData, PerCpuArray, PerCpuValues
 use aya::programs::{Xdp, XdpMode};
 use aya::{Ebpf, EbpfLoader};
 use lb_common::maps::{
-    self as m, Config as MapConfig, FLAG_ACTIVE, SlotTable, Target as MapTarget, Vip as MapVip,
+    self as m, Config as MapConfig, FLAG_ACTIVE, SlotTable, Target as MapTarget, VIP_GEN_MASK,
+    VIP_GEN_SHIFT, Vip as MapVip,
 };
 
 use crate::config::{Identity, RedirectMode, Vip, XdpModeCfg};
@@ -66,6 +67,8 @@ pub struct Dataplane {
     pin_dir: Option<PathBuf>,
     generation: u32,
     active: bool,
+    /// Generation of the VIP maps (`Config.flags` above `VIP_GEN_SHIFT`).
+    vip_generation: u32,
     /// Target index by (name, identity): indices stay stable across updates so
     /// per-target counters and in-flight table lookups stay meaningful.
     index: HashMap<(String, Identity), u16>,
@@ -113,6 +116,12 @@ impl Dataplane {
         if EBPF_OBJ.is_empty() {
             return Err(DataplaneError::NoObject);
         }
+        Self::load_object(EBPF_OBJ, pin_dir)
+    }
+
+    /// As [`Dataplane::load`], from the bytes of another object file with the same
+    /// maps (`ikelb bench --baseline-object` times an older build beside this one).
+    pub fn load_object(obj: &[u8], pin_dir: Option<&Path>) -> Result<Self, DataplaneError> {
         let mut loader = EbpfLoader::new();
         if let Some(dir) = pin_dir {
             ensure_bpffs()?;
@@ -126,7 +135,7 @@ impl Dataplane {
             }
         }
         let loaded = loader
-            .load(EBPF_OBJ)
+            .load(obj)
             .map_err(|e| DataplaneError::Load(format!("{e:#}")))
             .and_then(|mut ebpf| {
                 load_program(&mut ebpf, m::PROG_NAME)?;
@@ -147,6 +156,7 @@ impl Dataplane {
             pin_dir: pin_dir.map(Into::into),
             generation: 0,
             active: false,
+            vip_generation: 0,
             index: HashMap::new(),
             vips: Vec::new(),
             attached: None,
@@ -164,7 +174,8 @@ impl Dataplane {
     fn write_config(&mut self) -> Result<(), DataplaneError> {
         let v = MapConfig {
             active_table: self.generation,
-            flags: if self.active { FLAG_ACTIVE } else { 0 },
+            flags: if self.active { FLAG_ACTIVE } else { 0 }
+                | (self.vip_generation << VIP_GEN_SHIFT),
         };
         let mut cfg: Array<_, MapConfig> = self.map_mut(m::MAP_CONFIG)?;
         cfg.set(0, v, 0).map_err(map_err(m::MAP_CONFIG))
@@ -205,7 +216,22 @@ impl Dataplane {
             .filter(|a| !entries.iter().any(|(n, _)| n == *a))
             .copied()
             .collect();
-        for (a, v) in &entries {
+        let written = self.write_vips(&entries, &stale);
+        // After the maps, and even after a failed write (some entries may have changed):
+        // a program that sees the new generation looks the VIPs up again.
+        self.vip_generation = (self.vip_generation + 1) & VIP_GEN_MASK;
+        let config = self.write_config();
+        written?;
+        self.vips = entries.into_iter().map(|(a, _)| a).collect();
+        config
+    }
+
+    fn write_vips(
+        &mut self,
+        entries: &[(IpAddr, MapVip)],
+        stale: &[IpAddr],
+    ) -> Result<(), DataplaneError> {
+        for (a, v) in entries {
             match a {
                 IpAddr::V4(a) => {
                     let mut map: BpfHashMap<_, u32, MapVip> = self.map_mut(m::MAP_VIPS4)?;
@@ -219,7 +245,7 @@ impl Dataplane {
                 }
             }
         }
-        for a in &stale {
+        for a in stale {
             match a {
                 IpAddr::V4(a) => {
                     let mut map: BpfHashMap<_, u32, MapVip> = self.map_mut(m::MAP_VIPS4)?;
@@ -232,7 +258,6 @@ impl Dataplane {
                 }
             }
         }
-        self.vips = entries.into_iter().map(|(a, _)| a).collect();
         Ok(())
     }
 
