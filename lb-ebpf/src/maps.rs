@@ -38,7 +38,7 @@ pub const fn bounded_len(len: usize, mask: usize) -> usize {
 
 /// Per-CPU scratch: the payload walk's findings and the checksum walk's state (kept here
 /// rather than in registers so the verifier sees unknown scalars and prunes instead of
-/// exploring every flag combination, peers.md §9), and the last VIP hits.
+/// exploring every flag combination, docs/testing.md §9.4), and the last VIP hits.
 #[repr(C)]
 pub struct Scratch {
     /// Payload-walk facts, one byte each: SA, KE, REDIRECT_SUPPORTED, REDIRECTED_FROM.

@@ -1,4 +1,4 @@
-//! Turning the request into the REDIRECT answer in place (protocol.md §4.3).
+//! Turning the request into the REDIRECT answer in place (docs/protocol.md §4.3).
 
 use aya_ebpf::{
     bindings::xdp_action::{XDP_PASS, XDP_TX},
@@ -65,7 +65,7 @@ fn try_respond(ctx: &XdpContext, r: &Req) -> Result<(), Stat> {
         return Err(Stat::PassNoTarget);
     }
     let reply_ike = redirect::ike_len(k, n);
-    // Never amplify: the answer must be strictly shorter than the request (doc §4.6).
+    // Never amplify: the answer must be strictly shorter than the request (docs/protocol.md §4.6).
     if reply_ike >= r.ike_len {
         return Err(Stat::PassTooLarge);
     }
@@ -76,7 +76,7 @@ fn try_respond(ctx: &XdpContext, r: &Req) -> Result<(), Stat> {
     let uoff = r.l2 + iph;
     let id_off = uoff + udp::HLEN + mk + redirect::PREFIX_LEN;
 
-    // No nonce copy (protocol.md §4.3(b)): the answer's headers are written so that
+    // No nonce copy (docs/protocol.md §4.3(b)): the answer's headers are written so that
     // they end where the request's Ni data begins, and the frame start moves there.
     // Everything the rewrite overwrites is saved first: MACs, VLAN tags and ethertype
     // here, addresses, ports and SPIi in `r`.
@@ -137,7 +137,7 @@ fn try_respond(ctx: &XdpContext, r: &Req) -> Result<(), Stat> {
             r.dst[0],
             r.src[0],
         ];
-        // The stored field is the complement of the little-endian fold (§4.4).
+        // The stored field is the complement of the little-endian fold (docs/protocol.md §4.4).
         let mut le = 0u64;
         for w in h {
             le += u64::from(w);

@@ -1,7 +1,7 @@
 //! `ikelb bench`: ns/packet of the redirect program against a MAC/IP/port-swap XDP_TX
 //! reflector under the same BPF_PROG_TEST_RUN, in one run (ratios, not absolutes, are
 //! what survives a noisy VM). Self-contained: needs BPF and test_run, no network.
-//! Also prints issue 4's target-choice simulation ([`simulation`], no BPF needed).
+//! Also prints the target-choice simulation ([`simulation`], no BPF needed).
 
 use std::time::Duration;
 
@@ -32,7 +32,7 @@ pub struct Report {
     pub rows: Vec<Row>,
     /// ikelb / reflector, per family and method.
     pub ratios: Vec<(String, f64)>,
-    /// Issue 4's target-choice simulation, one line per policy.
+    /// The target-choice simulation, one line per policy.
     pub simulation: Vec<SimRow>,
 }
 
@@ -93,7 +93,7 @@ pub fn print_simulation(rows: &[SimRow]) {
     }
 }
 
-/// The dataplane set up like the protocol.md §5 vectors: VIPs 198.51.100.1 and
+/// The dataplane set up like the docs/protocol.md §5 vectors: VIPs 198.51.100.1 and
 /// 2001:db8::1, one target per family. `obj`: the bytes of another object file with the
 /// same maps instead of the embedded one.
 pub fn vector_dataplane(obj: Option<&[u8]>) -> Result<Dataplane, DataplaneError> {

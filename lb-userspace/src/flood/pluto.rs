@@ -1,4 +1,4 @@
-//! libreswan's `global-redirect` as the baseline responder (peers.md §4): one pluto
+//! libreswan's `global-redirect` as the baseline responder (docs/testing.md §5.3): one pluto
 //! in the responder namespace with its own config, run, NSS and log directories; one
 //! per address family (it hands IPv6 clients IPv4 gateways when given both).
 
