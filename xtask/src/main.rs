@@ -1,4 +1,4 @@
-//! `cargo xtask`: build (installing what is missing), run, lab, test, flood, fuzz, bench.
+//! `cargo xtask`: build (installing what is missing), run, lab, test, flood, fuzz, soak, bench.
 
 mod build;
 mod deps;
@@ -60,6 +60,17 @@ enum Cmd {
         /// Seed of the run (decimal or 0x-hex); the same seed gives the same mutants.
         #[arg(long, default_value = "0x1ce1b5eed0000001")]
         seed: String,
+    },
+    /// Build, then the chaos soak (root): four ikelb nodes, a steady request stream,
+    /// random SIGKILLs, restarts and link cuts; checks the table, the answers, panics
+    /// and memory (`cargo xtask test` runs it for 60 s).
+    Soak {
+        /// How long the soak runs (10..=3600 s).
+        #[arg(long, default_value_t = 300)]
+        seconds: u64,
+        /// Seed of the failure schedule.
+        #[arg(long, default_value_t = 0x50a6_0001)]
+        seed: u64,
     },
     /// Build, then time the redirect program against an XDP_TX reflector.
     Bench {
@@ -153,6 +164,22 @@ fn main() -> Result<()> {
                         "--",
                         "--exact",
                         "tests::xdp_fixtures_mutation::xdp_fixtures_mutation",
+                    ])
+                    .args(["--test-threads", "1", "--nocapture"]),
+            )?;
+        }
+        Cmd::Soak { seconds, seed } => {
+            let b = build::all()?;
+            exec(
+                b.env(&mut Command::new(build::cargo()))
+                    .current_dir(root())
+                    .env("IKELB_SOAK_SECS", seconds.to_string())
+                    .env("IKELB_SOAK_SEED", seed.to_string())
+                    .args(["test", "--locked", "-p", "ikelb-tests", "--lib"])
+                    .args([
+                        "--",
+                        "--exact",
+                        "tests::soak::soak_random_kills_restarts_and_link_cuts",
                     ])
                     .args(["--test-threads", "1", "--nocapture"]),
             )?;

@@ -22,10 +22,10 @@ use super::vrrp_keepalived::{RunDir, has_addr, spawn_ikelb, wait_for};
 use crate::daemon::Daemon;
 use crate::netns::{Netns, Veth, unique_tag};
 
-const VIP: &str = "10.80.0.100";
+pub(super) const VIP: &str = "10.80.0.100";
 const KEY: &str = "failover-test-key-0123456789";
 
-fn node_toml(iface: &str, id: u32, me: &str, prio: Option<u8>, sock: &str) -> String {
+pub(super) fn node_toml(iface: &str, id: u32, me: &str, prio: Option<u8>, sock: &str) -> String {
     let mut t = String::new();
     if let Some(p) = prio {
         t.push_str(&format!(
@@ -44,8 +44,12 @@ fn node_toml(iface: &str, id: u32, me: &str, prio: Option<u8>, sock: &str) -> St
     t
 }
 
-/// The redirect answers' arrival times, from a client that sends until `stop`.
-fn client_stream(ns: &Netns, vip: &str, run_for: Duration) -> Result<Vec<Instant>> {
+/// The redirect answers (arrival time, message), from a client that sends for `run_for`.
+pub(super) fn client_stream(
+    ns: &Netns,
+    vip: &str,
+    run_for: Duration,
+) -> Result<Vec<(Instant, Vec<u8>)>> {
     let f = std::fs::File::open(ns.path()).context("open client netns")?;
     // SAFETY: setns on this thread only (a netns is per thread), with a valid fd.
     if unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
@@ -74,7 +78,7 @@ fn client_stream(ns: &Netns, vip: &str, run_for: Duration) -> Result<Vec<Instant
                         && m[19] & 0x20 != 0
                         && m.windows(2).any(|w| w == [0x40, 0x17]);
                     if redirect {
-                        answers.push(Instant::now());
+                        answers.push((Instant::now(), m.to_vec()));
                     }
                 }
                 Err(_) => break,
@@ -173,7 +177,7 @@ fn run(failure: Failure) -> Result<Duration> {
             }
         }
         let answers = h.join().map_err(|_| anyhow::anyhow!("client panicked"))??;
-        Ok((at, answers))
+        Ok((at, answers.into_iter().map(|(t, _)| t).collect()))
     })?;
     let (at, answers) = fail_at;
     if answers.is_empty() {
@@ -338,7 +342,7 @@ fn failover_keeps_strongswan_tunnels() {
             .expect("gw1's ikelb");
         m.daemon.signal(libc::SIGKILL);
         let answers = h.join().map_err(|_| anyhow::anyhow!("client panicked"))??;
-        Ok((at, answers))
+        Ok((at, answers.into_iter().map(|(t, _)| t).collect()))
     })
     .unwrap();
     let n_before = answers.iter().filter(|t| **t <= at).count();

@@ -5,6 +5,7 @@ mod e2e_redirect;
 mod fixtures;
 mod flood;
 mod peers;
+mod soak;
 mod vrrp_keepalived;
 mod xdp_fixtures;
 mod xdp_fixtures_answer;
