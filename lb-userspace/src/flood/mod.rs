@@ -13,6 +13,7 @@ mod netlink;
 mod pluto;
 pub mod report;
 mod run;
+mod sender;
 pub mod template;
 mod threads;
 mod xsk;
@@ -22,7 +23,8 @@ use std::time::Duration;
 
 pub use netlink::Netns;
 pub use report::{CpuSplit, Report, RunReport, SinkRun};
-pub use run::{Chosen, choose, run_one, sink};
+pub use run::{run_one, sink};
+pub use sender::{Chosen, chain, choose};
 
 use crate::dataplane::DataplaneError;
 use run::online_cpus;
@@ -54,7 +56,7 @@ pub enum FloodError {
 
 /// An error with what was being done, every cause (the OS error) included.
 fn setup<E: std::error::Error>(what: &str) -> impl Fn(E) -> FloodError + '_ {
-    move |e| FloodError::Setup(format!("{what}: {}", run::chain(&e)))
+    move |e| FloodError::Setup(format!("{what}: {}", sender::chain(&e)))
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]

@@ -138,7 +138,7 @@ impl Flood<'_> {
                     Err(e) => {
                         return Err(io::Error::other(format!(
                             "test_run on CPU {cpu}: {}",
-                            super::run::chain(&e)
+                            super::sender::chain(&e)
                         )));
                     }
                 }
