@@ -27,6 +27,9 @@ use crate::netns::{Netns, Veth, unique_tag};
 /// rebuild (100 ms) and the status poll's own period.
 const HOLD: Duration = Duration::from_millis(300);
 const SLACK: Duration = Duration::from_millis(700);
+/// Longest time from a failure until the Active's status no longer lists the member:
+/// the holdtime, a rebuild, and the status polls on a busy VM.
+const CONVERGE_MAX: Duration = Duration::from_secs(2);
 /// B's RSS may grow this much over the run (allocator noise, not a leak).
 const RSS_GROWTH_MAX_KIB: u64 = 4096;
 
@@ -218,9 +221,12 @@ fn soak() -> Result<()> {
                 node.ns.ip(&["link", "set", &node.iface, "down"])?;
             }
             // The Active (B, if the victim was A) drops it from its table.
+            // Generous here (a status query on a loaded 2-CPU VM can stall); the
+            // time it took is asserted below, and the answers themselves are checked
+            // against HOLD + SLACK.
             let gone = wait_for(
                 &format!("member {} out of the table", node.member_id),
-                HOLD + SLACK + Duration::from_millis(500),
+                Duration::from_secs(5),
                 || active_table(&nodes, Some(victim)).is_some_and(|t| !t.contains(&node.member_id)),
             );
             converge.push(down.elapsed());
@@ -233,21 +239,21 @@ fn soak() -> Result<()> {
             }
             let back = Instant::now();
             outages.push((node.addr, down, back));
-            events.push(format!(
-                "{:>6.1} s {} {} for {} ms",
+            let e = format!(
+                "{:>6.1} s {} {} for {} ms (out of the table after {} ms)",
                 (down - start).as_secs_f64(),
                 if kill { "SIGKILL+restart" } else { "link cut" },
                 node.name,
-                (back - down).as_millis()
-            ));
+                (back - down).as_millis(),
+                converge.last().map_or(0, Duration::as_millis),
+            );
+            println!("soak: {e}");
+            events.push(e);
             std::thread::sleep(rng.millis(1500, 3000));
         }
         let answers = h.join().map_err(|_| anyhow::anyhow!("client panicked"))??;
         Ok((answers, (rss0, rss_kib(b_pid)?), Instant::now()))
     })?;
-    for e in &events {
-        println!("soak: {e}");
-    }
 
     // No answer named a member from one holdtime (plus slack) after it failed until
     // it was back.
@@ -293,6 +299,10 @@ fn soak() -> Result<()> {
     }
     if let Some(st) = b_exit {
         bail!("B exited: {st}");
+    }
+    let slowest = converge.iter().max().copied().unwrap_or_default();
+    if slowest > CONVERGE_MAX {
+        bail!("a failed member stayed in the Active's table for {slowest:?}");
     }
     if !wrong.is_empty() {
         bail!("answers named failed members: {wrong:?}");
