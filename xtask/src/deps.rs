@@ -33,6 +33,7 @@ const APT: &[&str] = &[
 pub const BPF_RUSTC: &str = "/usr/bin/rustc";
 const LLVM_PREFIX: &str = "/usr/lib/llvm-22";
 const BPF_LINKER_VERSION: &str = "0.13.0";
+const CARGO_DENY_VERSION: &str = "0.20.2";
 
 fn is_root() -> bool {
     Command::new("id")
@@ -87,6 +88,26 @@ pub fn ensure() -> Result<()> {
                 .args(["install", "bpf-linker", "--version", BPF_LINKER_VERSION])
                 .args(["--no-default-features", "--features", "llvm-22"]),
         )?;
+    }
+    Ok(())
+}
+
+/// cargo-deny for the licence, ban and source checks of `cargo xtask test` (from the
+/// registry, into the user's cargo bin; no root needed).
+pub fn ensure_cargo_deny() -> Result<()> {
+    let ok = Command::new(crate::build::cargo())
+        .args(["deny", "--version"])
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains(CARGO_DENY_VERSION));
+    if !ok {
+        println!("== installing cargo-deny {CARGO_DENY_VERSION} (a few minutes)");
+        exec(Command::new(crate::build::cargo()).args([
+            "install",
+            "cargo-deny",
+            "--locked",
+            "--version",
+            CARGO_DENY_VERSION,
+        ]))?;
     }
     Ok(())
 }

@@ -203,6 +203,13 @@ fn test() -> Result<()> {
             .current_dir(root())
             .args(["fmt", "--all", "--", "--check"]),
     )?;
+    deps::ensure_cargo_deny()?;
+    println!("== licences, bans and sources (cargo deny; deny.toml)");
+    exec(
+        Command::new(&cargo)
+            .current_dir(root())
+            .args(["deny", "--locked", "check", "licenses", "bans", "sources"]),
+    )?;
     println!("== clippy");
     exec(
         b.env(&mut Command::new(&cargo))
