@@ -423,8 +423,11 @@ impl PrivateKey {
     /// Signs `msg` with [`PrivateKey::scheme`]; ECDSA signatures are DER.
     pub fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, CertError> {
         match (self, self.scheme()) {
+            // Blinded: the private-key operation of the `rsa` crate is not constant
+            // time (RUSTSEC-2023-0071); random blinding masks most of what a network
+            // observer could time. ECDSA keys avoid the question.
             (PrivateKey::Rsa(k), SigAlg::RsaPkcs1(h)) => k
-                .sign(h.pkcs1(), &h.digest(msg))
+                .sign_with_rng(&mut rand_core::OsRng, h.pkcs1(), &h.digest(msg))
                 .map_err(|_| CertError::Sign),
             (PrivateKey::P256(k), SigAlg::Ecdsa(h)) => {
                 let s: p256::ecdsa::Signature = k
