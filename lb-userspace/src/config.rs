@@ -9,11 +9,12 @@ use toml::Spanned;
 
 mod cluster;
 mod ike;
+mod status;
 pub use cluster::{
-    CLUSTER_GROUP_DEFAULT, CLUSTER_PORT_DEFAULT, ClusterCfg, ProbeCfg, RUN_DIR, StatusCfg,
-    Transport, VrrpCfg,
+    CLUSTER_GROUP_DEFAULT, CLUSTER_PORT_DEFAULT, ClusterCfg, ProbeCfg, RUN_DIR, Transport, VrrpCfg,
 };
 pub use ike::{IkeCfg, IkePeerCfg, Psk, parse_ike_identity};
+pub use status::{Group, StatusCfg};
 
 /// How the XDP program is attached.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -164,7 +165,7 @@ struct RawConfig {
     cluster: Option<cluster::RawCluster>,
     #[serde(default)]
     vrrp: Vec<cluster::RawVrrp>,
-    status: Option<cluster::RawStatus>,
+    status: Option<status::RawStatus>,
     ike: Option<ike::RawIke>,
     security: Option<RawSecurity>,
 }

@@ -3,6 +3,8 @@
 pub mod bench;
 pub mod cluster;
 pub mod config;
+pub mod control;
+pub mod daemon;
 pub mod dataplane;
 pub mod flood;
 pub mod frames;
@@ -10,7 +12,6 @@ pub mod ike;
 pub mod listen;
 pub mod metrics;
 pub mod net;
-pub mod node;
 pub mod select;
 pub mod status;
 pub mod vrrp;

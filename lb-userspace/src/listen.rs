@@ -50,6 +50,11 @@ impl Default for Limits {
 pub trait Accept: Send + Sync + 'static {
     type Conn: AsyncRead + AsyncWrite + Unpin + Send + 'static;
     fn accept_conn(&self) -> impl Future<Output = io::Result<Self::Conn>> + Send;
+    /// The peer's user id where the kernel tells it (`SO_PEERCRED` on a unix socket),
+    /// so the control socket can tell root from a reader of status.
+    fn peer_uid(_conn: &Self::Conn) -> Option<u32> {
+        None
+    }
 }
 
 impl Accept for TcpListener {
@@ -63,6 +68,9 @@ impl Accept for UnixListener {
     type Conn = UnixStream;
     async fn accept_conn(&self) -> io::Result<UnixStream> {
         self.accept().await.map(|(s, _)| s)
+    }
+    fn peer_uid(conn: &UnixStream) -> Option<u32> {
+        conn.peer_cred().ok().map(|c| c.uid())
     }
 }
 
@@ -84,12 +92,15 @@ async fn read_line<R: AsyncRead + Unpin>(conn: R, limits: &Limits) -> Option<Str
 }
 
 /// Serves `listener` until the task is dropped: each connection's request line goes to
-/// `answer`, whose bytes are written back before the connection is closed.
-pub async fn serve<L: Accept>(
+/// `answer` with the peer's user id ([`Accept::peer_uid`]); the bytes it resolves to
+/// are written back before the connection is closed.
+pub async fn serve<L: Accept, F>(
     listener: L,
     limits: Limits,
-    answer: impl Fn(&str) -> Vec<u8> + Send + Sync + 'static,
-) {
+    answer: impl Fn(Option<u32>, String) -> F + Send + Sync + 'static,
+) where
+    F: Future<Output = Vec<u8>> + Send + 'static,
+{
     let answer = Arc::new(answer);
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let mut backoff = MIN_BACKOFF;
@@ -114,10 +125,11 @@ pub async fn serve<L: Accept>(
         let answer = answer.clone();
         tokio::spawn(async move {
             let _permit = permit;
+            let uid = L::peer_uid(&conn);
             let Some(line) = read_line(&mut conn, &limits).await else {
                 return;
             };
-            let out = answer(&line);
+            let out = answer(uid, line).await;
             let _ = conn.write_all(&out).await;
             let _ = conn.shutdown().await;
         });
@@ -133,7 +145,7 @@ mod tests {
 
     use super::*;
 
-    fn echo(line: &str) -> Vec<u8> {
+    async fn echo(_uid: Option<u32>, line: String) -> Vec<u8> {
         format!("got {line}\n").into_bytes()
     }
 

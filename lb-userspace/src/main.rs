@@ -2,16 +2,12 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, Result, bail};
-use clap::{Parser, Subcommand};
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
 use lb_userspace::config::{Config, XdpModeCfg};
-use lb_userspace::dataplane::{
-    self, Dataplane, TargetEntry,
-    choice::{SlotChooser, StaticChooser},
-    stats::Counters,
-};
-use lb_userspace::ike::Responder;
-use lb_userspace::ike::io::{IkeService, KeyLogFile};
+use lb_userspace::control::Command;
+use lb_userspace::daemon::{self, Options};
+use lb_userspace::dataplane::{self, Dataplane, stats::Counters};
 use tracing::info;
 
 #[derive(Parser)]
@@ -27,7 +23,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Load and attach the fast path on an interface and serve until SIGINT/SIGTERM.
+    /// Load and attach the fast path on an interface and serve until SIGINT/SIGTERM;
+    /// SIGHUP reloads the configuration.
     Run {
         /// Network interface carrying the VIP (overrides [dataplane].iface).
         #[arg(long)]
@@ -82,16 +79,36 @@ enum Cmd {
         #[arg(long)]
         config: PathBuf,
     },
-    /// Show a running instance's cluster state: roles, members, fast-path counters.
+    /// Show a running instance's state: config generation and last reload, roles,
+    /// members, fast-path counters.
     Status {
-        /// The instance on this interface (socket /run/ikelb/<iface>.sock).
-        #[arg(long)]
-        iface: Option<String>,
-        /// The control socket ([status].socket).
-        #[arg(long)]
-        socket: Option<PathBuf>,
+        #[command(flatten)]
+        at: Socket,
         #[arg(long)]
         json: bool,
+    },
+    /// Re-read the running instance's configuration file and apply it all or nothing
+    /// (as SIGHUP does), without detaching XDP.
+    Reload {
+        #[command(flatten)]
+        at: Socket,
+    },
+    /// Stop new redirects to a cluster member from the next table rebuild on; its
+    /// established tunnels stay. A member drains itself through its own socket.
+    Drain {
+        /// The member id ([cluster] member-id).
+        member: u32,
+        /// Log, this many seconds from now, how many SAs the member still holds.
+        #[arg(long, value_name = "SECONDS")]
+        deadline: Option<u64>,
+        #[command(flatten)]
+        at: Socket,
+    },
+    /// Give a drained member new clients again.
+    Undrain {
+        member: u32,
+        #[command(flatten)]
+        at: Socket,
     },
     /// Flood responders (XDP_TX reflector, ikelb, libreswan) with IKE_SA_INIT requests
     /// from an in-kernel generator over a veth pair in fresh namespaces; count answers.
@@ -102,6 +119,37 @@ enum Cmd {
         #[arg(long)]
         iface: String,
     },
+}
+
+/// Which running instance a control command goes to.
+#[derive(Args)]
+struct Socket {
+    /// The instance on this interface (socket /run/ikelb/<iface>.sock).
+    #[arg(long)]
+    iface: Option<String>,
+    /// The control socket ([status].socket), e.g. a member's.
+    #[arg(long)]
+    socket: Option<PathBuf>,
+}
+
+impl Socket {
+    fn path(self) -> PathBuf {
+        self.socket.unwrap_or_else(|| {
+            lb_userspace::status::default_socket(self.iface.as_deref().or(Some("ikelb")), None)
+        })
+    }
+}
+
+/// Sends a command that changes the daemon and prints its answer.
+fn control(at: Socket, cmd: Command) -> Result<()> {
+    let sock = at.path();
+    let r =
+        lb_userspace::control::call(&sock, cmd).with_context(|| format!("{}", sock.display()))?;
+    match r {
+        serde_json::Value::String(s) => println!("{s}"),
+        o => println!("{o}"),
+    }
+    Ok(())
 }
 
 fn main() -> Result<()> {
@@ -118,7 +166,13 @@ fn main() -> Result<()> {
             config,
             xdp_mode,
             ike_keylog,
-        } => run(iface, &config, xdp_mode, ike_keylog),
+        } => daemon::run(Options {
+            config,
+            member: false,
+            iface,
+            xdp_mode,
+            ike_keylog,
+        }),
         Cmd::Stats { iface, json } => stats(&iface, json),
         Cmd::CheckConfig { config } => {
             let c = Config::load(&config)?;
@@ -142,22 +196,29 @@ fn main() -> Result<()> {
         }
         Cmd::AttachPass { iface } => attach_pass(&iface),
         Cmd::Flood(args) => Ok(lb_userspace::flood::cli::run(&args)?),
-        Cmd::Member { config } => {
-            let c = Config::load(&config)?;
-            if c.cluster.is_none() {
-                bail!("{}: no [cluster] section", config.display());
-            }
-            lb_userspace::node::run(&c, c.iface.clone(), None).context("cluster member")
-        }
-        Cmd::Status {
-            iface,
-            socket,
-            json,
-        } => {
-            let sock = socket.unwrap_or_else(|| {
-                lb_userspace::status::default_socket(iface.as_deref().or(Some("ikelb")), None)
-            });
-            let r = lb_userspace::status::query(&sock)?;
+        Cmd::Member { config } => daemon::run(Options {
+            config,
+            member: true,
+            iface: None,
+            xdp_mode: None,
+            ike_keylog: None,
+        })
+        .context("cluster member"),
+        Cmd::Reload { at } => control(at, Command::Reload),
+        Cmd::Drain {
+            member,
+            deadline,
+            at,
+        } => control(
+            at,
+            Command::Drain {
+                member,
+                deadline_s: deadline,
+            },
+        ),
+        Cmd::Undrain { member, at } => control(at, Command::Undrain { member }),
+        Cmd::Status { at, json } => {
+            let r = lb_userspace::status::query(&at.path())?;
             if json {
                 println!("{r}");
             } else {
@@ -209,157 +270,9 @@ fn wait_for_signal() -> Result<()> {
     .context("waiting for a signal")
 }
 
-fn run(
-    iface: Option<String>,
-    path: &std::path::Path,
-    mode: Option<XdpModeCfg>,
-    ike_keylog: Option<PathBuf>,
-) -> Result<()> {
-    let cfg = Config::load(path)?;
-    let Some(iface) = iface.or_else(|| cfg.iface.clone()) else {
-        bail!("no interface: pass --iface or set [dataplane].iface");
-    };
-    if cfg.vips.is_empty() {
-        bail!(
-            "no [[vip]] configured: `ikelb run` needs the VIPs (use `ikelb member` for a plain member)"
-        );
-    }
-    let mode = mode.unwrap_or(cfg.xdp_mode);
-    let targets: Vec<TargetEntry> = cfg
-        .targets
-        .iter()
-        .map(|t| TargetEntry {
-            name: t.name.clone(),
-            identity: t.identity.clone(),
-            weight: t.weight,
-        })
-        .collect();
-    if mode == XdpModeCfg::Off {
-        return run_without_xdp(&cfg, &iface, &targets, ike_keylog);
-    }
-    let pins = dataplane::pin_dir_for(&iface);
-    let mut dp = Dataplane::load(Some(&pins)).context("loading the XDP program")?;
-    dp.set_vips(&cfg.vips).context("installing VIPs")?;
-    dp.set_targets(&targets).context("installing targets")?;
-    write_names(&iface, &dp);
-    // With VRRP the fast path answers only while this node is the Active.
-    dp.set_active(cfg.vrrp.is_empty())?;
-    let used = dp.attach(&iface, mode)?;
-    let chooser = SlotChooser::open_pinned(&pins).context("opening the slot table")?;
-    let ike = start_ike(&cfg, Box::new(chooser), ike_keylog)?;
-    info!(%iface, mode = used, pins = %pins.display(), vips = cfg.vips.len(), targets = targets.len(), "ready");
-    if cfg.cluster.is_some() || !cfg.vrrp.is_empty() {
-        let r = lb_userspace::node::run(&cfg, Some(iface.clone()), Some(dp));
-        stop_ike(ike);
-        remove_names(&iface);
-        return r.context("cluster node");
-    }
-    wait_for_signal()?;
-    info!("shutting down");
-    stop_ike(ike);
-    let c = dp.counters()?;
-    info!(
-        seen = c.get(lb_common::maps::Stat::Seen),
-        redirected = c.get(lb_common::maps::Stat::Redirected),
-        "final counters"
-    );
-    remove_names(&iface);
-    Ok(())
-}
-
-/// `--xdp-mode off`, for a machine without XDP: no program, no maps; the userspace
-/// responder answers every request to the VIPs, init-mode ones with exactly the fast
-/// path's bytes and targets (the same slot tables and flow hash, built here).
-fn run_without_xdp(
-    cfg: &Config,
-    iface: &str,
-    targets: &[TargetEntry],
-    keylog: Option<PathBuf>,
-) -> Result<()> {
-    if cfg.cluster.is_some() || !cfg.vrrp.is_empty() {
-        bail!(
-            "--xdp-mode off serves static [[target]]s only: [cluster] and [[vrrp]] need the XDP dataplane"
-        );
-    }
-    let chooser = StaticChooser::new(targets);
-    let Some(ike) = start_ike(cfg, Box::new(chooser), keylog)? else {
-        bail!("--xdp-mode off: cannot bind the VIPs' IKE ports, so nothing would answer");
-    };
-    info!(%iface, mode = "off", vips = cfg.vips.len(), targets = targets.len(), "ready");
-    wait_for_signal()?;
-    info!("shutting down");
-    stop_ike(Some(ike));
-    Ok(())
-}
-
-/// The userspace IKE responder on every VIP's ports 500 and 4500: auth-mode VIPs
-/// authenticate and then redirect; init-mode VIPs get the fast path's answer for what
-/// the XDP program passed up (fragments, IPv6 extension headers). Targets come from
-/// the fast path's slot table. Without auth-mode VIPs a bind failure only disables the
-/// slow path.
-fn start_ike(
-    cfg: &Config,
-    chooser: Box<dyn lb_userspace::ike::TargetChooser>,
-    keylog: Option<PathBuf>,
-) -> Result<Option<IkeService>> {
-    let needed = !cfg.ike.auth_vips.is_empty();
-    let addrs: Vec<std::net::IpAddr> = cfg.vips.iter().map(|v| v.address).collect();
-    let listeners = match lb_userspace::ike::io::bind_vips(&addrs) {
-        Ok(l) => l,
-        Err(e) if !needed => {
-            tracing::warn!(error = %e, "no IKE slow path: cannot bind the VIPs' IKE ports");
-            return Ok(None);
-        }
-        Err(e) => return Err(e).context("binding the auth-mode VIPs' IKE ports"),
-    };
-    let file = match &keylog {
-        Some(p) => {
-            tracing::warn!(path = %p.display(), "IKE key log enabled: session keys are written to disk (test only)");
-            Some(KeyLogFile::create(p).with_context(|| format!("key log {}", p.display()))?)
-        }
-        None => None,
-    };
-    let rc = cfg.ike.responder_config(&cfg.vips, chooser, file.is_some());
-    let svc = IkeService::start(Responder::new(rc), listeners, file)
-        .context("starting the IKE responder")?;
-    info!(
-        vips = addrs.len(),
-        auth_vips = cfg.ike.auth_vips.len(),
-        peers = cfg.ike.peers.len(),
-        "IKE responder listening"
-    );
-    Ok(Some(svc))
-}
-
-fn stop_ike(ike: Option<IkeService>) {
-    if let Some(svc) = ike {
-        match svc.stop() {
-            Ok(s) => info!(?s, "IKE responder stopped"),
-            Err(e) => tracing::warn!(error = %e, "IKE responder"),
-        }
-    }
-}
-
 /// Target names beside the pins (bpffs holds only BPF objects), for `ikelb stats`.
 fn names_path(iface: &str) -> PathBuf {
     PathBuf::from("/run/ikelb").join(format!("{iface}.targets"))
-}
-
-fn write_names(iface: &str, dp: &Dataplane) {
-    let text: String = dp
-        .target_names()
-        .iter()
-        .map(|(i, n, id)| format!("{i} {n} {id}\n"))
-        .collect();
-    let p = names_path(iface);
-    let r = std::fs::create_dir_all("/run/ikelb").and_then(|()| std::fs::write(&p, text));
-    if let Err(e) = r {
-        tracing::warn!(path = %p.display(), error = %e, "cannot record target names");
-    }
-}
-
-fn remove_names(iface: &str) {
-    let _ = std::fs::remove_file(names_path(iface));
 }
 
 fn stats(iface: &str, json: bool) -> Result<()> {

@@ -137,19 +137,26 @@ pub async fn serve(
     limits: Limits,
     report: impl Fn() -> Value + Send + Sync + 'static,
 ) {
-    listen::serve(listener, limits, move |req| {
-        let (code, body) = if req.starts_with("GET /metrics") {
-            ("200 OK", encode_report(&report()))
-        } else {
-            ("404 Not Found", "try /metrics\n".to_string())
-        };
-        format!(
-            "HTTP/1.0 {code}\r\nContent-Type: application/openmetrics-text; version=1.0.0; charset=utf-8\r\nContent-Length: {}\r\n\r\n{body}",
-            body.len()
-        )
-        .into_bytes()
+    let report = std::sync::Arc::new(report);
+    listen::serve(listener, limits, move |_uid, req| {
+        let report = report.clone();
+        async move { scrape(&req, &*report) }
     })
     .await;
+}
+
+/// The HTTP answer to one request line.
+fn scrape(req: &str, report: &dyn Fn() -> Value) -> Vec<u8> {
+    let (code, body) = if req.starts_with("GET /metrics") {
+        ("200 OK", encode_report(&report()))
+    } else {
+        ("404 Not Found", "try /metrics\n".to_string())
+    };
+    format!(
+        "HTTP/1.0 {code}\r\nContent-Type: application/openmetrics-text; version=1.0.0; charset=utf-8\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! `ikelb status`: the daemon's state as one JSON document over a local unix socket,
 //! and its text form, laid out like Cisco's `show crypto ikev2 cluster`.
 
-use std::io::{self, BufRead, BufReader, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
@@ -20,13 +20,7 @@ pub fn default_socket(iface: Option<&str>, member_id: Option<u32>) -> PathBuf {
 
 /// Asks the daemon at `socket` for its state.
 pub fn query(socket: &Path) -> io::Result<Value> {
-    let mut s = std::os::unix::net::UnixStream::connect(socket)
-        .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", socket.display())))?;
-    s.set_read_timeout(Some(std::time::Duration::from_secs(5)))?;
-    s.write_all(b"status\n")?;
-    let mut line = String::new();
-    BufReader::new(s).read_line(&mut line)?;
-    serde_json::from_str(&line).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+    crate::control::call(socket, crate::control::Command::Status)
 }
 
 fn s(v: &Value) -> String {
@@ -44,6 +38,25 @@ pub fn render(r: &Value) -> String {
         o.push_str(&t);
         o.push('\n');
     };
+    if let Some(c) = r.get("config").filter(|c| !c.is_null()) {
+        let last = match c.get("last").filter(|l| !l.is_null()) {
+            None => "none".to_string(),
+            Some(l) => format!(
+                "{} at {} ({})",
+                if l["ok"].as_bool() == Some(true) {
+                    "applied"
+                } else {
+                    "refused"
+                },
+                s(&l["at"]),
+                s(&l["message"])
+            ),
+        };
+        line(format!(
+            "Config generation {}, last reload: {last}",
+            s(&c["generation"])
+        ));
+    }
     if let Some(c) = r.get("cluster").filter(|c| !c.is_null()) {
         line(format!(
             "Cluster member {} ({}): reports sent {}, accepted {}, probe errors {}",
@@ -62,6 +75,16 @@ pub fn render(r: &Value) -> String {
             if !nz.is_empty() {
                 line(format!("  dropped reports: {}", nz.join(", ")));
             }
+        }
+        if let Some(d) = c["drained"].as_array().filter(|d| !d.is_empty()) {
+            let ds: Vec<String> = d
+                .iter()
+                .map(|x| match x[1].as_u64() {
+                    Some(left) => format!("{} (deadline in {left} s)", s(&x[0])),
+                    None => s(&x[0]),
+                })
+                .collect();
+            line(format!("  drained here: {}", ds.join(", ")));
         }
     }
     if let Some(vs) = r["vrrp"].as_array() {
@@ -173,11 +196,14 @@ mod tests {
     fn renders_roles_members_and_counters() {
         let r = serde_json::json!({
             "iface": "eth1",
+            "config": {"generation": 3, "last": {"ok": false, "at": 1700000000,
+                       "message": "ikelb.toml: line 4: `target[0].weight`: must be 1..=1000"}},
             "vrrp": [{"iface": "eth1", "vrid": 51, "family": "ipv4", "state": "active",
                       "priority": 200, "interval_cs": 10, "active": "10.0.0.2",
                       "vips": ["10.0.0.100"]}],
             "cluster": {"member_id": 1, "transport": "multicast 239.255.77.1:4790", "sent": 3,
                         "accepted": 5, "probe_errors": 0, "dropped": [["bad_tag", 2]],
+                        "drained": [[2, 30], [3, null]],
                         "members": [{"id": 1, "local": true, "identities": ["192.0.2.1"],
                                      "active_sas": 4, "capacity": 100, "weight": 1,
                                      "share_pct": 62.5, "slots": 640, "last_heard_ms": 0,
@@ -187,6 +213,13 @@ mod tests {
         });
         let t = render(&r);
         assert!(t.contains("VRID 51 ipv4: ACTIVE"), "{t}");
+        assert!(
+            t.contains(
+                "Config generation 3, last reload: refused at 1700000000 (ikelb.toml: line 4"
+            ),
+            "{t}"
+        );
+        assert!(t.contains("drained here: 2 (deadline in 30 s), 3"), "{t}");
         assert!(t.contains("master 10.0.0.2 (this node)"), "{t}");
         assert!(t.contains("bad_tag 2"), "{t}");
         assert!(t.contains("62.5%"), "{t}");

@@ -1,22 +1,23 @@
 //! The tokio driver of the [`LoadExchange`]: a UDP socket (multicast group or unicast
 //! peers), the SA probe on its own thread, and, on a node that redirects, the slot
 //! table rebuilt from [`select::weights`] and [`InFlight`] on every accepted report and
-//! every [`ClusterCfg::rebuild`] in between.
+//! every [`ClusterCfg::rebuild`] in between. The daemon's [`Cmd`]s drain members and
+//! reload the settings. A receive error ends the task with that error (and so the
+//! daemon): a table that stopped following the reports must not go on redirecting.
 
 use std::collections::BTreeMap;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, Mutex};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use lb_common::maps::SLOTS;
 use tokio::net::UdpSocket;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, info, warn};
 
 use super::{Config, DropReason, Keyring, LoadExchange, LocalLoad, LocalMember, Member};
 use crate::config::{ClusterCfg, Identity, Transport};
-use crate::dataplane::{Dataplane, TargetEntry};
+use crate::dataplane::TargetEntry;
 use crate::select::{self, InFlight, Policy};
 
 /// The exchange's settings from the validated config.
@@ -90,35 +91,35 @@ pub fn redirects_by_member(
     out
 }
 
-/// Where the slot table goes: the dataplane, or a test double.
+/// Where the slot table goes: the daemon's dataplane task, or a test double.
 pub trait Table: Send {
     /// Cumulative redirects per member id.
     fn redirects(&mut self) -> BTreeMap<u32, u64>;
-    fn install(&mut self, targets: &[TargetEntry]);
+    /// Hands a new table over; an error means it can no longer be installed.
+    fn install(&mut self, targets: Vec<TargetEntry>) -> io::Result<()>;
 }
 
-impl Table for Arc<Mutex<Dataplane>> {
-    fn redirects(&mut self) -> BTreeMap<u32, u64> {
-        let dp = self
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        match dp.counters() {
-            Ok(c) => redirects_by_member(&dp.target_names(), &c.per_target),
-            Err(e) => {
-                warn!(error = %e, "reading per-target counters");
-                BTreeMap::new()
-            }
-        }
-    }
+/// What the daemon asks of the running exchange.
+#[derive(Debug)]
+pub enum Cmd {
+    /// Drain `member` (no new clients from the next rebuild on) or undrain it. On the
+    /// member itself, its reports carry the drain flag, so every balancer hears it.
+    Drain {
+        member: u32,
+        drain: bool,
+        /// When to log how many SAs the member still holds.
+        deadline: Option<Duration>,
+        reply: oneshot::Sender<Result<String, String>>,
+    },
+    /// New settings from a reload, checked by the daemon (valid, nothing that needs a
+    /// restart changed).
+    Reload(Box<ClusterCfg>, oneshot::Sender<()>),
+}
 
-    fn install(&mut self, targets: &[TargetEntry]) {
-        let mut dp = self
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Err(e) = dp.set_targets(targets) {
-            warn!(error = %e, "installing the slot table");
-        }
-    }
+/// A drain set on this node: `deadline` is when to log what the member still holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Drain {
+    deadline: Option<Instant>,
 }
 
 /// One row of the member table as `ikelb status` prints it.
@@ -155,6 +156,9 @@ pub struct Status {
     pub held_out: Vec<u32>,
     /// Slot-table rebuilds that changed the table.
     pub installs: u64,
+    /// Members drained on this node (`ikelb drain`), with the seconds left to their
+    /// deadline.
+    pub drained: Vec<(u32, Option<u64>)>,
 }
 
 /// A sampler of CPU load in per mille, from `/proc/stat` deltas.
@@ -251,13 +255,13 @@ async fn open_socket(
     Ok((sock, dsts))
 }
 
-/// Runs the exchange until `shutdown` turns true. With `table`, this node redirects:
-/// the slot table follows the reports.
+/// Runs the exchange until the daemon drops `commands`' sender. With `table`, this node
+/// redirects: the slot table follows the reports.
 pub async fn run(
     c: ClusterCfg,
     iface: Option<String>,
     mut table: Option<Box<dyn Table>>,
-    mut shutdown: watch::Receiver<bool>,
+    mut commands: mpsc::Receiver<Cmd>,
     status: watch::Sender<Status>,
 ) -> io::Result<()> {
     let cfg = exchange_config(&c)
@@ -290,10 +294,11 @@ pub async fn run(
                 }
             })?;
     }
-    let policy = Policy {
+    let mut policy = Policy {
         include_local: c.include_local,
         slow_start_reports: c.slow_start_reports,
     };
+    let mut drained: BTreeMap<u32, Drain> = BTreeMap::new();
     let mut inflight = InFlight::default();
     let mut installed: Option<Vec<TargetEntry>> = None;
     let mut weights: Vec<(u32, u32)> = Vec::new();
@@ -321,13 +326,16 @@ pub async fn run(
             changed = true;
         }
         let deadline = lx.poll_timeout();
+        let drain_due = drained.values().filter_map(|d| d.deadline).min();
         let mut do_rebuild = changed;
         // Re-read the wall clock every time round: a node started before its clock was
         // set (NTP) would otherwise judge every report's timestamp against the wrong time.
         lx.set_wall_clock(Instant::now(), unix_now());
         tokio::select! {
             r = sock.recv_from(&mut buf) => {
-                let (n, from) = r?;
+                let (n, from) = r.map_err(|e| {
+                    io::Error::new(e.kind(), format!("receiving load reports: {e}"))
+                })?;
                 if lx.handle_report(Instant::now(), from, &buf[..n]).is_ok() {
                     do_rebuild = true;
                 }
@@ -349,11 +357,43 @@ pub async fn run(
                 }
             } => lx.handle_timeout(Instant::now()),
             _ = rebuild.tick(), if table.is_some() => do_rebuild = true,
-            _ = shutdown.changed() => {}
-        }
-        if *shutdown.borrow() {
-            info!("load exchange stopped");
-            return Ok(());
+            () = sleep_until_opt(drain_due) => {
+                let now = Instant::now();
+                let members = lx.members();
+                for (id, d) in &mut drained {
+                    if d.deadline.is_some_and(|t| t <= now) {
+                        d.deadline = None;
+                        let sas = members.iter().find(|m| m.id == *id).map(|m| m.active_sas);
+                        warn!(member = id, active_sas = ?sas, "drain deadline passed");
+                    }
+                }
+            }
+            cmd = commands.recv() => match cmd {
+                // The daemon is stopping.
+                None => {
+                    info!("load exchange stopped");
+                    return Ok(());
+                }
+                Some(Cmd::Drain { member, drain, deadline, reply }) => {
+                    let now = Instant::now();
+                    let r = set_drain(&mut lx, table.is_some(), &mut drained, member, drain, deadline.map(|d| now + d), now);
+                    if r.is_ok() {
+                        do_rebuild = true;
+                    }
+                    let _ = reply.send(r);
+                }
+                Some(Cmd::Reload(new, reply)) => {
+                    match exchange_config(&new) {
+                        Ok(x) => lx.reconfigure(x),
+                        // The daemon validated it: this cannot happen, and the old
+                        // settings stay if it does.
+                        Err(e) => warn!(error = %e, "reload of the load exchange refused"),
+                    }
+                    policy = Policy { include_local: new.include_local, slow_start_reports: new.slow_start_reports };
+                    do_rebuild = true;
+                    let _ = reply.send(());
+                }
+            },
         }
         while lx.poll_event().is_some() {
             do_rebuild = true;
@@ -362,13 +402,20 @@ pub async fn run(
         if let Some(t) = table.as_mut()
             && do_rebuild
         {
-            let loads: Vec<select::Load> = members.iter().map(Member::load).collect();
+            let loads: Vec<select::Load> = members
+                .iter()
+                .map(|m| {
+                    let mut l = m.load();
+                    l.drain |= drained.contains_key(&m.id);
+                    l
+                })
+                .collect();
             redirects = t.redirects();
             let fl = inflight.update(&loads, &redirects);
             weights = select::weights(&policy, &loads, &fl);
             let entries = targets(&members, &weights);
             if installed.as_ref() != Some(&entries) {
-                t.install(&entries);
+                t.install(entries.clone())?;
                 installs += 1;
                 installed = Some(entries);
             }
@@ -382,7 +429,71 @@ pub async fn run(
             probe_errors,
             installs,
         ));
+        status.send_modify(|s| s.drained = drained_rows(&drained));
     }
+}
+
+/// The drains set here with the seconds left to each deadline.
+fn drained_rows(drained: &BTreeMap<u32, Drain>) -> Vec<(u32, Option<u64>)> {
+    let now = Instant::now();
+    drained
+        .iter()
+        .map(|(id, d)| {
+            let left = d
+                .deadline
+                .map(|t| t.saturating_duration_since(now).as_secs());
+            (*id, left)
+        })
+        .collect()
+}
+
+async fn sleep_until_opt(at: Option<Instant>) {
+    match at {
+        Some(t) => tokio::time::sleep_until(t.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// `ikelb drain` / `undrain` on this node. With a table (a balancer) any member can be
+/// drained here; this node's own id also sets the drain flag of its reports, so the
+/// other balancers follow. Without a table only this member's own id makes sense.
+fn set_drain(
+    lx: &mut LoadExchange,
+    builds_table: bool,
+    drained: &mut BTreeMap<u32, Drain>,
+    member: u32,
+    drain: bool,
+    deadline: Option<Instant>,
+    now: Instant,
+) -> Result<String, String> {
+    let own = member == lx.config().member_id;
+    if !own && !builds_table {
+        return Err(format!(
+            "member {member}: this node builds no slot table; drain it on the balancers \
+             or on the member itself"
+        ));
+    }
+    if own && lx.config().local.is_none() {
+        return Err(format!(
+            "member {member} is this node, which takes no clients (no identities)"
+        ));
+    }
+    if own {
+        lx.set_drain(now, drain);
+    }
+    let heard = lx.members().iter().any(|m| m.id == member);
+    if drain {
+        drained.insert(member, Drain { deadline });
+    } else {
+        drained.remove(&member);
+    }
+    let what = if drain { "draining" } else { "not draining" };
+    info!(member, drain, own, heard, "drain changed");
+    Ok(if heard || own {
+        format!("member {member}: {what}")
+    } else {
+        format!("member {member}: {what} (not heard from yet)")
+    })
 }
 
 fn snapshot(
@@ -444,6 +555,7 @@ fn snapshot(
             .collect(),
         held_out: lx.held_out(),
         installs,
+        drained: Vec::new(),
     }
 }
 

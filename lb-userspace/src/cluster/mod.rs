@@ -30,7 +30,9 @@ pub mod fetch;
 pub mod io;
 mod member;
 pub mod probe;
+mod reconfig;
 mod stats;
+pub use reconfig::restart_only;
 #[cfg(test)]
 mod tests;
 mod trust;

@@ -2,7 +2,7 @@
 //! validation into typed settings. Errors name the line and the key, like the rest of
 //! [`crate::config`].
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -96,18 +96,6 @@ impl VrrpCfg {
     }
 }
 
-/// The validated `[status]` section.
-#[derive(Clone, Debug, PartialEq, Eq, Default)]
-pub struct StatusCfg {
-    /// Control socket; default `/run/ikelb/<iface>.sock` (or `member.sock`).
-    pub socket: Option<PathBuf>,
-    /// Prometheus `/metrics` listener; off when unset. A loopback address unless
-    /// `metrics-remote = true`.
-    pub metrics: Option<SocketAddr>,
-    /// Limits of the control socket and of `/metrics`, each.
-    pub limits: crate::listen::Limits,
-}
-
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub(super) struct RawCluster {
@@ -172,25 +160,18 @@ pub(super) struct RawVrrp {
     prefix_len: Option<Spanned<i64>>,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub(super) struct RawStatus {
-    socket: Option<Spanned<String>>,
-    metrics: Option<Spanned<String>>,
-    #[serde(default)]
-    metrics_remote: bool,
-    max_connections: Option<Spanned<i64>>,
-    read_timeout_ms: Option<Spanned<i64>>,
-    max_request_line: Option<Spanned<i64>>,
-}
-
 /// Formats an error at a span.
 pub(super) struct Ctx<'a> {
     pub(super) text: &'a str,
 }
 
 impl Ctx<'_> {
-    fn err(&self, span: std::ops::Range<usize>, key: &str, msg: impl Into<String>) -> ConfigError {
+    pub(super) fn err(
+        &self,
+        span: std::ops::Range<usize>,
+        key: &str,
+        msg: impl Into<String>,
+    ) -> ConfigError {
         ConfigError(format!(
             "line {}: `{key}`: {}",
             super::line_of(self.text, span.start),
@@ -198,7 +179,7 @@ impl Ctx<'_> {
         ))
     }
 
-    fn int<T: TryFrom<i64>>(
+    pub(super) fn int<T: TryFrom<i64>>(
         &self,
         v: &Option<Spanned<i64>>,
         key: &str,
@@ -462,62 +443,6 @@ impl Ctx<'_> {
             checksum,
             source,
             prefix_len,
-        })
-    }
-
-    pub(super) fn status(&self, s: RawStatus) -> Result<StatusCfg, ConfigError> {
-        let metrics = match &s.metrics {
-            None => None,
-            Some(m) => {
-                // A bare port: loopback, the safe place for an unauthenticated listener.
-                let addr: SocketAddr = match m.get_ref().parse::<u16>() {
-                    Ok(port) => SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, port)),
-                    Err(_) => m.get_ref().parse().map_err(|_| {
-                        self.err(
-                            m.span(),
-                            "status.metrics",
-                            "expected port or address:port, e.g. \"9640\" or \"127.0.0.1:9640\"",
-                        )
-                    })?,
-                };
-                if !addr.ip().is_loopback() && !s.metrics_remote {
-                    return Err(self.err(
-                        m.span(),
-                        "status.metrics",
-                        format!(
-                            "{addr} is not a loopback address and /metrics has no \
-                             authentication: set `metrics-remote = true` to serve it there"
-                        ),
-                    ));
-                }
-                Some(addr)
-            }
-        };
-        let default = crate::listen::Limits::default();
-        let number = |v: &Option<Spanned<i64>>, key: &str, max: i64| {
-            v.as_ref()
-                .map(|v| {
-                    Some(*v.get_ref())
-                        .filter(|n| (1..=max).contains(n))
-                        .and_then(|n| usize::try_from(n).ok())
-                        .ok_or_else(|| self.err(v.span(), key, format!("must be 1..={max}")))
-                })
-                .transpose()
-        };
-        let limits = crate::listen::Limits {
-            max_connections: number(&s.max_connections, "status.max-connections", 4096)?
-                .unwrap_or(default.max_connections),
-            read_timeout: number(&s.read_timeout_ms, "status.read-timeout-ms", 600_000)?
-                .map_or(default.read_timeout, |ms| {
-                    std::time::Duration::from_millis(u64::try_from(ms).unwrap_or(u64::MAX))
-                }),
-            max_line: number(&s.max_request_line, "status.max-request-line", 65_536)?
-                .unwrap_or(default.max_line),
-        };
-        Ok(StatusCfg {
-            socket: s.socket.map(|p| p.into_inner().into()),
-            metrics,
-            limits,
         })
     }
 

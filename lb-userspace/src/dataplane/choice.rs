@@ -4,20 +4,15 @@
 //! [`SlotChooser`] opens the maps `ikelb run` pinned (so it follows every table update,
 //! whoever makes it: static targets or the cluster) and, per choice, reads the live
 //! generation, the client family's slot table and the target the slot names, exactly as
-//! `lb-ebpf/src/respond.rs` does. Its redirects count in `IKELB_TGT_STATS` beside the
-//! fast path's.
-//!
-//! Counting from userspace: a per-CPU array cannot be incremented atomically from
-//! outside the kernel, so [`SlotChooser`] adds to CPU 0's value with a read-modify-write
-//! of the element. A fast-path increment that lands between the read and the write of
-//! that element is lost; the window is two syscalls long, and auth-mode VIPs do not
-//! count in the fast path at all (their IKE goes to userspace), so only a node that
-//! serves init and auth VIPs to the same target under load can miss a few counts.
+//! `lb-ebpf/src/respond.rs` does. It only reads the maps: its redirects are handed to
+//! a counting callback, which in `ikelb run` sends them to the dataplane task (the only
+//! writer of the maps, [`super::Dataplane::count_redirect`]), so they count in
+//! `IKELB_TGT_STATS` beside the fast path's.
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 
-use aya::maps::{Array, MapData, PerCpuArray, PerCpuValues};
+use aya::maps::{Array, MapData};
 use lb_common::maps::{
     self as m, Config as MapConfig, SLOTS, SlotTable, Target as MapTarget, slot_table_index,
 };
@@ -63,19 +58,21 @@ pub struct SlotChooser {
     config: Array<MapData, MapConfig>,
     slots: Array<MapData, SlotTable>,
     targets: Array<MapData, MapTarget>,
-    counts: PerCpuArray<MapData, u64>,
+    /// Told the target index of every redirect sent.
+    count: Box<dyn Fn(u16) + Send>,
     /// The latest choice (target and its index), counted by `redirected`.
     last: Option<(MapTarget, u16)>,
 }
 
 impl SlotChooser {
-    /// Opens the maps pinned in `dir` (`dataplane::pin_dir_for(iface)`).
-    pub fn open_pinned(dir: &Path) -> Result<Self, DataplaneError> {
+    /// Opens the maps pinned in `dir` (`dataplane::pin_dir_for(iface)`); `count` is
+    /// told the target index of each redirect.
+    pub fn open_pinned(dir: &Path, count: Box<dyn Fn(u16) + Send>) -> Result<Self, DataplaneError> {
         Ok(SlotChooser {
             config: super::open_pinned(dir, m::MAP_CONFIG)?,
             slots: super::open_pinned(dir, m::MAP_SLOTS)?,
             targets: super::open_pinned(dir, m::MAP_TARGETS)?,
-            counts: super::open_pinned(dir, m::MAP_TGT_STATS)?,
+            count,
             last: None,
         })
     }
@@ -87,25 +84,6 @@ impl SlotChooser {
         let idx = pick(&table, client, spi_i)?;
         let t = self.targets.get(&u32::from(idx), 0).ok()?;
         (t.ident_len != 0 && t.serves(v6)).then_some((t, idx))
-    }
-
-    /// Adds one to target `idx`'s counter (on CPU 0's value).
-    pub fn count(&mut self, idx: u16) -> Result<(), DataplaneError> {
-        let err =
-            |e: aya::maps::MapError| DataplaneError::Map(m::MAP_TGT_STATS.into(), e.to_string());
-        let idx = u32::from(idx);
-        let mut v: Vec<u64> = self
-            .counts
-            .get(&idx, 0)
-            .map_err(err)?
-            .iter()
-            .copied()
-            .collect();
-        if let Some(c0) = v.first_mut() {
-            *c0 = c0.wrapping_add(1);
-        }
-        let v = PerCpuValues::try_from(v).map_err(|e| DataplaneError::Io(e.to_string()))?;
-        self.counts.set(idx, v, 0).map_err(err)
     }
 }
 
@@ -122,9 +100,8 @@ impl TargetChooser for SlotChooser {
     fn redirected(&mut self, target: &GatewayIdentity) {
         if let Some((t, idx)) = self.last.take()
             && t == *target
-            && let Err(e) = self.count(idx)
         {
-            tracing::warn!(error = %e, "counting a userspace redirect");
+            (self.count)(idx);
         }
     }
 }

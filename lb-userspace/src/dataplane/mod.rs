@@ -322,6 +322,29 @@ impl Dataplane {
         Ok(())
     }
 
+    /// Adds one to target `idx`'s redirect counter, for a redirect the userspace
+    /// responder sent. A per-CPU array cannot be incremented atomically from outside
+    /// the kernel, so this adds to CPU 0's value with a read-modify-write of the
+    /// element: a fast-path increment that lands between the two syscalls is lost.
+    /// Auth-mode VIPs do not count in the fast path at all (their IKE goes to
+    /// userspace), so only a node serving init and auth VIPs to the same target under
+    /// load can miss a few counts.
+    pub fn count_redirect(&mut self, idx: u16) -> Result<(), DataplaneError> {
+        let mut counts: PerCpuArray<_, u64> = self.map_mut(m::MAP_TGT_STATS)?;
+        let idx = u32::from(idx);
+        let mut v: Vec<u64> = counts
+            .get(&idx, 0)
+            .map_err(map_err(m::MAP_TGT_STATS))?
+            .iter()
+            .copied()
+            .collect();
+        if let Some(c0) = v.first_mut() {
+            *c0 = c0.wrapping_add(1);
+        }
+        let v = PerCpuValues::try_from(v).map_err(|e| DataplaneError::Io(e.to_string()))?;
+        counts.set(idx, v, 0).map_err(map_err(m::MAP_TGT_STATS))
+    }
+
     /// Target names by map index, for status output.
     pub fn target_names(&self) -> Vec<(u16, String, Identity)> {
         let mut v: Vec<_> = self

@@ -44,6 +44,26 @@ pub fn read_pinned(dir: &Path) -> Result<Counters, DataplaneError> {
     read(&stats, &tgt)
 }
 
+/// The counter maps pinned in a directory, opened once for reading: status and the
+/// load exchange read counters beside the dataplane task, which alone writes the maps.
+pub struct PinnedCounters {
+    stats: PerCpuArray<MapData, u64>,
+    tgt: PerCpuArray<MapData, u64>,
+}
+
+impl PinnedCounters {
+    pub fn open(dir: &Path) -> Result<Self, DataplaneError> {
+        Ok(PinnedCounters {
+            stats: super::open_pinned(dir, MAP_STATS)?,
+            tgt: super::open_pinned(dir, MAP_TGT_STATS)?,
+        })
+    }
+
+    pub fn read(&self) -> Result<Counters, DataplaneError> {
+        read(&self.stats, &self.tgt)
+    }
+}
+
 pub fn read<T: Borrow<MapData>>(
     stats: &PerCpuArray<T, u64>,
     tgt: &PerCpuArray<T, u64>,

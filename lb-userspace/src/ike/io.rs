@@ -25,10 +25,11 @@ use std::time::Instant;
 
 use lb_common::wire::ike as wire;
 use tokio::net::UdpSocket;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
-use super::responder::{Event, Responder};
+use super::responder::{Event, Responder, ResponderConfig};
 
 /// Largest datagram we read: IKE messages with certificates stay well below it, and a
 /// longer one is cut and then fails its length check.
@@ -187,48 +188,87 @@ struct Datagram {
     payload: Vec<u8>,
 }
 
-/// The driver loop: serves `listeners` with `responder` until `stop` resolves (or its
-/// sender is dropped). Returns what it saw.
+/// What the driver is told while it runs (the daemon's reload).
+pub enum Control {
+    /// New settings for the responder (its SAs stay) and the new socket set: sockets
+    /// whose address is in `keep` stay open, `add` are served from now on, and every
+    /// other socket is closed (a VIP that left the configuration).
+    Reconfigure {
+        config: ResponderConfig,
+        keep: Vec<SocketAddr>,
+        add: Vec<Listener>,
+    },
+}
+
+/// The sockets being served and their reader tasks, by logical address.
+type Sockets = HashMap<SocketAddr, (Arc<UdpSocket>, JoinHandle<()>)>;
+
+fn serve_socket(sockets: &mut Sockets, l: Listener, tx: &mpsc::Sender<Datagram>) -> io::Result<()> {
+    let sock = Arc::new(UdpSocket::from_std(l.socket)?);
+    let tx = tx.clone();
+    let local = l.logical;
+    let reader_sock = sock.clone();
+    let reader = tokio::spawn(async move {
+        let sock = reader_sock;
+        let mut buf = vec![0u8; RECV_BUF];
+        loop {
+            match sock.recv_from(&mut buf).await {
+                Ok((n, remote)) => {
+                    let d = Datagram {
+                        local,
+                        remote,
+                        payload: buf[..n].to_vec(),
+                    };
+                    if tx.send(d).await.is_err() {
+                        return;
+                    }
+                }
+                // ICMP errors surface as recv errors on Linux: ignore them.
+                Err(e) => debug!(%local, error = %e, "recv"),
+            }
+        }
+    });
+    if let Some((_, old)) = sockets.insert(local, (sock, reader)) {
+        old.abort();
+    }
+    Ok(())
+}
+
+/// The driver loop: serves `listeners` with `responder` until `control`'s sender is
+/// dropped, applying each [`Control`] it sends. Returns what it saw.
 pub async fn drive(
     mut responder: Responder,
     listeners: Vec<Listener>,
     mut keylog: Option<KeyLogFile>,
-    mut stop: oneshot::Receiver<()>,
+    mut control: mpsc::Receiver<Control>,
 ) -> io::Result<DriverStats> {
+    // The readers' datagrams; `tx` stays here so new sockets can be added on reload.
     let (tx, mut rx) = mpsc::channel::<Datagram>(1024);
-    let mut sockets: HashMap<SocketAddr, Arc<UdpSocket>> = HashMap::new();
-    let mut readers = Vec::new();
+    let mut sockets = Sockets::new();
     for l in listeners {
-        let sock = Arc::new(UdpSocket::from_std(l.socket)?);
-        sockets.insert(l.logical, sock.clone());
-        let tx = tx.clone();
-        let local = l.logical;
-        readers.push(tokio::spawn(async move {
-            let mut buf = vec![0u8; RECV_BUF];
-            loop {
-                match sock.recv_from(&mut buf).await {
-                    Ok((n, remote)) => {
-                        let d = Datagram {
-                            local,
-                            remote,
-                            payload: buf[..n].to_vec(),
-                        };
-                        if tx.send(d).await.is_err() {
-                            return;
-                        }
-                    }
-                    // ICMP errors surface as recv errors on Linux: ignore them.
-                    Err(e) => debug!(%local, error = %e, "recv"),
-                }
-            }
-        }));
+        serve_socket(&mut sockets, l, &tx)?;
     }
-    drop(tx);
     let mut stats = DriverStats::default();
     loop {
         let timeout = responder.poll_timeout();
         tokio::select! {
-            _ = &mut stop => break,
+            c = control.recv() => match c {
+                None => break,
+                Some(Control::Reconfigure { config, keep, add }) => {
+                    responder.reconfigure(config);
+                    sockets.retain(|a, (_, reader)| {
+                        let stays = keep.contains(a);
+                        if !stays {
+                            reader.abort();
+                        }
+                        stays
+                    });
+                    for l in add {
+                        serve_socket(&mut sockets, l, &tx)?;
+                    }
+                    info!(sockets = sockets.len(), "IKE responder reconfigured");
+                }
+            },
             d = rx.recv() => {
                 let Some(d) = d else { break };
                 stats.datagrams_in += 1;
@@ -239,7 +279,7 @@ pub async fn drive(
             }
         }
         while let Some(t) = responder.poll_transmit() {
-            let Some(sock) = sockets.get(&t.local) else {
+            let Some((sock, _)) = sockets.get(&t.local) else {
                 warn!(local = %t.local, "transmit from an address we have no socket for");
                 stats.send_errors += 1;
                 continue;
@@ -265,8 +305,8 @@ pub async fn drive(
             on_event(e, &mut stats, &mut keylog);
         }
     }
-    for r in readers {
-        r.abort();
+    for (_, reader) in sockets.into_values() {
+        reader.abort();
     }
     Ok(stats)
 }
@@ -373,56 +413,5 @@ impl std::fmt::Display for GatewayDisplay<'_> {
             }
             _ => f.write_str(&String::from_utf8_lossy(id)),
         }
-    }
-}
-
-/// The responder running on its own thread (a current-thread tokio runtime), so the
-/// daemon's other work is not in its way. Dropping it stops the thread.
-pub struct IkeService {
-    stop: Option<oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<io::Result<DriverStats>>>,
-}
-
-impl IkeService {
-    /// Starts serving `listeners` (bound by the caller, so bind errors surface there).
-    pub fn start(
-        responder: Responder,
-        listeners: Vec<Listener>,
-        keylog: Option<KeyLogFile>,
-    ) -> io::Result<Self> {
-        let (stop_tx, stop_rx) = oneshot::channel();
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
-        let thread = std::thread::Builder::new()
-            .name("ikelb-ike".into())
-            .spawn(move || rt.block_on(drive(responder, listeners, keylog, stop_rx)))?;
-        Ok(IkeService {
-            stop: Some(stop_tx),
-            thread: Some(thread),
-        })
-    }
-
-    /// Stops the driver and returns its statistics.
-    pub fn stop(mut self) -> io::Result<DriverStats> {
-        self.shutdown()
-    }
-
-    fn shutdown(&mut self) -> io::Result<DriverStats> {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-        match self.thread.take() {
-            Some(t) => t
-                .join()
-                .map_err(|_| io::Error::other("the IKE thread panicked"))?,
-            None => Ok(DriverStats::default()),
-        }
-    }
-}
-
-impl Drop for IkeService {
-    fn drop(&mut self) {
-        let _ = self.shutdown();
     }
 }

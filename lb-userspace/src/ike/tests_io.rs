@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use lb_common::wire::ike as wire;
 
-use super::io::{IkeService, KeyLogFile, Listener, bind_freebind};
+use super::io::{KeyLogFile, Listener, bind_freebind, drive};
 use super::message::notify;
 use super::responder::{AuthRedirect, Responder};
 use super::tests_initiator::{InitAnswer, Initiator, TestRng};
@@ -44,12 +44,19 @@ fn drives_a_whole_exchange_over_udp() {
     let responder = Responder::with_rng(cfg, Box::new(TestRng::new(7)));
     let (l500, real500) = loopback_listener(wire::PORT_IKE);
     let (l4500, real4500) = loopback_listener(wire::PORT_NATT);
-    let svc = IkeService::start(
+    // The driver on a runtime of its own threads; this test's client blocks.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (control, control_rx) = tokio::sync::mpsc::channel(1);
+    let svc = rt.spawn(drive(
         responder,
         vec![l500, l4500],
         Some(KeyLogFile::create(&keys).unwrap()),
-    )
-    .unwrap();
+        control_rx,
+    ));
 
     let client = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
     client
@@ -94,7 +101,8 @@ fn drives_a_whole_exchange_over_udp() {
         "answered: no more retransmissions"
     );
 
-    let stats = svc.stop().unwrap();
+    drop(control);
+    let stats = rt.block_on(svc).unwrap().unwrap();
     assert_eq!(stats.established, 1, "{stats:?}");
     assert_eq!(stats.redirected, 1, "{stats:?}");
     assert_eq!(stats.keys_logged, 1, "{stats:?}");

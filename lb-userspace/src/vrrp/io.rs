@@ -390,6 +390,7 @@ const ANNOUNCE: usize = 5;
 pub async fn run(
     inst: Instance,
     mut shutdown: watch::Receiver<bool>,
+    mut priority: watch::Receiver<u8>,
     mut on_role: impl FnMut(bool) + Send,
     status: watch::Sender<Status>,
 ) -> io::Result<()> {
@@ -457,6 +458,12 @@ pub async fn run(
                 }
             }
             () = sleep_until_opt(deadline) => vrrp.handle_timeout(Instant::now()),
+            // The reload checked the change; its sender outlives this task.
+            Ok(()) = priority.changed() => {
+                let p = *priority.borrow_and_update();
+                vrrp.set_priority(Instant::now(), p)
+                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
+            }
             _ = shutdown.changed() => {}
         }
     }

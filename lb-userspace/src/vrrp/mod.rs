@@ -31,6 +31,8 @@ use lb_common::wire::vrrp::{
 use tracing::{debug, info, warn};
 
 pub mod io;
+mod priority;
+pub use priority::check_priority_change;
 
 /// Skew_Time = ((256 − Priority) × Active_Adver_Interval) / 256 (RFC 9568 §6.1), with the
 /// interval in centiseconds; exact to the nanosecond (rounded down).
@@ -115,6 +117,8 @@ pub enum VrrpError {
     DuplicateVip(IpAddr),
     #[error("{0} is not of the primary address's family")]
     Family(IpAddr),
+    #[error("the owner's priority 255 is set or left only by a restart")]
+    OwnerChange,
 }
 
 /// RFC 9568 §6.3 states.
