@@ -4,6 +4,8 @@ mod e2e_auth_cert;
 mod e2e_redirect;
 mod fixtures;
 mod flood;
+mod ops_net;
+mod ops_reload;
 mod peers;
 mod soak;
 mod vrrp_keepalived;
