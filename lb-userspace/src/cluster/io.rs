@@ -15,6 +15,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, info, warn};
 
+use super::drain::{Drain, drained_rows, set_drain};
 use super::{Config, DropReason, Keyring, LoadExchange, LocalLoad, LocalMember, Member};
 use crate::config::{ClusterCfg, Identity, Transport};
 use crate::dataplane::TargetEntry;
@@ -114,12 +115,6 @@ pub enum Cmd {
     /// New settings from a reload, checked by the daemon (valid, nothing that needs a
     /// restart changed).
     Reload(Box<ClusterCfg>, oneshot::Sender<()>),
-}
-
-/// A drain set on this node: `deadline` is when to log what the member still holds.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Drain {
-    deadline: Option<Instant>,
 }
 
 /// One row of the member table as `ikelb status` prints it.
@@ -433,67 +428,11 @@ pub async fn run(
     }
 }
 
-/// The drains set here with the seconds left to each deadline.
-fn drained_rows(drained: &BTreeMap<u32, Drain>) -> Vec<(u32, Option<u64>)> {
-    let now = Instant::now();
-    drained
-        .iter()
-        .map(|(id, d)| {
-            let left = d
-                .deadline
-                .map(|t| t.saturating_duration_since(now).as_secs());
-            (*id, left)
-        })
-        .collect()
-}
-
 async fn sleep_until_opt(at: Option<Instant>) {
     match at {
         Some(t) => tokio::time::sleep_until(t.into()).await,
         None => std::future::pending().await,
     }
-}
-
-/// `ikelb drain` / `undrain` on this node. With a table (a balancer) any member can be
-/// drained here; this node's own id also sets the drain flag of its reports, so the
-/// other balancers follow. Without a table only this member's own id makes sense.
-fn set_drain(
-    lx: &mut LoadExchange,
-    builds_table: bool,
-    drained: &mut BTreeMap<u32, Drain>,
-    member: u32,
-    drain: bool,
-    deadline: Option<Instant>,
-    now: Instant,
-) -> Result<String, String> {
-    let own = member == lx.config().member_id;
-    if !own && !builds_table {
-        return Err(format!(
-            "member {member}: this node builds no slot table; drain it on the balancers \
-             or on the member itself"
-        ));
-    }
-    if own && lx.config().local.is_none() {
-        return Err(format!(
-            "member {member} is this node, which takes no clients (no identities)"
-        ));
-    }
-    if own {
-        lx.set_drain(now, drain);
-    }
-    let heard = lx.members().iter().any(|m| m.id == member);
-    if drain {
-        drained.insert(member, Drain { deadline });
-    } else {
-        drained.remove(&member);
-    }
-    let what = if drain { "draining" } else { "not draining" };
-    info!(member, drain, own, heard, "drain changed");
-    Ok(if heard || own {
-        format!("member {member}: {what}")
-    } else {
-        format!("member {member}: {what} (not heard from yet)")
-    })
 }
 
 fn snapshot(

@@ -26,6 +26,7 @@
 
 mod auth;
 mod damping;
+mod drain;
 pub mod fetch;
 pub mod io;
 mod member;

@@ -242,7 +242,7 @@ type Tunnels = std::collections::BTreeMap<String, (String, String, String, Vec<S
 /// The [`Tunnels`] of every member's charon.
 /// Half-open SAs of the raw request stream (a killed master's charon answers it until
 /// the clients' ARP moves to the new master) are not tunnels: only client ids count.
-fn tunnels(lab: &crate::lab::Lab) -> Result<Tunnels> {
+pub(super) fn tunnels(lab: &crate::lab::Lab) -> Result<Tunnels> {
     let mut t = std::collections::BTreeMap::new();
     for m in &lab.members {
         for sa in m.charon.list_sas()? {

@@ -4,6 +4,7 @@ mod e2e_auth_cert;
 mod e2e_redirect;
 mod fixtures;
 mod flood;
+mod ops_drain;
 mod ops_net;
 mod ops_reload;
 mod peers;
