@@ -92,7 +92,13 @@ pub struct Target {
     pub name: String,
     pub identity: Identity,
     pub weight: u32,
+    /// SAs it takes, in a mixed pool beside `[cluster]` members: it reports nothing, so
+    /// its share is fixed, capacity × weight, as a member's is headroom × weight.
+    pub capacity: u32,
 }
+
+/// A static target's capacity when none is given (the cluster's default too).
+pub const TARGET_CAPACITY_DEFAULT: u32 = 1000;
 
 /// A validated configuration.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -199,6 +205,7 @@ struct RawTarget {
     name: Spanned<String>,
     identity: Spanned<String>,
     weight: Option<Spanned<i64>>,
+    capacity: Option<Spanned<i64>>,
 }
 
 /// Most targets one config may list (the map holds `MAX_TARGETS`).
@@ -342,21 +349,38 @@ impl Config {
                         )
                     })?,
             };
+            let capacity = match t.capacity {
+                None => TARGET_CAPACITY_DEFAULT,
+                Some(c) => u32::try_from(*c.get_ref())
+                    .ok()
+                    .filter(|c| (1..=10_000_000).contains(c))
+                    .ok_or_else(|| {
+                        err(
+                            c.span(),
+                            &format!("target[{i}].capacity"),
+                            "must be 1..=10000000".into(),
+                        )
+                    })?,
+            };
+            // The cluster's targets are named `member-<id>`; a static one of that name
+            // would have its redirects counted as that member's.
+            if raw.cluster.is_some() && crate::cluster::io::member_of(&name).is_some() {
+                return Err(err(
+                    t.name.span(),
+                    &format!("target[{i}].name"),
+                    "`member-<id>` names are the cluster members' own".into(),
+                ));
+            }
             targets.push(Target {
                 name,
                 identity,
                 weight,
+                capacity,
             });
         }
         let ctx = cluster::Ctx { text };
+        // With both, a mixed pool: the static targets beside the reporting members.
         let mut cluster = raw.cluster.map(|c| ctx.cluster(c)).transpose()?;
-        if cluster.is_some() && !targets.is_empty() {
-            return Err(ConfigError(
-                "[[target]] and [cluster] exclude each other: with a cluster the targets \
-                 are the members that report"
-                    .into(),
-            ));
-        }
         let vrrp = raw
             .vrrp
             .into_iter()

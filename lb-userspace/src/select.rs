@@ -80,6 +80,19 @@ pub fn weights(
     members: &[Load],
     in_flight: &BTreeMap<u32, u64>,
 ) -> Vec<(u32, u32)> {
+    weights_mixed(policy, members, in_flight, &[]).0
+}
+
+/// [`weights`] with fixed entries beside the members (a mixed pool's static targets,
+/// which report nothing): each a constant numerator, its capacity × weight, as a
+/// member that reports no SAs would have. Both are scaled down together, so the shares
+/// compare. Returns the members' weights and the fixed entries' in their order.
+pub fn weights_mixed(
+    policy: &Policy,
+    members: &[Load],
+    in_flight: &BTreeMap<u32, u64>,
+    fixed: &[u64],
+) -> (Vec<(u32, u32)>, Vec<u32>) {
     let n = u64::from(policy.slow_start_reports.max(1));
     let mut raw: Vec<(u32, u128)> = members
         .iter()
@@ -92,11 +105,18 @@ pub fn weights(
         })
         .collect();
     raw.sort_by_key(|&(id, _)| id);
-    let max = raw.iter().map(|&(_, w)| w).max().unwrap_or(0);
+    let max = raw
+        .iter()
+        .map(|&(_, w)| w)
+        .chain(fixed.iter().map(|&f| u128::from(f)))
+        .max()
+        .unwrap_or(0);
     let shift = (128 - max.leading_zeros()).saturating_sub(32);
-    raw.into_iter()
-        .map(|(id, w)| (id, u32::try_from(w >> shift).unwrap_or(u32::MAX)))
-        .collect()
+    let scale = |w: u128| u32::try_from(w >> shift).unwrap_or(u32::MAX);
+    (
+        raw.into_iter().map(|(id, w)| (id, scale(w))).collect(),
+        fixed.iter().map(|&f| scale(u128::from(f))).collect(),
+    )
 }
 
 /// Tracks the redirects sent to each member since its last report from the
@@ -391,6 +411,18 @@ mod tests {
         assert_eq!(w(&m), [(1, 800), (2, 800)]);
         let m = [load(1, 1000, 0), load(2, 2000, 0)];
         assert_eq!(w(&m), [(1, 900), (2, 1800)]);
+    }
+
+    #[test]
+    fn fixed_entries_compare_with_members_headroom() {
+        // Headroom 900 beside a static target of capacity 1000 × weight 2.
+        let m = [load(1, 1000, 0)];
+        let (mw, fw) = weights_mixed(&Policy::default(), &m, &BTreeMap::new(), &[2000, 0]);
+        assert_eq!((mw, fw), (vec![(1, 900)], vec![2000, 0]));
+        // Scaled down together when the largest does not fit a u32.
+        let (mw, fw) = weights_mixed(&Policy::default(), &m, &BTreeMap::new(), &[1 << 40]);
+        assert_eq!(fw, [1 << 31]);
+        assert_eq!(mw, [(1, 900 >> 9)]);
     }
 
     #[test]

@@ -156,7 +156,19 @@ pub fn render(r: &Value) -> String {
                 s(&m["redirects"]),
             ));
         }
-        line("(* this node)".into());
+        for t in r["cluster"]["statics"].as_array().into_iter().flatten() {
+            line(format!(
+                "{:<10} {:<28} {:>10} {:>9} {:>6} {:>6.1}% {:>6}",
+                format!("[{}]", s(&t["name"])),
+                s(&t["identity"]),
+                "-",
+                "-",
+                "-",
+                t["share_pct"].as_f64().unwrap_or(0.0),
+                s(&t["slots"]),
+            ));
+        }
+        line("(* this node, [static target])".into());
     }
     if let Some(fp) = r.get("fast_path").filter(|f| !f.is_null()) {
         line(String::new());
@@ -204,6 +216,8 @@ mod tests {
             "cluster": {"member_id": 1, "transport": "multicast 239.255.77.1:4790", "sent": 3,
                         "accepted": 5, "probe_errors": 0, "dropped": [["bad_tag", 2]],
                         "drained": [[2, 30], [3, null]],
+                        "statics": [{"name": "lancom", "identity": "198.51.100.9",
+                                     "share_pct": 37.5, "slots": 384}],
                         "members": [{"id": 1, "local": true, "identities": ["192.0.2.1"],
                                      "active_sas": 4, "capacity": 100, "weight": 1,
                                      "share_pct": 62.5, "slots": 640, "last_heard_ms": 0,
@@ -220,6 +234,7 @@ mod tests {
             "{t}"
         );
         assert!(t.contains("drained here: 2 (deadline in 30 s), 3"), "{t}");
+        assert!(t.contains("[lancom]") && t.contains("37.5%"), "{t}");
         assert!(t.contains("master 10.0.0.2 (this node)"), "{t}");
         assert!(t.contains("bad_tag 2"), "{t}");
         assert!(t.contains("62.5%"), "{t}");

@@ -16,8 +16,9 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, info, warn};
 
 use super::drain::{Drain, drained_rows, set_drain};
+use super::mixed::{StaticRow, fixed, mix_statics};
 use super::{Config, DropReason, Keyring, LoadExchange, LocalLoad, LocalMember, Member};
-use crate::config::{ClusterCfg, Identity, Transport};
+use crate::config::{ClusterCfg, Identity, Target, Transport};
 use crate::dataplane::TargetEntry;
 use crate::select::{self, InFlight, Policy};
 
@@ -112,9 +113,9 @@ pub enum Cmd {
         deadline: Option<Duration>,
         reply: oneshot::Sender<Result<String, String>>,
     },
-    /// New settings from a reload, checked by the daemon (valid, nothing that needs a
-    /// restart changed).
-    Reload(Box<ClusterCfg>, oneshot::Sender<()>),
+    /// New settings and static targets from a reload, checked by the daemon (valid,
+    /// nothing that needs a restart changed).
+    Reload(Box<ClusterCfg>, Vec<Target>, oneshot::Sender<()>),
 }
 
 /// One row of the member table as `ikelb status` prints it.
@@ -154,6 +155,8 @@ pub struct Status {
     /// Members drained on this node (`ikelb drain`), with the seconds left to their
     /// deadline.
     pub drained: Vec<(u32, Option<u64>)>,
+    /// A mixed pool's static targets, with their share of the table.
+    pub statics: Vec<StaticRow>,
 }
 
 /// A sampler of CPU load in per mille, from `/proc/stat` deltas.
@@ -251,11 +254,13 @@ async fn open_socket(
 }
 
 /// Runs the exchange until the daemon drops `commands`' sender. With `table`, this node
-/// redirects: the slot table follows the reports.
+/// redirects: the slot table follows the reports, `statics` (a mixed pool's static
+/// targets) beside the members.
 pub async fn run(
     c: ClusterCfg,
     iface: Option<String>,
     mut table: Option<Box<dyn Table>>,
+    mut statics: Vec<Target>,
     mut commands: mpsc::Receiver<Cmd>,
     status: watch::Sender<Status>,
 ) -> io::Result<()> {
@@ -297,6 +302,7 @@ pub async fn run(
     let mut inflight = InFlight::default();
     let mut installed: Option<Vec<TargetEntry>> = None;
     let mut weights: Vec<(u32, u32)> = Vec::new();
+    let mut static_entries: Vec<TargetEntry> = Vec::new();
     let mut redirects: BTreeMap<u32, u64> = BTreeMap::new();
     let mut rebuild = tokio::time::interval(c.rebuild);
     rebuild.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -377,7 +383,8 @@ pub async fn run(
                     }
                     let _ = reply.send(r);
                 }
-                Some(Cmd::Reload(new, reply)) => {
+                Some(Cmd::Reload(new, new_statics, reply)) => {
+                    statics = new_statics;
                     match exchange_config(&new) {
                         Ok(x) => lx.reconfigure(x),
                         // The daemon validated it: this cannot happen, and the old
@@ -407,8 +414,19 @@ pub async fn run(
                 .collect();
             redirects = t.redirects();
             let fl = inflight.update(&loads, &redirects);
-            weights = select::weights(&policy, &loads, &fl);
-            let entries = targets(&members, &weights);
+            let (w, fw) = select::weights_mixed(&policy, &loads, &fl, &fixed(&statics));
+            weights = w;
+            static_entries = statics
+                .iter()
+                .zip(fw)
+                .map(|(t, weight)| TargetEntry {
+                    name: t.name.clone(),
+                    identity: t.identity.clone(),
+                    weight,
+                })
+                .collect();
+            let mut entries = targets(&members, &weights);
+            entries.extend(static_entries.iter().cloned());
             if installed.as_ref() != Some(&entries) {
                 t.install(entries.clone())?;
                 installs += 1;
@@ -424,7 +442,10 @@ pub async fn run(
             probe_errors,
             installs,
         ));
-        status.send_modify(|s| s.drained = drained_rows(&drained));
+        status.send_modify(|s| {
+            s.drained = drained_rows(&drained);
+            mix_statics(s, &weights, &static_entries);
+        });
     }
 }
 
@@ -495,6 +516,7 @@ fn snapshot(
         held_out: lx.held_out(),
         installs,
         drained: Vec::new(),
+        statics: Vec::new(),
     }
 }
 

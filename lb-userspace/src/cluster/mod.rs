@@ -30,6 +30,7 @@ mod drain;
 pub mod fetch;
 pub mod io;
 mod member;
+mod mixed;
 pub mod probe;
 mod reconfig;
 mod stats;

@@ -208,9 +208,9 @@ async fn run_async(opts: Options) -> Result<()> {
             let (tx, rx) = watch::channel(cio::Status::default());
             let (cmd_tx, cmd_rx) = mpsc::channel(16);
             let table = dp.clone().map(|h| Box::new(h) as Box<dyn cio::Table>);
-            let (c, iface) = (c.clone(), iface.clone());
+            let (c, iface, statics) = (c.clone(), iface.clone(), cfg.targets.clone());
             spawn(&mut tasks, "load exchange", async move {
-                Ok(cio::run(c, iface, table, cmd_rx, tx).await?)
+                Ok(cio::run(c, iface, table, statics, cmd_rx, tx).await?)
             });
             (Some(cmd_tx), Some(rx))
         }

@@ -188,9 +188,13 @@ impl Running {
         }
         if let (Some(tx), Some(c)) = (&self.cluster, &new.cluster) {
             let (reply, rx) = oneshot::channel();
-            tx.send(cio::Cmd::Reload(Box::new(c.clone()), reply))
-                .await
-                .map_err(|_| "the load exchange is gone".to_string())?;
+            tx.send(cio::Cmd::Reload(
+                Box::new(c.clone()),
+                new.targets.clone(),
+                reply,
+            ))
+            .await
+            .map_err(|_| "the load exchange is gone".to_string())?;
             rx.await
                 .map_err(|_| "the load exchange is gone".to_string())?;
         }

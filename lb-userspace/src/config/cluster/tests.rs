@@ -119,10 +119,18 @@ fn errors_name_line_and_key() {
     assert!(e.contains("twice"), "{e}");
     let e = error_of(&format!("{base}[status]\nmetrics = \"nope\"\n"));
     assert!(e.contains("line 4") && e.contains("status.metrics"), "{e}");
-    let e = error_of(&format!(
-        "{base}[[target]]\nname = \"a\"\nidentity = \"1.2.3.4\"\n[cluster]\nmember-id = 1\n{key}"
-    ));
-    assert!(e.contains("exclude"), "{e}");
+    // A mixed pool: static targets beside the members, but not under a member's name.
+    let mixed = format!(
+        "{base}[[target]]\nname = \"a\"\nidentity = \"1.2.3.4\"\ncapacity = 300\n\
+         [cluster]\nmember-id = 1\n{key}"
+    );
+    let c = Config::parse(&mixed).unwrap();
+    assert_eq!((c.targets[0].capacity, c.targets[0].weight), (300, 1));
+    assert!(c.cluster.is_some());
+    let e = error_of(&mixed.replace("name = \"a\"", "name = \"member-3\""));
+    assert!(e.contains("line 4") && e.contains("target[0].name"), "{e}");
+    let e = error_of(&mixed.replace("capacity = 300", "capacity = 0"));
+    assert!(e.contains("target[0].capacity"), "{e}");
 }
 
 #[test]
