@@ -5,6 +5,7 @@ mod e2e_redirect;
 mod fixtures;
 mod flood;
 mod ops_drain;
+mod ops_ike_reload;
 mod ops_mixed;
 mod ops_net;
 mod ops_reload;

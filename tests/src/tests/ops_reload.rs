@@ -16,6 +16,8 @@ use crate::netns::unique_tag;
 const VIP: &str = "10.81.0.100";
 const T1: &str = "198.51.100.1";
 const T2: &str = "198.51.100.2";
+/// A VIP added and removed by reload.
+const VIP2: &str = "10.81.0.101";
 
 fn balancer_toml(iface: &str, sock: &str, targets: &[(&str, &str, u32)]) -> String {
     let mut t = format!(
@@ -42,6 +44,7 @@ fn reload_under_traffic_refuses_invalid_and_applies_valid() {
     let (lb_ns, lb_if) = &seg.nodes[0];
     let _pins = crate::lab::IkelbPinsGuard(vec![lb_if.clone()]);
     lb_ns.addr_add(lb_if, &format!("{VIP}/24")).unwrap();
+    lb_ns.addr_add(lb_if, &format!("{VIP2}/24")).unwrap();
     let sock = dir.file("lb.sock");
     let cfg = dir.file("lb.toml");
     let s = sock.to_string_lossy().into_owned();
@@ -124,6 +127,37 @@ fn reload_under_traffic_refuses_invalid_and_applies_valid() {
             .unwrap()
             .contains("reload refused: nothing changed")
     );
+
+    // VIPs: a second one added by reload is answered, and removed again it is not.
+    let with_vip2 = balancer_toml(lb_if, &s, &[("t2", T2, 3)]).replace(
+        "[status]",
+        &format!("[[vip]]\naddress = \"{VIP2}\"\n\n[status]"),
+    );
+    std::fs::write(&cfg, with_vip2).unwrap();
+    let out = ikelb_ctl(&["reload"], &sock).unwrap();
+    assert!(out.contains("vips +1 -0"), "{out}");
+    let burst = |vip: &str| {
+        let stop = AtomicBool::new(false);
+        std::thread::scope(|sc| {
+            let h = sc.spawn(|| stream(client, vip, &stop));
+            std::thread::sleep(Duration::from_millis(400));
+            stop.store(true, Ordering::Relaxed);
+            h.join().expect("client thread").unwrap()
+        })
+    };
+    let sent2 = burst(VIP2);
+    let (by, lost) = tally(&sent2, sent2[0].at, None);
+    assert!(
+        lost == 0 && by.len() == 1 && by[&t2] > 5,
+        "{by:?}, {lost} lost"
+    );
+    std::fs::write(&cfg, balancer_toml(lb_if, &s, &[("t2", T2, 3)])).unwrap();
+    let out = ikelb_ctl(&["reload"], &sock).unwrap();
+    assert!(out.contains("vips +0 -1"), "{out}");
+    let sent2 = burst(VIP2);
+    let (by, _) = tally(&sent2, sent2[0].at, None);
+    assert!(by.is_empty(), "a removed VIP still redirects: {by:?}");
+    println!("VIP {VIP2} added by reload: answered; removed by reload: not answered");
     d.stop();
 }
 
@@ -261,6 +295,21 @@ fn key_rollover_across_three_nodes_rejects_no_report() {
     )
     .unwrap();
     println!("{}", lb_userspace::status::render(&st));
+    // A VRRP priority reload: b rises above a and, preempting, takes the VIP over.
+    let s = socks[1].to_string_lossy().into_owned();
+    std::fs::write(
+        &cfgs[1],
+        node_toml(&seg.nodes[1].1, 2, Some(250), &s, &[2], 2),
+    )
+    .unwrap();
+    let out = ikelb_ctl(&["reload"], &socks[1]).unwrap();
+    assert!(out.contains("vrrp[0] priority 100 -> 250"), "{out}");
+    wait_for("b active, a backup", Duration::from_secs(3), || {
+        status(&socks[1])["vrrp"][0]["state"] == "active"
+            && status(&socks[0])["vrrp"][0]["state"] == "backup"
+    })
+    .unwrap();
+    assert_eq!(status(&socks[1])["vrrp"][0]["priority"], 250);
     for d in daemons.iter_mut().rev() {
         d.stop();
     }
