@@ -65,13 +65,9 @@ pub fn restart_only(old: &Config, new: &Config) -> Option<String> {
     }
     match (&old.cluster, &new.cluster) {
         (None, None) => None,
-        (Some(a), Some(b)) => cio_restart(a, b),
+        (Some(a), Some(b)) => crate::cluster::restart_only(a, b).map(String::from),
         _ => Some("[cluster] (adding or removing it)".into()),
     }
-}
-
-fn cio_restart(a: &crate::config::ClusterCfg, b: &crate::config::ClusterCfg) -> Option<String> {
-    crate::cluster::restart_only(a, b).map(String::from)
 }
 
 /// What changed, for the log and the answer.
@@ -149,7 +145,8 @@ impl Running {
                 self.path.display()
             ));
         }
-        if self.dp.is_some() && new.vips.is_empty() {
+        // `ikelb run` (with or without XDP) serves VIPs; `ikelb member` has none.
+        if (self.dp.is_some() || self.ike.is_some()) && new.vips.is_empty() {
             return Err(format!("{}: no [[vip]] left", self.path.display()));
         }
         if let Some(c) = &new.cluster {
@@ -169,6 +166,8 @@ impl Running {
             None => None,
         };
         let summary = summary(&self.cfg, &new);
+        // From here on nothing refuses: a task that is gone means the daemon is
+        // stopping (its failure ends the process), not a half-applied reload that runs on.
         if let Some(dp) = &self.dp {
             let (reply, rx) = oneshot::channel();
             dp.tx
