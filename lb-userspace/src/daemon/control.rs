@@ -108,7 +108,8 @@ pub fn bind(path: &Path, group: Option<&Group>) -> io::Result<UnixListener> {
     unsafe { libc::umask(old) };
     let l = l?;
     if let Some(g) = group {
-        std::os::unix::fs::chown(path, Some(0), Some(g.gid))?;
+        // The owner is the daemon (root); only the group changes.
+        std::os::unix::fs::chown(path, None, Some(g.gid))?;
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))?;
     }
     info!(path = %path.display(), group = group.map(|g| g.name.as_str()), "control socket");
@@ -166,6 +167,21 @@ mod tests {
         let l = bind(&path, None).unwrap();
         let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
+        drop(l);
+        // With a group (ours, which needs no privilege to set): 0660 and that group.
+        use std::os::unix::fs::MetadataExt;
+        // SAFETY: getegid has no preconditions.
+        let gid = unsafe { libc::getegid() };
+        let g = Group {
+            name: "ours".into(),
+            gid,
+        };
+        let l = bind(&path, Some(&g)).unwrap();
+        let meta = std::fs::metadata(&path).unwrap();
+        assert_eq!(
+            (meta.permissions().mode() & 0o777, meta.gid()),
+            (0o660, gid)
+        );
         drop(l);
         let shared = Shared {
             iface: None,

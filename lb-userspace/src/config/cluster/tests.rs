@@ -203,3 +203,23 @@ fn metrics_stay_on_loopback_unless_asked() {
         "{e}"
     );
 }
+
+#[test]
+fn status_group_is_resolved_when_read() {
+    let base = "[[vip]]\naddress = \"10.0.0.1\"\n[status]\n";
+    let s = Config::parse(&format!("{base}group = \"root\"\n"))
+        .unwrap()
+        .status;
+    assert_eq!(
+        s.group,
+        Some(crate::config::Group {
+            name: "root".into(),
+            gid: 0
+        })
+    );
+    let e = error_of(&format!("{base}group = \"no-such-group-ikelb\"\n"));
+    assert!(
+        e.contains("line 4") && e.contains("status.group") && e.contains("no such group"),
+        "{e}"
+    );
+}
