@@ -255,7 +255,9 @@ pub async fn drive(
             c = control.recv() => match c {
                 None => break,
                 Some(Control::Reconfigure { config, keep, add }) => {
-                    responder.reconfigure(config);
+                    // The responder's SAs stay and finish under the new settings;
+                    // its cookie secret stays, so cookies handed out stay valid.
+                    responder.config = config;
                     sockets.retain(|a, (_, reader)| {
                         let stays = keep.contains(a);
                         if !stays {

@@ -479,13 +479,6 @@ impl Responder {
         }
     }
 
-    /// New settings from a reload (peers, PSKs, certificates, VIPs, target choice).
-    /// SAs in progress stay and finish under the new settings; the cookie secret stays,
-    /// so cookies handed out before stay valid.
-    pub fn reconfigure(&mut self, config: ResponderConfig) {
-        self.config = config;
-    }
-
     /// Handles one received UDP payload. `local` is the address and port it arrived on
     /// (500 or 4500; on 4500 `payload` starts with the non-ESP marker), `remote` its
     /// source. Poll transmits and events afterwards.
