@@ -57,6 +57,23 @@ pub fn encode_report(r: &Value) -> String {
             vrrp_adverts.get_or_create(&l).inc_by(u(&v[key]));
         }
     }
+    // The reload state: an alert on a refused reload needs no log scraping.
+    if let Some(c) = r.get("config").filter(|c| !c.is_null()) {
+        let generation = Gauge::<i64, std::sync::atomic::AtomicI64>::default();
+        generation.set(i64::try_from(u(&c["generation"])).unwrap_or(i64::MAX));
+        reg.register(
+            "config_generation",
+            "Configuration generation: 1 at start, +1 per applied reload",
+            generation,
+        );
+        let ok = Gauge::<i64, std::sync::atomic::AtomicI64>::default();
+        ok.set(i64::from(c["last"]["ok"].as_bool() != Some(false)));
+        reg.register(
+            "config_last_reload_ok",
+            "0 when the latest reload was refused (nothing changed), else 1",
+            ok,
+        );
+    }
     let members = Family::<Labels, Gauge>::default();
     let sas = Family::<Labels, Gauge>::default();
     let cap = Family::<Labels, Gauge>::default();
@@ -166,6 +183,7 @@ mod tests {
     #[test]
     fn report_becomes_metrics() {
         let r = serde_json::json!({
+            "config": {"generation": 4, "last": {"ok": false, "at": 1, "message": "line 3"}},
             "vrrp": [{"iface": "eth1", "vrid": 51, "family": "ipv4", "state": "active", "sent": 3, "accepted": 1}],
             "cluster": {"sent": 2, "accepted": 4, "dropped": [["bad_tag", 1]],
                         "members": [{"id": 2, "active_sas": 7, "capacity": 100, "share_pct": 25.0, "slots": 256, "redirects": 5}]},
@@ -186,6 +204,8 @@ mod tests {
             "{t}"
         );
         assert!(t.contains("outcome=\"dropped_bad_tag\""), "{t}");
+        assert!(t.contains("ikelb_config_generation 4"), "{t}");
+        assert!(t.contains("ikelb_config_last_reload_ok 0"), "{t}");
         assert!(t.ends_with("# EOF\n"), "{t}");
     }
 }
