@@ -240,6 +240,7 @@ fn run(
     let pins = dataplane::pin_dir_for(&iface);
     let mut dp = Dataplane::load(Some(&pins)).context("loading the XDP program")?;
     dp.set_vips(&cfg.vips).context("installing VIPs")?;
+    dp.set_rate_limit(cfg.rate_limit)?;
     dp.set_targets(&targets).context("installing targets")?;
     write_names(&iface, &dp);
     // With VRRP the fast path answers only while this node is the Active.
