@@ -63,9 +63,13 @@ pub struct Scratch {
     /// Bytes the last answer moved the frame start by (`bpf_xdp_adjust_head`), for the
     /// bench harness to move it back: test_run does not restore the frame.
     pub head: i32,
-    /// This CPU's last VIP hit of each family, see [`vip_mode`].
+    /// This CPU's last VIP hit of each family, see [`vip_value`].
     pub vip4: VipHit<1>,
     pub vip6: VipHit<4>,
+    /// The rate limit's clock (`crate::respond::coarse_now`): the jiffy it was read in,
+    /// and what `bpf_ktime_get_ns` said then.
+    pub clock_jiffies: u64,
+    pub clock_ns: u64,
 }
 
 /// A VIP found in the map: its address as raw words, the map generation it was found in

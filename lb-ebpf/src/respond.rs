@@ -3,7 +3,8 @@
 use aya_ebpf::{
     bindings::xdp_action::{XDP_PASS, XDP_TX},
     helpers::generated::{
-        bpf_ktime_get_ns, bpf_xdp_adjust_head, bpf_xdp_adjust_tail, bpf_xdp_store_bytes,
+        bpf_jiffies64, bpf_ktime_get_ns, bpf_xdp_adjust_head, bpf_xdp_adjust_tail,
+        bpf_xdp_store_bytes,
     },
     maps::LruHashMap,
     programs::XdpContext,
@@ -20,7 +21,7 @@ use lb_common::{
 };
 
 use crate::{
-    maps::{self, RATE4, RATE6, TARGETS, bounded_len},
+    maps::{self, RATE4, RATE6, Scratch, TARGETS, bounded_len},
     parse::{Req, load, sum_addr, sum_frame},
 };
 
@@ -44,12 +45,35 @@ fn store<T>(ctx: &XdpContext, off: usize, v: T) -> Result<(), Stat> {
     Ok(())
 }
 
+/// The clock of the rate limit, in ns: `bpf_ktime_get_ns` read once per jiffy on each
+/// CPU, so at most a jiffy (1 to 10 ms) behind. `bpf_ktime_get_ns` is a helper call
+/// (and more calls inside it), a large part of the answer's cost on CPUs where every
+/// return is costly; the verifier turns `bpf_jiffies64` into one load.
+#[inline(always)]
+fn coarse_now(sc: *mut Scratch) -> u64 {
+    // SAFETY: helpers without arguments; `sc` is this CPU's scratch value.
+    unsafe {
+        let j = bpf_jiffies64();
+        if core::ptr::read_volatile(&(*sc).clock_jiffies) == j {
+            return core::ptr::read_volatile(&(*sc).clock_ns);
+        }
+        let now = bpf_ktime_get_ns();
+        core::ptr::write_volatile(&mut (*sc).clock_jiffies, j);
+        core::ptr::write_volatile(&mut (*sc).clock_ns, now);
+        now
+    }
+}
+
 /// Admits one more answer to the source whose rate state is `map[key]`, or counts it
 /// over its rate (`lb_common::maps::rate_admit`).
 #[inline(always)]
-fn admit<K>(map: &LruHashMap<K, u64>, key: K, interval: u64, limit: u64) -> Result<(), Stat> {
-    // SAFETY: a helper without arguments.
-    let now = unsafe { bpf_ktime_get_ns() };
+fn admit<K>(
+    map: &LruHashMap<K, u64>,
+    key: K,
+    now: u64,
+    interval: u64,
+    limit: u64,
+) -> Result<(), Stat> {
     match map.get_ptr_mut(&key) {
         Some(p) => {
             // SAFETY: a value of the map; a racing CPU at worst admits one more.
@@ -74,11 +98,12 @@ fn rate_limit(r: &Req) -> Result<(), Stat> {
     if interval == 0 {
         return Ok(());
     }
+    let now = coarse_now(r.scratch);
     if r.v6 {
         let key = u64::from(r.src[0]) | (u64::from(r.src[1]) << 32);
-        admit(&RATE6, key, interval, limit)
+        admit(&RATE6, key, now, interval, limit)
     } else {
-        admit(&RATE4, r.src[0], interval, limit)
+        admit(&RATE4, r.src[0], now, interval, limit)
     }
 }
 
@@ -111,7 +136,7 @@ fn try_respond(ctx: &XdpContext, r: &Req) -> Result<(), Stat> {
         return Err(Stat::PassTooLarge);
     }
     // Last before the rewrite: only requests that would be answered pay for the clock
-    // and the lookup (two calls), and only they use up the source's allowance.
+    // and the lookup (a call), and only they use up the source's allowance.
     rate_limit(r)?;
     let mk = if r.marker { ike::NON_ESP_MARKER_LEN } else { 0 };
     let iph = if r.v6 { ipv6::HLEN } else { ipv4::HLEN };
