@@ -321,8 +321,6 @@ fn flood(opts: &Options, target: Target, threads: u32, queues: u32) -> Result<Ou
                 redirect: RedirectMode::Init,
                 vlans: VlanBinding::default(),
             }])?;
-            // No per-source rate limit (the dataplane's default): the flood measures how
-            // many answers the program makes, from a few client addresses.
             dp.set_targets(&[TargetEntry {
                 name: "gw".into(),
                 identity: Identity::Ip(target_addr),
