@@ -13,6 +13,14 @@ pub const MAP_SLOTS: &str = "IKELB_SLOTS";
 pub const MAP_TARGETS: &str = "IKELB_TARGETS";
 pub const MAP_STATS: &str = "IKELB_STATS";
 pub const MAP_TGT_STATS: &str = "IKELB_TGT_STATS";
+/// Per-source token buckets (LRU): IPv4 sources keyed by the address as a native-endian
+/// `u32` of its wire bytes, IPv6 sources by their /64 as a native-endian `u64` of its
+/// wire bytes. Two maps, as for the VIPs: the shorter key hashes faster, and the
+/// families cannot collide.
+pub const MAP_RATE4: &str = "IKELB_RATE4";
+pub const MAP_RATE6: &str = "IKELB_RATE6";
+/// Sources each rate map remembers; the least recently answered is forgotten first.
+pub const RATE_SOURCES: u32 = 65536;
 /// All maps userspace pins under `/sys/fs/bpf/ikelb/<iface>/`.
 pub const PINNED_MAPS: [&str; 7] = [
     MAP_CONFIG,
@@ -56,6 +64,28 @@ pub struct Config {
     /// then flips this word, so the data path never sees a half-written table.
     pub active_table: u32,
     pub flags: u32,
+    /// Secret key of the flow hash (`wire::request::flow_hash`), random per start, so
+    /// that no client can compute offline which SPIi lands it on which member.
+    pub hash_key: [u64; 2],
+    /// Per-source rate limit as a GCRA (`rate_admit`): nanoseconds per answer (1 s /
+    /// rate), 0 when the limit is off.
+    pub rate_interval_ns: u64,
+    /// How far a source's schedule may run ahead of the clock: burst × interval.
+    pub rate_limit_ns: u64,
+}
+
+/// The per-source rate limit as a generic cell rate algorithm (ITU-T I.371; a token
+/// bucket in one word): `tat` is the source's theoretical arrival time, `None` for a
+/// source not seen (or forgotten). Returns the new `tat` if the request at `now` is
+/// admitted, `None` if it is over the rate. `burst` requests pass back to back, then
+/// one per `interval`.
+#[inline(always)]
+pub fn rate_admit(tat: Option<u64>, now: u64, interval: u64, limit: u64) -> Option<u64> {
+    let next = match tat {
+        Some(t) if t > now => t,
+        _ => now,
+    } + interval;
+    (next - now <= limit).then_some(next)
 }
 
 /// Index of the slot table for `generation` (0/1) and client family (v6 = true).
@@ -80,7 +110,40 @@ pub const VIP_MODE_AUTH: u32 = 1;
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Vip {
     pub mode: u32,
-    pub _pad: u32,
+    /// The VLAN tag stack the VIP lives behind ([`vlan_stack`]; 0: untagged), or
+    /// [`VLAN_ANY`]. A request to the VIP on another stack is not for this VIP.
+    pub vlans: u32,
+}
+
+/// `Vip.vlans`: the VIP answers on every tag stack (explicit configuration only).
+pub const VLAN_ANY: u32 = u32::MAX;
+
+impl Vip {
+    /// An init-mode VIP on every tag stack: what tools and tests that parse a frame
+    /// without a configuration take its destination to be.
+    pub const ANY: Vip = Vip {
+        mode: VIP_MODE_INIT,
+        vlans: VLAN_ANY,
+    };
+}
+
+/// A tag stack with one more (inner) tag: bits 24..=31 count the tags, bits 0..=23 hold
+/// their 12-bit VLAN IDs, the outer one high (docs/protocol.md §4.2). Priority and DEI
+/// bits are not part of the binding. Exact for the at most `MAX_VLAN` (2) tags walked.
+#[inline(always)]
+pub const fn vlan_push(stack: u32, tci: u16) -> u32 {
+    ((stack >> 24) + 1) << 24 | ((stack << 12) & 0x00ff_f000) | (tci & 0x0fff) as u32
+}
+
+/// The `Vip.vlans` value of a tag stack, outer VLAN ID first (at most two).
+pub const fn vlan_stack(vids: &[u16]) -> u32 {
+    let mut s = 0;
+    let mut i = 0;
+    while i < vids.len() {
+        s = vlan_push(s, vids[i]);
+        i += 1;
+    }
+    s
 }
 
 /// A weighted slot table: each slot names a target index. `len` is 0 when no target
@@ -142,6 +205,7 @@ pub enum Stat {
     PassNotIp,
     PassNotUdp,
     PassNotVip,
+    PassOtherVlan,
     PassNotIkePort,
     PassFragment,
     PassIpv6ExtHeader,
@@ -162,18 +226,22 @@ pub enum Stat {
     DropBadPayload,
     DropBadNonce,
     DropNoSaKe,
+    DropBadSource,
+    DropBadRedirectSupported,
+    DropRateLimited,
     DropTxError,
 }
 
 impl Stat {
     /// Every counter, in index order.
-    pub const ALL: [Stat; 27] = [
+    pub const ALL: [Stat; 31] = [
         Stat::Seen,
         Stat::Redirected,
         Stat::PassInactive,
         Stat::PassNotIp,
         Stat::PassNotUdp,
         Stat::PassNotVip,
+        Stat::PassOtherVlan,
         Stat::PassNotIkePort,
         Stat::PassFragment,
         Stat::PassIpv6ExtHeader,
@@ -194,6 +262,9 @@ impl Stat {
         Stat::DropBadPayload,
         Stat::DropBadNonce,
         Stat::DropNoSaKe,
+        Stat::DropBadSource,
+        Stat::DropBadRedirectSupported,
+        Stat::DropRateLimited,
         Stat::DropTxError,
     ];
     pub const COUNT: u32 = Self::ALL.len() as u32;
@@ -207,6 +278,7 @@ impl Stat {
             Stat::PassNotIp => "pass_not_ip",
             Stat::PassNotUdp => "pass_not_udp",
             Stat::PassNotVip => "pass_not_vip",
+            Stat::PassOtherVlan => "pass_vip_other_vlan",
             Stat::PassNotIkePort => "pass_not_ike_port",
             Stat::PassFragment => "pass_fragment",
             Stat::PassIpv6ExtHeader => "pass_ipv6_ext_header",
@@ -227,6 +299,9 @@ impl Stat {
             Stat::DropBadPayload => "drop_bad_payload",
             Stat::DropBadNonce => "drop_bad_nonce",
             Stat::DropNoSaKe => "drop_missing_sa_or_ke",
+            Stat::DropBadSource => "drop_bad_source",
+            Stat::DropBadRedirectSupported => "drop_bad_redirect_supported",
+            Stat::DropRateLimited => "drop_rate_limited",
             Stat::DropTxError => "drop_tx_error",
         }
     }
@@ -241,6 +316,9 @@ impl Stat {
                 | Stat::DropBadPayload
                 | Stat::DropBadNonce
                 | Stat::DropNoSaKe
+                | Stat::DropBadSource
+                | Stat::DropBadRedirectSupported
+                | Stat::DropRateLimited
                 | Stat::DropTxError
         )
     }
@@ -278,7 +356,37 @@ mod tests {
     fn layouts_have_no_implicit_padding() {
         assert_eq!(core::mem::size_of::<Target>(), 8 + 256);
         assert_eq!(core::mem::size_of::<SlotTable>(), 8 + 2 * SLOTS);
-        assert_eq!(core::mem::size_of::<Config>(), 8);
+        assert_eq!(core::mem::size_of::<Config>(), 40);
+        assert_eq!(core::mem::size_of::<Vip>(), 8);
+    }
+
+    #[test]
+    fn vlan_stacks() {
+        assert_eq!(vlan_stack(&[]), 0);
+        assert_eq!(vlan_stack(&[100]), 0x0100_0064);
+        assert_eq!(vlan_stack(&[100, 200]), 0x0206_40c8);
+        assert_ne!(vlan_stack(&[100, 200]), vlan_stack(&[200, 100]));
+        // Priority and DEI bits are ignored; no stack is `VLAN_ANY`.
+        assert_eq!(vlan_push(0, 0xf064), vlan_stack(&[100]));
+        assert_ne!(vlan_stack(&[4095, 4095]), VLAN_ANY);
+    }
+
+    #[test]
+    fn rate_admits_burst_then_rate() {
+        let (t, l) = (1000, 3000);
+        let mut tat = None;
+        let mut admitted = 0;
+        for _ in 0..10 {
+            if let Some(n) = rate_admit(tat, 0, t, l) {
+                tat = Some(n);
+                admitted += 1;
+            }
+        }
+        assert_eq!(admitted, 3);
+        assert_eq!(rate_admit(tat, 999, t, l), None);
+        assert_eq!(rate_admit(tat, 1000, t, l), Some(4000));
+        // A source idle for long starts again with its whole burst.
+        assert_eq!(rate_admit(Some(5), 1_000_000, t, l), Some(1_001_000));
     }
 
     #[test]

@@ -3,10 +3,11 @@
 
 use aya_ebpf::{
     macros::map,
-    maps::{Array, HashMap, PerCpuArray},
+    maps::{Array, HashMap, LruHashMap, PerCpuArray},
 };
 use lb_common::maps::{
-    BenchTemplate, Config, MAX_TARGETS, MAX_VIPS, SLOT_TABLES, SlotTable, Stat, Target, Vip,
+    BenchTemplate, Config, MAX_TARGETS, MAX_VIPS, RATE_SOURCES, SLOT_TABLES, SlotTable, Stat,
+    Target, Vip,
 };
 
 #[map(name = "IKELB_CONFIG")]
@@ -30,6 +31,16 @@ pub static STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(Stat::COUNT, 
 #[map(name = "IKELB_TGT_STATS")]
 pub static TGT_STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(MAX_TARGETS, 0);
 
+/// Per-source rate state: each source's theoretical arrival time in ns
+/// (`lb_common::maps::rate_admit`). Shared by all CPUs, updated without atomics: CPUs
+/// answering one source at the same instant may each admit a request, so a source can
+/// pass its burst by at most one request per CPU.
+#[map(name = "IKELB_RATE4")]
+pub static RATE4: LruHashMap<u32, u64> = LruHashMap::with_max_entries(RATE_SOURCES, 0);
+
+#[map(name = "IKELB_RATE6")]
+pub static RATE6: LruHashMap<u64, u64> = LruHashMap::with_max_entries(RATE_SOURCES, 0);
+
 /// `len` clamped, for the verifier, to 1..=mask+1 (`mask` = 2^k - 1); identity there.
 #[inline(always)]
 pub const fn bounded_len(len: usize, mask: usize) -> usize {
@@ -52,31 +63,36 @@ pub struct Scratch {
     /// Bytes the last answer moved the frame start by (`bpf_xdp_adjust_head`), for the
     /// bench harness to move it back: test_run does not restore the frame.
     pub head: i32,
-    /// This CPU's last VIP hit of each family, see [`vip_mode`].
+    /// This CPU's last VIP hit of each family, see [`vip_value`].
     pub vip4: VipHit<1>,
     pub vip6: VipHit<4>,
+    /// The rate limit's clock (`crate::respond::coarse_now`): the jiffy it was read in,
+    /// and what `bpf_ktime_get_ns` said then.
+    pub clock_jiffies: u64,
+    pub clock_ns: u64,
 }
 
 /// A VIP found in the map: its address as raw words, the map generation it was found in
-/// plus one (0: empty), its mode.
+/// plus one (0: empty), its map value.
 #[repr(C)]
 pub struct VipHit<const W: usize> {
     pub addr: [u32; W],
     pub stamp: u32,
-    pub mode: u32,
+    pub vip: Vip,
 }
 
-/// The mode of VIP `addr` (raw words), or `None` if it is no VIP: from `hit` if that was
-/// found in the generation whose `stamp` (generation + 1) `Config.flags` names now, else
-/// from `lookup` (the hash map), which then becomes the hit. Traffic to one VIP per
-/// family, the usual case, makes no hash-map call (see `lb_common::maps::VIP_GEN_SHIFT`).
+/// The map value of VIP `addr` (raw words), or `None` if it is no VIP: from `hit` if
+/// that was found in the generation whose `stamp` (generation + 1) `Config.flags` names
+/// now, else from `lookup` (the hash map), which then becomes the hit. Traffic to one VIP
+/// per family, the usual case, makes no hash-map call (see
+/// `lb_common::maps::VIP_GEN_SHIFT`).
 #[inline(always)]
-pub fn vip_mode<const W: usize>(
+pub fn vip_value<const W: usize>(
     hit: *mut VipHit<W>,
     stamp: u32,
     addr: &[u32; W],
-    lookup: impl FnOnce() -> Option<u32>,
-) -> Option<u32> {
+    lookup: impl FnOnce() -> Option<Vip>,
+) -> Option<Vip> {
     // SAFETY: `hit` is inside this CPU's scratch value; no concurrent writer.
     unsafe {
         let h = &mut *hit;
@@ -86,13 +102,13 @@ pub fn vip_mode<const W: usize>(
             diff |= h.addr[i] ^ addr[i];
         }
         if diff == 0 {
-            return Some(h.mode);
+            return Some(h.vip);
         }
-        let mode = lookup()?;
+        let vip = lookup()?;
         h.addr = *addr;
-        h.mode = mode;
+        h.vip = vip;
         h.stamp = stamp;
-        Some(mode)
+        Some(vip)
     }
 }
 

@@ -5,7 +5,7 @@ use aya_ebpf::{helpers::generated::bpf_csum_diff, programs::XdpContext};
 use core::ptr::{addr_of_mut, read_volatile, write_volatile};
 use lb_common::{
     checksum,
-    maps::{Stat, VIP_GEN_MASK, VIP_GEN_SHIFT, VIP_MODE_AUTH},
+    maps::{Config, Stat, VIP_GEN_MASK, VIP_GEN_SHIFT, VIP_MODE_AUTH, VLAN_ANY, Vip, vlan_push},
     wire::{
         ike,
         l2l3::{self, ipv4, ipv6, udp},
@@ -28,8 +28,9 @@ pub struct Req {
     pub scratch: *mut Scratch,
     /// Frame length as received (Ethernet padding included).
     pub frame_len: usize,
-    /// Live slot-table generation.
-    pub table: u32,
+    /// The configuration word read at the start: slot-table generation, flow-hash key,
+    /// rate limit.
+    pub cfg: &'static Config,
     /// Client and VIP addresses (IPv4: first word only).
     pub src: [u32; 4],
     pub dst: [u32; 4],
@@ -200,6 +201,47 @@ const S_RS: usize = 2;
 const S_RF: usize = 3;
 const S_NONE: usize = 4;
 
+/// A VIP's mode if the frame's tag stack `vlans` is the one the VIP lives behind.
+#[inline(always)]
+fn bound(vip: Vip, vlans: u32) -> Result<u32, Stat> {
+    if vip.vlans == VLAN_ANY || vip.vlans == vlans {
+        Ok(vip.mode)
+    } else {
+        Err(Stat::PassOtherVlan)
+    }
+}
+
+/// `lb_common::wire::request::unicast_source` on an IPv4 address held as a raw word
+/// (its first byte is the low byte).
+#[inline(always)]
+fn unicast4(a: u32) -> bool {
+    let b = a as u8;
+    b != 0 && b != 127 && b < 224
+}
+
+/// `lb_common::wire::request::unicast_source` on raw words (IPv4: the first only), with
+/// plain compares.
+#[inline(always)]
+fn unicast_source(v6: bool, src: &[u32; 4], dst: &[u32; 4]) -> bool {
+    if !v6 {
+        return src[0] != dst[0] && unicast4(src[0]);
+    }
+    let same = (src[0] ^ dst[0]) | (src[1] ^ dst[1]) | (src[2] ^ dst[2]) | (src[3] ^ dst[3]);
+    if same == 0 || src[0] as u8 == 0xff {
+        return false;
+    }
+    if src[0] | src[1] != 0 {
+        return true;
+    }
+    match src[2] {
+        // ::, ::1 (bytes 00 00 00 01 read little-endian).
+        0 => src[3] != 0 && src[3] != 0x0100_0000,
+        // ::ffff:a.b.c.d (bytes 00 00 ff ff).
+        0xffff_0000 => unicast4(src[3]),
+        _ => true,
+    }
+}
+
 #[inline(always)]
 pub fn parse(ctx: &XdpContext) -> Result<Req, Stat> {
     let cfg = maps::CONFIG.get(0).ok_or(Stat::PassInactive)?;
@@ -212,11 +254,15 @@ pub fn parse(ctx: &XdpContext) -> Result<Req, Stat> {
 
     let mut etype = be16_at(ctx, l2l3::ETH_TYPE).ok_or(Stat::PassNotIp)?;
     let mut l2 = l2l3::ETH_HLEN;
+    let mut vlans = 0;
     for _ in 0..l2l3::MAX_VLAN {
         if !l2l3::is_vlan_tpid(etype) {
             break;
         }
-        etype = be16_at(ctx, l2 + 2).ok_or(Stat::PassNotIp)?;
+        // TCI and the next EtherType in one load.
+        let tag: u32 = load(ctx, l2).ok_or(Stat::PassNotIp)?;
+        vlans = vlan_push(vlans, u16::from_be(tag as u16));
+        etype = u16::from_be((tag >> 16) as u16);
         l2 += l2l3::VLAN_HLEN;
     }
     let v6 = match etype {
@@ -236,10 +282,11 @@ pub fn parse(ctx: &XdpContext) -> Result<Req, Stat> {
         let dst = [w[6], w[7], w[8], w[9]];
         // SAFETY: `sc` is this CPU's scratch value; the lookup result is a map value
         // read once.
-        let mode = maps::vip_mode(unsafe { addr_of_mut!((*sc).vip6) }, vip_stamp, &dst, || {
-            unsafe { maps::VIPS6.get(&dst) }.map(|v| v.mode)
+        let vip = maps::vip_value(unsafe { addr_of_mut!((*sc).vip6) }, vip_stamp, &dst, || {
+            unsafe { maps::VIPS6.get(&dst) }.copied()
         })
         .ok_or(Stat::PassNotVip)?;
+        let mode = bound(vip, vlans)?;
         let nh = (w[1] >> 16) as u8;
         if nh != udp::PROTO {
             return Err(if ipv6_ext_header(nh) {
@@ -261,13 +308,14 @@ pub fn parse(ctx: &XdpContext) -> Result<Req, Stat> {
             return Err(Stat::PassNotIp);
         }
         // SAFETY: as above.
-        let mode = maps::vip_mode(
+        let vip = maps::vip_value(
             unsafe { addr_of_mut!((*sc).vip4) },
             vip_stamp,
             &[w[4]],
-            || unsafe { maps::VIPS4.get(&w[4]) }.map(|v| v.mode),
+            || unsafe { maps::VIPS4.get(&w[4]) }.copied(),
         )
         .ok_or(Stat::PassNotVip)?;
+        let mode = bound(vip, vlans)?;
         if (w[2] >> 8) as u8 != udp::PROTO {
             return Err(Stat::PassNotUdp);
         }
@@ -305,6 +353,9 @@ pub fn parse(ctx: &XdpContext) -> Result<Req, Stat> {
         ike::PORT_NATT => true,
         _ => return Err(Stat::PassNotIkePort),
     };
+    if uh[0] as u16 == 0 || !unicast_source(v6, &src, &dst) {
+        return Err(Stat::DropBadSource);
+    }
     if usize::from(u16::from_be(uh[1] as u16)) != ip_payload {
         return Err(Stat::DropBadLength);
     }
@@ -404,7 +455,15 @@ pub fn parse(ctx: &XdpContext) -> Result<Req, Stat> {
                 if plen < ike::NOTIFY_FIXED_LEN {
                     return Err(Stat::DropBadPayload);
                 }
-                match be16_at(ctx, ike_off + off + 6).ok_or(Stat::DropBadPayload)? {
+                // Protocol ID, SPI Size, type.
+                let n: u32 = load(ctx, ike_off + off + 4).ok_or(Stat::DropBadPayload)?;
+                match u16::from_be((n >> 16) as u16) {
+                    // RFC 5685 §4 (docs/protocol.md §2.1).
+                    ike::NOTIFY_REDIRECT_SUPPORTED
+                        if plen != ike::NOTIFY_FIXED_LEN || n as u16 != 0 =>
+                    {
+                        return Err(Stat::DropBadRedirectSupported);
+                    }
                     ike::NOTIFY_REDIRECT_SUPPORTED => S_RS,
                     ike::NOTIFY_REDIRECTED_FROM => S_RF,
                     _ => S_NONE,
@@ -459,7 +518,7 @@ pub fn parse(ctx: &XdpContext) -> Result<Req, Stat> {
         nonce_len: nlen as usize,
         scratch: sc,
         frame_len,
-        table: cfg.active_table,
+        cfg,
         src,
         dst,
         ports: uh[0],

@@ -2,12 +2,16 @@
 
 use aya_ebpf::{
     bindings::xdp_action::{XDP_PASS, XDP_TX},
-    helpers::generated::{bpf_xdp_adjust_head, bpf_xdp_adjust_tail, bpf_xdp_store_bytes},
+    helpers::generated::{
+        bpf_jiffies64, bpf_ktime_get_ns, bpf_xdp_adjust_head, bpf_xdp_adjust_tail,
+        bpf_xdp_store_bytes,
+    },
+    maps::LruHashMap,
     programs::XdpContext,
 };
 use lb_common::{
     checksum,
-    maps::{SLOTS, Stat, slot_table_index},
+    maps::{SLOTS, Stat, rate_admit, slot_table_index},
     wire::{
         ike,
         l2l3::{self, ipv4, ipv6, udp},
@@ -17,7 +21,7 @@ use lb_common::{
 };
 
 use crate::{
-    maps::{self, TARGETS, bounded_len},
+    maps::{self, RATE4, RATE6, Scratch, TARGETS, bounded_len},
     parse::{Req, load, sum_addr, sum_frame},
 };
 
@@ -41,10 +45,72 @@ fn store<T>(ctx: &XdpContext, off: usize, v: T) -> Result<(), Stat> {
     Ok(())
 }
 
+/// The clock of the rate limit, in ns: `bpf_ktime_get_ns` read once per jiffy on each
+/// CPU, so at most a jiffy (1 to 10 ms) behind. `bpf_ktime_get_ns` is a helper call
+/// (and more calls inside it), a large part of the answer's cost on CPUs where every
+/// return is costly; the verifier turns `bpf_jiffies64` into one load.
+#[inline(always)]
+fn coarse_now(sc: *mut Scratch) -> u64 {
+    // SAFETY: helpers without arguments; `sc` is this CPU's scratch value.
+    unsafe {
+        let j = bpf_jiffies64();
+        if core::ptr::read_volatile(&(*sc).clock_jiffies) == j {
+            return core::ptr::read_volatile(&(*sc).clock_ns);
+        }
+        let now = bpf_ktime_get_ns();
+        core::ptr::write_volatile(&mut (*sc).clock_jiffies, j);
+        core::ptr::write_volatile(&mut (*sc).clock_ns, now);
+        now
+    }
+}
+
+/// Admits one more answer to the source whose rate state is `map[key]`, or counts it
+/// over its rate (`lb_common::maps::rate_admit`).
+#[inline(always)]
+fn admit<K>(
+    map: &LruHashMap<K, u64>,
+    key: K,
+    now: u64,
+    interval: u64,
+    limit: u64,
+) -> Result<(), Stat> {
+    match map.get_ptr_mut(&key) {
+        Some(p) => {
+            // SAFETY: a value of the map; a racing CPU at worst admits one more.
+            let tat = unsafe { p.read_volatile() };
+            let next = rate_admit(Some(tat), now, interval, limit).ok_or(Stat::DropRateLimited)?;
+            unsafe { p.write_volatile(next) };
+        }
+        None => {
+            let next = rate_admit(None, now, interval, limit).ok_or(Stat::DropRateLimited)?;
+            // A full map evicts its least recently used source; a failed insert only
+            // forgets this one.
+            let _ = map.insert(&key, &next, 0);
+        }
+    }
+    Ok(())
+}
+
+/// The per-source rate limit, per IPv4 address or IPv6 /64 (the first two raw words).
+#[inline(always)]
+fn rate_limit(r: &Req) -> Result<(), Stat> {
+    let (interval, limit) = (r.cfg.rate_interval_ns, r.cfg.rate_limit_ns);
+    if interval == 0 {
+        return Ok(());
+    }
+    let now = coarse_now(r.scratch);
+    if r.v6 {
+        let key = u64::from(r.src[0]) | (u64::from(r.src[1]) << 32);
+        admit(&RATE6, key, now, interval, limit)
+    } else {
+        admit(&RATE4, r.src[0], now, interval, limit)
+    }
+}
+
 #[inline(always)]
 fn try_respond(ctx: &XdpContext, r: &Req) -> Result<(), Stat> {
     let table = maps::SLOTS
-        .get(slot_table_index(r.table, r.v6))
+        .get(slot_table_index(r.cfg.active_table, r.v6))
         .ok_or(Stat::PassNoTarget)?;
     if table.len == 0 {
         return Err(Stat::PassNoTarget);
@@ -53,7 +119,7 @@ fn try_respond(ctx: &XdpContext, r: &Req) -> Result<(), Stat> {
     let cli: [u8; 16] = unsafe { core::mem::transmute(r.src) };
     let spi = r.spi.to_ne_bytes();
     let sport = u16::from_be(r.ports as u16);
-    let slot = flow_hash(&cli, sport, &spi) as usize & (SLOTS - 1);
+    let slot = flow_hash(&r.cfg.hash_key, &cli, sport, &spi) as usize & (SLOTS - 1);
     let idx = u32::from(table.slots[slot]);
     let t = TARGETS.get(idx).ok_or(Stat::PassNoTarget)?;
     if !t.serves(r.v6) {
@@ -69,6 +135,9 @@ fn try_respond(ctx: &XdpContext, r: &Req) -> Result<(), Stat> {
     if reply_ike >= r.ike_len {
         return Err(Stat::PassTooLarge);
     }
+    // Last before the rewrite: only requests that would be answered pay for the clock
+    // and the lookup (a call), and only they use up the source's allowance.
+    rate_limit(r)?;
     let mk = if r.marker { ike::NON_ESP_MARKER_LEN } else { 0 };
     let iph = if r.v6 { ipv6::HLEN } else { ipv4::HLEN };
     let udp_len = udp::HLEN + mk + reply_ike;

@@ -10,7 +10,7 @@ use aya::programs::{TestRun, TestRunOptions};
 use lb_common::maps::{self as m, BENCH_FRAME_MAX, BenchTemplate};
 use lb_common::wire::request;
 
-use crate::config::{Identity, RedirectMode, Vip};
+use crate::config::{Identity, RateLimit, RedirectMode, Vip, VlanBinding};
 use crate::dataplane::{Dataplane, DataplaneError, TargetEntry};
 use crate::frames::RequestSpec;
 use crate::select::{self, Scenario, SimPolicy};
@@ -104,6 +104,7 @@ pub fn vector_dataplane(obj: Option<&[u8]>) -> Result<Dataplane, DataplaneError>
     let vip = |a: &str| Vip {
         address: a.parse().expect("literal"),
         redirect: RedirectMode::Init,
+        vlans: VlanBinding::default(),
     };
     dp.set_vips(&[vip("198.51.100.1"), vip("2001:db8::1")])?;
     let tgt = |n: &str, a: &str| TargetEntry {
@@ -113,6 +114,12 @@ pub fn vector_dataplane(obj: Option<&[u8]>) -> Result<Dataplane, DataplaneError>
     };
     dp.set_targets(&[tgt("b4", "198.51.100.3"), tgt("b6", "2001:db8::3")])?;
     dp.set_active(true)?;
+    // The rate limit on, as in a default configuration, so that its clock and lookup
+    // are timed, at a rate no run reaches (one answer per ns).
+    dp.set_rate_limit(RateLimit {
+        per_second: 1_000_000_000,
+        burst: 1_000_000,
+    })?;
     Ok(dp)
 }
 
@@ -354,7 +361,7 @@ pub fn check_answer(dp: &mut Dataplane, frame: &[u8]) -> Result<(), DataplaneErr
             r.return_value
         )));
     }
-    let req = request::parse(frame, true, |_, _| Some(m::VIP_MODE_INIT))
+    let req = request::parse(frame, true, |_, _| Some(m::Vip::ANY))
         .map_err(|s| bad(format!("reference parser: {}", s.name())))?;
     let mut want = vec![0u8; 4096];
     let t = if req.v6 {

@@ -8,11 +8,13 @@ use serde::Deserialize;
 use toml::Spanned;
 
 mod cluster;
+mod fast;
 mod ike;
 mod status;
 pub use cluster::{
     CLUSTER_GROUP_DEFAULT, CLUSTER_PORT_DEFAULT, ClusterCfg, ProbeCfg, RUN_DIR, Transport, VrrpCfg,
 };
+pub use fast::{RateLimit, VlanBinding};
 pub use ike::{IkeCfg, IkePeerCfg, Psk, parse_ike_identity};
 pub use status::{Group, StatusCfg};
 
@@ -85,6 +87,8 @@ impl std::fmt::Display for Identity {
 pub struct Vip {
     pub address: IpAddr,
     pub redirect: RedirectMode,
+    /// The VLAN tag stack it answers on.
+    pub vlans: VlanBinding,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -105,6 +109,8 @@ pub const TARGET_CAPACITY_DEFAULT: u32 = 1000;
 pub struct Config {
     pub iface: Option<String>,
     pub xdp_mode: XdpModeCfg,
+    /// `[dataplane] rate-per-source`, `burst-per-source`.
+    pub rate_limit: RateLimit,
     pub vips: Vec<Vip>,
     pub targets: Vec<Target>,
     /// The load exchange; with it, targets come from the members' reports.
@@ -188,6 +194,8 @@ struct RawSecurity {
 struct RawDataplane {
     iface: Option<Spanned<String>>,
     xdp_mode: Option<Spanned<String>>,
+    rate_per_source: Option<Spanned<i64>>,
+    burst_per_source: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize)]
@@ -197,6 +205,7 @@ struct RawVip {
     redirect: Option<Spanned<String>>,
     #[serde(alias = "auth_redirect")]
     auth_redirect: Option<Spanned<String>>,
+    vlans: Option<Spanned<fast::RawVlans>>,
 }
 
 #[derive(Deserialize)]
@@ -243,9 +252,12 @@ impl Config {
                 line_of(text, span.start)
             ))
         };
-        let (iface, xdp_mode) = match raw.dataplane {
-            None => (None, XdpModeCfg::default()),
+        let (iface, xdp_mode, rate_limit) = match raw.dataplane {
+            None => (None, XdpModeCfg::default(), RateLimit::default()),
             Some(d) => {
+                let rate =
+                    RateLimit::parse(d.rate_per_source.as_ref(), d.burst_per_source.as_ref())
+                        .map_err(|(span, key, msg)| err(span, key, msg))?;
                 let mode = match d.xdp_mode {
                     None => XdpModeCfg::default(),
                     Some(m) => m
@@ -263,7 +275,7 @@ impl Config {
                     }
                     i => i.map(Spanned::into_inner),
                 };
-                (iface, mode)
+                (iface, mode, rate)
             }
         };
         if raw.vip.is_empty() && raw.cluster.is_none() {
@@ -316,7 +328,15 @@ impl Config {
                 span: redirect_span,
                 auth_redirect: v.auth_redirect,
             });
-            vips.push(Vip { address, redirect });
+            let vlans = fast::vlans(v.vlans.as_ref()).map_err(|m| {
+                let span = v.vlans.as_ref().map_or(v.address.span(), Spanned::span);
+                err(span, &format!("vip[{i}].vlans"), m)
+            })?;
+            vips.push(Vip {
+                address,
+                redirect,
+                vlans,
+            });
         }
         if raw.target.len() > MAX_TARGETS {
             return Err(ConfigError(format!(
@@ -411,6 +431,7 @@ impl Config {
         Ok(Config {
             iface,
             xdp_mode,
+            rate_limit,
             vips,
             targets,
             cluster,

@@ -206,11 +206,11 @@ pub fn build_frame(s: &RequestSpec, udp_payload: &[u8]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use lb_common::maps::VIP_MODE_INIT;
+    use lb_common::maps::Vip;
     use lb_common::wire::request;
 
-    fn vip(_: bool, _: &[u8; 16]) -> Option<u32> {
-        Some(VIP_MODE_INIT)
+    fn vip(_: bool, _: &[u8; 16]) -> Option<Vip> {
+        Some(Vip::ANY)
     }
 
     #[test]

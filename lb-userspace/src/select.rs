@@ -263,11 +263,13 @@ impl Rng {
 
 /// Runs `scenario` under `policy` on a 1 ms virtual clock. The dataplane is modelled
 /// as the XDP program: each client's (address, port, SPIi) is hashed with
-/// [`flow_hash`] into a [`tables::build`] table of [`SLOTS`] slots.
+/// [`flow_hash`] into a [`tables::build`] table of [`SLOTS`] slots, under a key drawn
+/// from the scenario's seed (the program's is random per start).
 pub fn simulate(policy: SimPolicy, scenario: &Scenario) -> SimResult {
     let sc = scenario;
     let n = sc.capacities.len();
     let mut rng = Rng(sc.seed);
+    let key = [mix64(sc.seed), mix64(!sc.seed)];
     // Arrivals: (ms, slot).
     let mut arrivals = Vec::with_capacity(sc.clients as usize);
     let mut t = 500;
@@ -280,8 +282,8 @@ pub fn simulate(policy: SimPolicy, scenario: &Scenario) -> SimResult {
             addr[11] = 0xff;
             addr[12..].copy_from_slice(&(rng.next() as u32).to_be_bytes());
             let spi = rng.next().to_be_bytes();
-            let slot =
-                flow_hash(&addr, 500 + (rng.next() % 2) as u16 * 4000, &spi) as usize & (SLOTS - 1);
+            let port = 500 + (rng.next() % 2) as u16 * 4000;
+            let slot = flow_hash(&key, &addr, port, &spi) as usize & (SLOTS - 1);
             arrivals.push((at, slot));
         }
         t += rng.range(sc.gap_ms);

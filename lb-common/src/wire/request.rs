@@ -9,7 +9,7 @@ use super::l2l3::{self, ipv4, ipv6, udp};
 use super::redirect;
 use super::{be16, be32};
 use crate::checksum;
-use crate::maps::{Stat, Target, VIP_MODE_AUTH};
+use crate::maps::{Stat, Target, VIP_MODE_AUTH, VLAN_ANY, Vip, vlan_push};
 
 /// What the parser learnt from a request it would answer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -39,9 +39,10 @@ impl Request {
     pub fn nonce<'a>(&self, frame: &'a [u8]) -> &'a [u8] {
         &frame[self.nonce_off..self.nonce_off + self.nonce_len]
     }
-    /// Slot-table hash: the same request (and its retransmissions) lands on the same slot.
-    pub fn hash(&self) -> u32 {
-        flow_hash(&self.src, self.sport, &self.spi_i)
+    /// Slot-table hash under `key`: the same request (and its retransmissions) lands on
+    /// the same slot.
+    pub fn hash(&self, key: &[u64; 2]) -> u32 {
+        flow_hash(key, &self.src, self.sport, &self.spi_i)
     }
     /// IKE length of our answer with target `t`.
     pub fn reply_ike_len(&self, t: &Target) -> usize {
@@ -59,9 +60,14 @@ pub const fn mix64(mut x: u64) -> u64 {
     x ^ (x >> 33)
 }
 
-/// Hash of (client address, client port, SPIi) that indexes the slot table.
+/// Hash of (client address, client port, SPIi) that indexes the slot table, keyed by
+/// the secret `Config.hash_key`: each key word enters before a round of [`mix64`], so
+/// without the key no client can compute offline which SPIi lands it on which member.
+/// Not a cryptographic PRF: a client that probes can still learn where its own flows
+/// land (it sees the answer), at the per-source rate limit's pace, and that holds for
+/// any hash of what the client chooses.
 #[inline(always)]
-pub fn flow_hash(addr: &[u8; 16], port: u16, spi: &[u8; 8]) -> u32 {
+pub fn flow_hash(key: &[u64; 2], addr: &[u8; 16], port: u16, spi: &[u8; 8]) -> u32 {
     let a0 = u64::from_be_bytes([
         addr[0], addr[1], addr[2], addr[3], addr[4], addr[5], addr[6], addr[7],
     ]);
@@ -69,9 +75,9 @@ pub fn flow_hash(addr: &[u8; 16], port: u16, spi: &[u8; 8]) -> u32 {
         addr[8], addr[9], addr[10], addr[11], addr[12], addr[13], addr[14], addr[15],
     ]);
     let s = u64::from_be_bytes(*spi);
-    let h = mix64(s ^ u64::from(port)) ^ a0;
-    let h = mix64(h) ^ a1;
-    (mix64(h) >> 32) as u32
+    let h = mix64(s ^ u64::from(port) ^ key[0]) ^ a0;
+    let h = mix64(h ^ key[1]) ^ a1;
+    (mix64(h ^ key[0]) >> 32) as u32
 }
 
 /// Is `nh` an IPv6 extension header (RFC 8200 §4, RFC 7045)?
@@ -80,26 +86,57 @@ pub const fn ipv6_ext_header(nh: u8) -> bool {
     matches!(nh, 0 | 43 | 44 | 50 | 51 | 60 | 135 | 139 | 140 | 253 | 254)
 }
 
-/// Decides what the fast path does with `frame`. `vip_mode(v6, dst)` returns the VIP's
-/// mode if `dst` is a configured VIP. `Ok` means "answer it"; `Err` names the counter of
-/// the pass or drop. `active` is the VRRP/static active flag.
+/// Is `src` (IPv4: the first 4 bytes) a unicast host that may get an answer? Not
+/// 0.0.0.0/8, 127/8, 224/4 (multicast) or 240/4 (class E, with the broadcast address);
+/// not ::, ::1 or ff00::/8, nor an IPv4-mapped form of a refused IPv4 address; and not
+/// the VIP it was sent to. Answers to such sources would reflect towards addresses
+/// that never asked (docs/protocol.md §2.8).
+pub fn unicast_source(v6: bool, src: &[u8; 16], dst: &[u8; 16]) -> bool {
+    let v4_ok = |a: &[u8]| !matches!(a[0], 0 | 127 | 224..);
+    if src == dst {
+        return false;
+    }
+    if !v6 {
+        return v4_ok(&src[..4]);
+    }
+    match src {
+        [0xff, ..] => false,
+        [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 | 1] => false,
+        [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, v4 @ ..] => v4_ok(v4),
+        _ => true,
+    }
+}
+
+/// Decides what the fast path does with `frame`. `vip(v6, dst)` returns the VIP's map
+/// value if `dst` is a configured VIP. `Ok` means "answer it"; `Err` names the counter
+/// of the pass or drop. `active` is the VRRP/static active flag.
 pub fn parse(
     frame: &[u8],
     active: bool,
-    vip_mode: impl Fn(bool, &[u8; 16]) -> Option<u32>,
+    vip: impl Fn(bool, &[u8; 16]) -> Option<Vip>,
 ) -> Result<Request, Stat> {
     if !active {
         return Err(Stat::PassInactive);
     }
     let mut etype = be16(frame, l2l3::ETH_TYPE).ok_or(Stat::PassNotIp)?;
     let mut l2 = l2l3::ETH_HLEN;
+    let mut vlans = 0;
     for _ in 0..l2l3::MAX_VLAN {
         if !l2l3::is_vlan_tpid(etype) {
             break;
         }
+        vlans = vlan_push(vlans, be16(frame, l2).ok_or(Stat::PassNotIp)?);
         etype = be16(frame, l2 + 2).ok_or(Stat::PassNotIp)?;
         l2 += l2l3::VLAN_HLEN;
     }
+    // The VIP lives behind one tag stack; elsewhere its address is someone else's.
+    let bound = |v: Vip| {
+        if v.vlans == VLAN_ANY || v.vlans == vlans {
+            Ok(v.mode)
+        } else {
+            Err(Stat::PassOtherVlan)
+        }
+    };
     let v6 = match etype {
         l2l3::ETHERTYPE_IPV4 => false,
         l2l3::ETHERTYPE_IPV6 => true,
@@ -115,7 +152,7 @@ pub fn parse(
         }
         src.copy_from_slice(&h[ipv6::SRC]);
         dst.copy_from_slice(&h[ipv6::DST]);
-        let mode = vip_mode(true, &dst).ok_or(Stat::PassNotVip)?;
+        let mode = bound(vip(true, &dst).ok_or(Stat::PassNotVip)?)?;
         let nh = h[ipv6::NEXT_HEADER];
         if nh != udp::PROTO {
             return Err(if ipv6_ext_header(nh) {
@@ -137,7 +174,7 @@ pub fn parse(
         }
         src[..4].copy_from_slice(&h[ipv4::SRC]);
         dst[..4].copy_from_slice(&h[ipv4::DST]);
-        let mode = vip_mode(false, &dst).ok_or(Stat::PassNotVip)?;
+        let mode = bound(vip(false, &dst).ok_or(Stat::PassNotVip)?)?;
         if h[ipv4::PROTO] != udp::PROTO {
             return Err(Stat::PassNotUdp);
         }
@@ -168,6 +205,9 @@ pub fn parse(
         ike::PORT_NATT => true,
         _ => return Err(Stat::PassNotIkePort),
     };
+    if sport == 0 || !unicast_source(v6, &src, &dst) {
+        return Err(Stat::DropBadSource);
+    }
     if usize::from(be16(u, udp::LENGTH).unwrap_or(0)) != u.len() {
         return Err(Stat::DropBadLength);
     }
@@ -252,6 +292,13 @@ pub fn parse(
                     return Err(Stat::DropBadPayload);
                 }
                 match be16(ike_msg, off + 6).unwrap_or(0) {
+                    // RFC 5685 §4: Protocol ID 0, SPI Size 0, no data (docs/protocol.md
+                    // §2.1); another form is malformed.
+                    ike::NOTIFY_REDIRECT_SUPPORTED
+                        if plen != ike::NOTIFY_FIXED_LEN || ike_msg[off + 4..off + 6] != [0, 0] =>
+                    {
+                        return Err(Stat::DropBadRedirectSupported);
+                    }
                     ike::NOTIFY_REDIRECT_SUPPORTED => rs = true,
                     ike::NOTIFY_REDIRECTED_FROM => rf = true,
                     _ => {}
@@ -390,8 +437,8 @@ mod tests {
         020a01f401f40052 4560c0ffee001234 5678000000000000 0000292022200000
         0000000000 4a0000002e00004017 0104c6336403 a0a1a2a3a4a5a6a7a8a9aaabacadaeafb0b1b2b3b4b5b6b7b8b9babbbcbdbebf";
 
-    fn vip(v6: bool, a: &[u8; 16]) -> Option<u32> {
-        (!v6 && a[..4] == [198, 51, 100, 1]).then_some(0)
+    fn vip(v6: bool, a: &[u8; 16]) -> Option<Vip> {
+        (!v6 && a[..4] == [198, 51, 100, 1]).then_some(Vip::default())
     }
 
     #[test]
@@ -421,8 +468,12 @@ mod tests {
         let req = hex(REQ);
         assert_eq!(parse(&req, false, vip), Err(Stat::PassInactive));
         assert_eq!(parse(&req, true, |_, _| None), Err(Stat::PassNotVip));
+        let auth = Vip {
+            mode: VIP_MODE_AUTH,
+            vlans: 0,
+        };
         assert_eq!(
-            parse(&req, true, |_, _| Some(VIP_MODE_AUTH)),
+            parse(&req, true, |_, _| Some(auth)),
             Err(Stat::PassAuthMode)
         );
         // Flip the last notify to REDIRECTED_FROM (checksum then wrong: zero it, IPv4).
@@ -440,16 +491,68 @@ mod tests {
     }
 
     #[test]
+    fn sources_that_are_no_unicast_host() {
+        let v4 = |a: [u8; 4]| {
+            let mut s = [0u8; 16];
+            s[..4].copy_from_slice(&a);
+            s
+        };
+        let vip4 = v4([198, 51, 100, 1]);
+        for bad in [[0, 0, 0, 0], [0, 1, 2, 3], [127, 0, 0, 1], [224, 0, 0, 5]] {
+            assert!(!unicast_source(false, &v4(bad), &vip4), "{bad:?}");
+        }
+        for bad in [[239, 1, 1, 1], [240, 0, 0, 1], [255, 255, 255, 255]] {
+            assert!(!unicast_source(false, &v4(bad), &vip4), "{bad:?}");
+        }
+        assert!(!unicast_source(false, &vip4, &vip4));
+        for ok in [
+            [1, 0, 0, 0],
+            [126, 255, 255, 255],
+            [128, 0, 0, 1],
+            [223, 9, 9, 9],
+        ] {
+            assert!(unicast_source(false, &v4(ok), &vip4), "{ok:?}");
+        }
+        let v6 = |s: &str| s.parse::<core::net::Ipv6Addr>().unwrap().octets();
+        let vip6 = v6("2001:db8::1");
+        for bad in [
+            "::",
+            "::1",
+            "ff02::1",
+            "ff0e::5",
+            "::ffff:127.0.0.1",
+            "::ffff:0.0.0.0",
+        ] {
+            assert!(!unicast_source(true, &v6(bad), &vip6), "{bad}");
+        }
+        for bad in ["::ffff:224.0.0.1", "::ffff:255.255.255.255", "2001:db8::1"] {
+            assert!(!unicast_source(true, &v6(bad), &vip6), "{bad}");
+        }
+        for ok in [
+            "2001:db8::2",
+            "::2",
+            "fe80::1",
+            "::ffff:192.0.2.1",
+            "fc00::1",
+        ] {
+            assert!(unicast_source(true, &v6(ok), &vip6), "{ok}");
+        }
+    }
+
+    #[test]
     fn hash_is_stable_and_spreads() {
         let a = [1u8; 16];
-        let h1 = flow_hash(&a, 500, &[1; 8]);
-        assert_eq!(h1, flow_hash(&a, 500, &[1; 8]));
-        assert_ne!(h1, flow_hash(&a, 501, &[1; 8]));
+        let k = [1, 2];
+        let h1 = flow_hash(&k, &a, 500, &[1; 8]);
+        assert_eq!(h1, flow_hash(&k, &a, 500, &[1; 8]));
+        assert_ne!(h1, flow_hash(&k, &a, 501, &[1; 8]));
+        assert_ne!(h1, flow_hash(&[1, 3], &a, 500, &[1; 8]));
+        assert_ne!(h1, flow_hash(&[0, 2], &a, 500, &[1; 8]));
         let mut buckets = [0u32; 16];
         for i in 0..16_000u32 {
             let mut spi = [0u8; 8];
             spi[4..].copy_from_slice(&i.to_be_bytes());
-            buckets[(flow_hash(&a, 500, &spi) & 15) as usize] += 1;
+            buckets[(flow_hash(&k, &a, 500, &spi) & 15) as usize] += 1;
         }
         assert!(
             buckets.iter().all(|&b| (800..1200).contains(&b)),

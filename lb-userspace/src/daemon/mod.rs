@@ -160,6 +160,7 @@ async fn run_async(opts: Options) -> Result<()> {
         let pins = dpl::pin_dir_for(&iface);
         let mut dp = Dataplane::load(Some(&pins)).context("loading the XDP program")?;
         dp.set_vips(&cfg.vips).context("installing VIPs")?;
+        dp.set_rate_limit(cfg.rate_limit)?;
         dp.set_targets(&static_entries(&cfg))
             .context("installing targets")?;
         // With VRRP the fast path answers only while this node is the Active.

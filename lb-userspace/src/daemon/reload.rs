@@ -45,6 +45,9 @@ pub fn restart_only(old: &Config, new: &Config) -> Option<String> {
     if old.xdp_mode != new.xdp_mode {
         return Some("dataplane.xdp-mode".into());
     }
+    if old.rate_limit != new.rate_limit {
+        return Some("dataplane.rate-per-source / burst-per-source".into());
+    }
     if old.status != new.status {
         return Some("[status]".into());
     }

@@ -3,7 +3,8 @@
 //!
 //! [`SlotChooser`] opens the maps `ikelb run` pinned (so it follows every table update,
 //! whoever makes it: static targets or the cluster) and, per choice, reads the live
-//! generation, the client family's slot table and the target the slot names, exactly as
+//! generation and flow-hash key, the client family's slot table and the target the slot
+//! names, exactly as
 //! `lb-ebpf/src/respond.rs` does. It only reads the maps: its redirects are handed to
 //! a counting callback, which in `ikelb run` sends them to the dataplane task (the only
 //! writer of the maps, [`super::Dataplane::count_redirect`]), so they count in
@@ -17,6 +18,7 @@ use lb_common::maps::{
     self as m, Config as MapConfig, SLOTS, SlotTable, Target as MapTarget, slot_table_index,
 };
 use lb_common::wire::request::flow_hash;
+use rand_core::{OsRng, RngCore};
 
 use super::DataplaneError;
 use crate::ike::{GatewayIdentity, TargetChooser};
@@ -42,14 +44,20 @@ pub fn client_key(client: IpAddr) -> ([u8; 16], bool) {
     }
 }
 
-/// The target index the fast path would pick from `table` for this request: slot
-/// `flow_hash(client address, client port, SPIi) mod SLOTS`. `None` for an empty table.
-pub fn pick(table: &SlotTable, client: SocketAddr, spi_i: &[u8; 8]) -> Option<u16> {
+/// A fresh flow-hash key from the OS's random source (`Config.hash_key`).
+pub fn random_key() -> [u64; 2] {
+    [OsRng.next_u64(), OsRng.next_u64()]
+}
+
+/// The target index the fast path would pick from `table` for this request under the
+/// flow-hash key `key`: slot `flow_hash(key, client address, client port, SPIi) mod
+/// SLOTS`. `None` for an empty table.
+pub fn pick(table: &SlotTable, key: &[u64; 2], client: SocketAddr, spi_i: &[u8; 8]) -> Option<u16> {
     if table.len == 0 {
         return None;
     }
-    let (key, _) = client_key(client.ip());
-    let slot = flow_hash(&key, client.port(), spi_i) as usize & (SLOTS - 1);
+    let (addr, _) = client_key(client.ip());
+    let slot = flow_hash(key, &addr, client.port(), spi_i) as usize & (SLOTS - 1);
     Some(table.slots[slot])
 }
 
@@ -79,9 +87,12 @@ impl SlotChooser {
 
     fn lookup(&self, client: SocketAddr, spi_i: &[u8; 8]) -> Option<(MapTarget, u16)> {
         let (_, v6) = client_key(client.ip());
-        let generation = self.config.get(&0, 0).ok()?.active_table;
-        let table = self.slots.get(&slot_table_index(generation, v6), 0).ok()?;
-        let idx = pick(&table, client, spi_i)?;
+        let cfg = self.config.get(&0, 0).ok()?;
+        let table = self
+            .slots
+            .get(&slot_table_index(cfg.active_table, v6), 0)
+            .ok()?;
+        let idx = pick(&table, &cfg.hash_key, client, spi_i)?;
         let t = self.targets.get(&u32::from(idx), 0).ok()?;
         (t.ident_len != 0 && t.serves(v6)).then_some((t, idx))
     }
@@ -112,6 +123,8 @@ impl TargetChooser for SlotChooser {
 pub struct StaticChooser {
     v4: SlotTable,
     v6: SlotTable,
+    /// The flow-hash key, random per start as the XDP program's.
+    key: [u64; 2],
     targets: Vec<MapTarget>,
     last: Option<usize>,
     counts: Vec<u64>,
@@ -135,6 +148,7 @@ impl StaticChooser {
         StaticChooser {
             v4: table(false),
             v6: table(true),
+            key: random_key(),
             counts: vec![0; encoded.len()],
             targets: encoded,
             last: None,
@@ -155,7 +169,7 @@ impl TargetChooser for StaticChooser {
     fn choose_flow(&mut self, client: SocketAddr, spi_i: &[u8; 8]) -> Option<GatewayIdentity> {
         let (_, v6) = client_key(client.ip());
         let table = if v6 { &self.v6 } else { &self.v4 };
-        let idx = usize::from(pick(table, client, spi_i)?);
+        let idx = usize::from(pick(table, &self.key, client, spi_i)?);
         self.last = Some(idx);
         self.targets.get(idx).copied()
     }
@@ -194,17 +208,24 @@ mod tests {
         let t = tables::build(&[(3, 1), (9, 1)]);
         let c: SocketAddr = "192.0.2.7:500".parse().unwrap();
         let spi = [1, 2, 3, 4, 5, 6, 7, 8];
-        let mut key = [0u8; 16];
-        key[..4].copy_from_slice(&[192, 0, 2, 7]);
-        let slot = flow_hash(&key, 500, &spi) as usize & (SLOTS - 1);
-        assert_eq!(pick(&t, c, &spi), Some(t.slots[slot]));
-        assert_eq!(pick(&SlotTable::default(), c, &spi), None);
+        let mut addr = [0u8; 16];
+        addr[..4].copy_from_slice(&[192, 0, 2, 7]);
+        let k = [5, 6];
+        let slot = flow_hash(&k, &addr, 500, &spi) as usize & (SLOTS - 1);
+        assert_eq!(pick(&t, &k, c, &spi), Some(t.slots[slot]));
+        assert_eq!(pick(&SlotTable::default(), &k, c, &spi), None);
         // Both targets get clients: the choice depends on port and SPI.
         let mut seen = std::collections::BTreeSet::new();
         for i in 0..64u8 {
-            seen.insert(pick(&t, c, &[i; 8]).unwrap());
+            seen.insert(pick(&t, &k, c, &[i; 8]).unwrap());
         }
         assert_eq!(seen.into_iter().collect::<Vec<_>>(), vec![3, 9]);
+        // And on the key: another key sends some of these requests elsewhere.
+        let moved = (0..64u8)
+            .filter(|i| pick(&t, &k, c, &[*i; 8]) != pick(&t, &[7, 8], c, &[*i; 8]))
+            .count();
+        assert!(moved > 8, "{moved}");
+        assert_ne!(random_key(), random_key());
     }
 
     #[test]
@@ -235,7 +256,7 @@ mod tests {
         assert_eq!(ch.choose_flow(v4, &[7; 8]), ch.choose_flow(v4, &[7; 8]));
         // The v4 table is the fast path's: slot of (client, port, SPIi) over a and c.
         let table = tables::build(&[(0, 1), (2, 3)]);
-        let want = pick(&table, v4, &[9; 8]).unwrap();
+        let want = pick(&table, &ch.key, v4, &[9; 8]).unwrap();
         assert_eq!(
             ch.choose_flow(v4, &[9; 8]),
             Some(targets[usize::from(want)].identity.to_target())

@@ -17,7 +17,7 @@ use lb_common::maps::{
     VIP_GEN_SHIFT, Vip as MapVip,
 };
 
-use crate::config::{Identity, RedirectMode, Vip, XdpModeCfg};
+use crate::config::{Identity, RateLimit, RedirectMode, Vip, XdpModeCfg};
 
 /// The XDP object built by `cargo xtask build` (empty in a plain `cargo build`).
 static EBPF_OBJ: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/ikelb.bpf.o"));
@@ -69,6 +69,10 @@ pub struct Dataplane {
     active: bool,
     /// Generation of the VIP maps (`Config.flags` above `VIP_GEN_SHIFT`).
     vip_generation: u32,
+    /// `Config.hash_key`: random per load.
+    hash_key: [u64; 2],
+    /// `Config.rate_interval_ns` and `rate_limit_ns`: off until configured.
+    rate: (u64, u64),
     /// Target index by (name, identity): indices stay stable across updates so
     /// per-target counters and in-flight table lookups stay meaningful.
     index: HashMap<(String, Identity), u16>,
@@ -157,6 +161,8 @@ impl Dataplane {
             generation: 0,
             active: false,
             vip_generation: 0,
+            hash_key: choice::random_key(),
+            rate: (0, 0),
             index: HashMap::new(),
             vips: Vec::new(),
             attached: None,
@@ -176,9 +182,33 @@ impl Dataplane {
             active_table: self.generation,
             flags: if self.active { FLAG_ACTIVE } else { 0 }
                 | (self.vip_generation << VIP_GEN_SHIFT),
+            hash_key: self.hash_key,
+            rate_interval_ns: self.rate.0,
+            rate_limit_ns: self.rate.1,
         };
-        let mut cfg: Array<_, MapConfig> = self.map_mut(m::MAP_CONFIG)?;
-        cfg.set(0, v, 0).map_err(map_err(m::MAP_CONFIG))
+        match self.map_mut::<Array<_, MapConfig>>(m::MAP_CONFIG) {
+            Ok(mut cfg) => cfg.set(0, v, 0).map_err(map_err(m::MAP_CONFIG)),
+            // An object from before the key and the rate limit (`ikelb bench
+            // --baseline-object`) has only the first two words.
+            Err(e) => match self.map_mut::<Array<_, [u32; 2]>>(m::MAP_CONFIG) {
+                Ok(mut old) => old
+                    .set(0, [v.active_table, v.flags], 0)
+                    .map_err(map_err(m::MAP_CONFIG)),
+                Err(_) => Err(e),
+            },
+        }
+    }
+
+    /// Sets the flow-hash key in place of the random one (tests that check choices).
+    pub fn set_hash_key(&mut self, key: [u64; 2]) -> Result<(), DataplaneError> {
+        self.hash_key = key;
+        self.write_config()
+    }
+
+    /// Sets the per-source rate limit of answers.
+    pub fn set_rate_limit(&mut self, r: RateLimit) -> Result<(), DataplaneError> {
+        self.rate = r.map_values();
+        self.write_config()
     }
 
     fn map_mut<'a, T>(&'a mut self, name: &str) -> Result<T, DataplaneError>
@@ -207,7 +237,8 @@ impl Dataplane {
                     RedirectMode::Init => m::VIP_MODE_INIT,
                     RedirectMode::Auth => m::VIP_MODE_AUTH,
                 };
-                (v.address, MapVip { mode, _pad: 0 })
+                let vlans = v.vlans.map_value();
+                (v.address, MapVip { mode, vlans })
             })
             .collect();
         let stale: Vec<IpAddr> = self

@@ -8,7 +8,7 @@ use std::time::Duration;
 use aya::maps::{Array, MapData, PerCpuArray, PerCpuValues};
 use aya::programs::{TestRun, TestRunOptions, Xdp, XdpMode};
 use lb_common::flood::{self as fl, Answer, FloodCheck, FloodGen};
-use lb_common::maps::{self as m, VIP_MODE_INIT};
+use lb_common::maps::{self as m, Vip as MapVip};
 use lb_common::wire::request;
 
 use super::report::{CpuSplit, RunReport, SinkRun};
@@ -18,7 +18,7 @@ use super::{
     BG_PORT, Family, FloodError, GEN_IF, GEN_MAC, Netns, Options, RESP_IF, RESP_MAC, Responder,
     Sender, Topology, pluto, setup, template, threads,
 };
-use crate::config::{Identity, RedirectMode, Vip};
+use crate::config::{Identity, RedirectMode, Vip, VlanBinding};
 use crate::dataplane::{Dataplane, TargetEntry};
 use crate::frames::RequestSpec;
 
@@ -96,7 +96,7 @@ fn self_check(prog: &Xdp, g: &[FloodGen]) -> Result<(), FloodError> {
         )));
     }
     let out = &out[..r.data_size_out as usize];
-    let req = request::parse(out, true, |_, _| Some(VIP_MODE_INIT))
+    let req = request::parse(out, true, |_, _| Some(MapVip::ANY))
         .map_err(|s| bad(format!("reference parser says {}", s.name())))?;
     let spi = u64::from_be_bytes(req.spi_i);
     let (_, cpu, seq) = fl::spi_parts(spi);
@@ -256,6 +256,7 @@ fn flood(opts: &Options, target: Target, threads: u32, queues: u32) -> Result<Ou
             dp.set_vips(&[Vip {
                 address: vip,
                 redirect: RedirectMode::Init,
+                vlans: VlanBinding::default(),
             }])?;
             dp.set_targets(&[TargetEntry {
                 name: "gw".into(),

@@ -5,7 +5,7 @@
 use lb_common::checksum;
 use lb_common::flood;
 use lb_common::flood::{FRAME_MAX, FloodCheck, FloodGen, NONCE_WORDS_MAX};
-use lb_common::maps::VIP_MODE_INIT;
+use lb_common::maps::Vip;
 use lb_common::wire::ike;
 use lb_common::wire::l2l3::{ipv4, ipv6, udp};
 use lb_common::wire::request;
@@ -59,7 +59,7 @@ pub fn build(spec: &RequestSpec, p: &Params) -> Result<(FloodGen, FloodCheck), S
             frame.len()
         ));
     }
-    let r = request::parse(&frame, true, |_, _| Some(VIP_MODE_INIT))
+    let r = request::parse(&frame, true, |_, _| Some(Vip::ANY))
         .map_err(|s| format!("template is not a request ikelb answers: {}", s.name()))?;
     if r.marker || !spec.vlans.is_empty() || r.ip_hlen != if r.v6 { ipv6::HLEN } else { ipv4::HLEN }
     {
@@ -279,7 +279,7 @@ mod tests {
             for (cpu, seq) in [(0, 0), (1, 1), (0, 99_999), (1, 7_777_777)] {
                 let mut f = expected(&g, cpu, seq);
                 finish(&g, &mut f);
-                let r = request::parse(&f, true, |_, _| Some(VIP_MODE_INIT)).unwrap();
+                let r = request::parse(&f, true, |_, _| Some(Vip::ANY)).unwrap();
                 let spi = lb_common::flood::spi(0x1234, cpu, seq);
                 assert_eq!(r.spi_i, spi.to_be_bytes());
                 assert_eq!(
@@ -309,7 +309,7 @@ mod tests {
                 let n = request(&g, 0, seq, &mut out);
                 let k = lb_common::flood::kind(seq, g.mix_udp, g.mix_no_rs);
                 kinds[k as usize] += 1;
-                let r = request::parse(&out[..n], true, |_, _| Some(VIP_MODE_INIT));
+                let r = request::parse(&out[..n], true, |_, _| Some(Vip::ANY));
                 match k {
                     lb_common::flood::KIND_IKE => assert!(r.is_ok()),
                     lb_common::flood::KIND_UDP => {

@@ -50,6 +50,13 @@ impl<'a> InitRequest<'a> {
                 Payload::Nonce(x) => ni.replace(x.as_slice()).is_some(),
                 Payload::Notify(n) => {
                     match n.kind {
+                        // RFC 5685 §4's form only, as in the fast path (docs/protocol.md
+                        // §2.1): another is malformed.
+                        notify::REDIRECT_SUPPORTED
+                            if n.protocol != 0 || !n.spi.is_empty() || !n.data.is_empty() =>
+                        {
+                            return None;
+                        }
                         notify::REDIRECT_SUPPORTED => redirect_supported = true,
                         notify::REDIRECTED_FROM => redirected_from = true,
                         notify::FRAGMENTATION_SUPPORTED => fragmentation = true,

@@ -170,9 +170,25 @@ fn init_mode_vip_answers_like_the_fast_path() {
         }]
     ));
     // Already redirected once: never again; no state either way.
-    let mut c = Initiator::new(17, client(10, 500), gw(500), p, dh);
+    let mut c = Initiator::new(17, client(10, 500), gw(500), p.clone(), dh);
     c.notifies = vec![status(notify::REDIRECTED_FROM, vec![1, 4, 203, 0, 113, 9])];
     assert!(g.deliver(c.addr, c.gw, &c.sa_init()).is_empty());
+    assert_eq!(g.r.sa_count(), 0);
+    // REDIRECT_SUPPORTED with a Protocol ID, an SPI or data: malformed, dropped as by the
+    // fast path (RFC 5685 §4).
+    let odd = |protocol, spi: &[u8], data: &[u8]| {
+        Payload::Notify(super::payload::Notify {
+            protocol,
+            spi: spi.to_vec(),
+            kind: notify::REDIRECT_SUPPORTED,
+            data: data.to_vec(),
+        })
+    };
+    for rs in [odd(1, &[], &[]), odd(0, &[1; 4], &[]), odd(0, &[], &[0])] {
+        let mut c = Initiator::new(18, client(10, 500), gw(500), p.clone(), dh);
+        c.notifies = vec![rs];
+        assert!(g.deliver(c.addr, c.gw, &c.sa_init()).is_empty());
+    }
     assert_eq!(g.r.sa_count(), 0);
 }
 

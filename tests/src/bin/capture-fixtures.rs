@@ -23,7 +23,7 @@ use ikelb_tests::peers::libreswan::{self, ClientConn, Pluto};
 use ikelb_tests::peers::strongswan::{Charon, CharonOptions, Conn, swanctl_conf};
 use ikelb_tests::peers::{self, PSK};
 use ikelb_tests::{cmd, fixtures, tshark};
-use lb_common::maps::VIP_MODE_INIT;
+use lb_common::maps::Vip;
 use lb_common::wire::request;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -163,7 +163,7 @@ fn check(case: &Case, frame: &[u8], dst: &str) -> Result<()> {
         std::net::IpAddr::V6(a) => want.copy_from_slice(&a.octets()),
     }
     let req = request::parse(frame, true, |v6, d| {
-        (v6 == case.v6 && *d == want).then_some(VIP_MODE_INIT)
+        (v6 == case.v6 && *d == want).then_some(Vip::ANY)
     })
     .map_err(|s| anyhow::anyhow!("reference parser does not answer it: {s:?}"))?;
     if req.dport != case.port || req.marker != (case.port == 4500) {

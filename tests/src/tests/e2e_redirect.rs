@@ -10,7 +10,7 @@
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use lb_common::maps::{Target, VIP_MODE_INIT};
+use lb_common::maps::{Target, Vip};
 use lb_common::wire::request;
 
 use crate::capture::Capture;
@@ -69,7 +69,7 @@ fn check_wire(lab: &Lab, client: &str, frames: &[Vec<u8>], landed: &str, fam: Fa
         IpAddr::V4(a) => want[..4].copy_from_slice(&a.octets()),
         IpAddr::V6(a) => want.copy_from_slice(&a.octets()),
     }
-    let parsed = request::parse(req, true, |_, d| (*d == want).then_some(VIP_MODE_INIT))
+    let parsed = request::parse(req, true, |_, d| (*d == want).then_some(Vip::ANY))
         .unwrap_or_else(|s| panic!("{client}: captured request not answerable: {s:?}"));
     let m = lab.member(landed).expect("member");
     let t = target_for(match fam {

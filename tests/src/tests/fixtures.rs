@@ -1,7 +1,7 @@
 //! The captured client requests are well formed, answerable, and what their names say.
 //! Checked against independent code (own checksum sums, tshark), not only lb-common.
 
-use lb_common::maps::VIP_MODE_INIT;
+use lb_common::maps::Vip;
 use lb_common::wire::request;
 
 use crate::fixtures::{self, CAPTURED};
@@ -80,7 +80,7 @@ fn captured_fixtures_are_answerable_by_the_reference_parser() {
             dst[..4].copy_from_slice(&f[ip + 16..ip + 20]);
         }
         let req = request::parse(&f, true, |is6, d| {
-            (is6 == v6 && *d == dst).then_some(VIP_MODE_INIT)
+            (is6 == v6 && *d == dst).then_some(Vip::ANY)
         })
         .unwrap_or_else(|s| panic!("{name}: not answerable: {s:?}"));
         assert_eq!(req.v6, name.contains("_v6_"), "{name}: family");

@@ -16,7 +16,7 @@ use aya::maps::{MapData, PerCpuArray};
 use aya::programs::{TestRun, TestRunOptions};
 use lb_common::maps::{self as m, Stat, Target};
 use lb_common::wire::request;
-use lb_userspace::config::{Identity, RedirectMode, Vip};
+use lb_userspace::config::{Identity, RedirectMode, Vip, VlanBinding};
 use lb_userspace::dataplane::{Dataplane, TargetEntry};
 
 use super::xdp_fixtures_answer::{Answer, check_reply, tshark_check};
@@ -126,10 +126,13 @@ fn default_vips() -> Vec<IpAddr> {
     v
 }
 
+/// The flow-hash key of every harness: choices are deterministic across runs.
+pub(super) const HASH_KEY: [u64; 2] = [0x0123_4567_89ab_cdef, 0xfedc_ba98_7654_3210];
+
 /// A loaded program with its maps filled, plus the same configuration for the model.
 pub(super) struct Harness {
-    dp: Dataplane,
-    vips: Vec<(IpAddr, RedirectMode)>,
+    pub dp: Dataplane,
+    vips: Vec<Vip>,
     targets: Vec<Target>,
     /// Index of each target in the target array (its per-target counter).
     target_idx: Vec<(Target, u32)>,
@@ -145,10 +148,12 @@ pub(super) struct Harness {
 }
 
 impl Harness {
-    /// Loads the program: VIPs as [`default_vips`], active, `targets` (at most one per
-    /// family, so the model's choice does not depend on the slot hash).
+    /// Loads the program: VIPs as [`default_vips`] on every tag stack, active, `targets`
+    /// (at most one per family, so the model's choice does not depend on the slot
+    /// hash), flow-hash key [`HASH_KEY`], no rate limit.
     pub(super) fn new(targets: &[Identity]) -> Self {
-        let dp = Dataplane::load(None).unwrap_or_else(|e| panic!("load the XDP object: {e}"));
+        let mut dp = Dataplane::load(None).unwrap_or_else(|e| panic!("load the XDP object: {e}"));
+        dp.set_hash_key(HASH_KEY).expect("set the hash key");
         let mut h = Harness {
             dp,
             vips: Vec::new(),
@@ -173,20 +178,27 @@ impl Harness {
         h
     }
 
+    /// VIPs on every tag stack (the tables reuse one VIP behind several).
     pub(super) fn set_vips(&mut self, vips: &[(IpAddr, RedirectMode)]) {
         let v: Vec<Vip> = vips
             .iter()
             .map(|(a, r)| Vip {
                 address: *a,
                 redirect: *r,
+                vlans: VlanBinding::Any,
             })
             .collect();
-        self.dp.set_vips(&v).expect("set VIPs");
+        self.set_vips_bound(&v);
+    }
+
+    /// VIPs with their own VLAN bindings.
+    pub(super) fn set_vips_bound(&mut self, vips: &[Vip]) {
+        self.dp.set_vips(vips).expect("set VIPs");
         self.vips = vips.to_vec();
     }
 
     pub(super) fn vips(&self) -> Vec<(IpAddr, RedirectMode)> {
-        self.vips.clone()
+        self.vips.iter().map(|v| (v.address, v.redirect)).collect()
     }
 
     pub(super) fn set_targets(&mut self, ids: &[Identity]) {
@@ -263,15 +275,18 @@ impl Harness {
     /// The reference model's verdict on `frame` under this harness's configuration.
     pub(super) fn model(&self, frame: &[u8]) -> Expect {
         let vip = |v6: bool, a: &[u8; 16]| {
-            self.vips.iter().find_map(|(ip, mode)| {
-                let hit = match ip {
+            self.vips.iter().find_map(|v| {
+                let hit = match v.address {
                     IpAddr::V4(x) if !v6 => a[..4] == x.octets(),
                     IpAddr::V6(x) if v6 => *a == x.octets(),
                     _ => false,
                 };
-                hit.then_some(match mode {
-                    RedirectMode::Init => m::VIP_MODE_INIT,
-                    RedirectMode::Auth => m::VIP_MODE_AUTH,
+                hit.then_some(m::Vip {
+                    mode: match v.redirect {
+                        RedirectMode::Init => m::VIP_MODE_INIT,
+                        RedirectMode::Auth => m::VIP_MODE_AUTH,
+                    },
+                    vlans: v.vlans.map_value(),
                 })
             })
         };
@@ -376,7 +391,7 @@ impl Harness {
         let mut want_frame = Vec::new();
         match &case.expect {
             Expect::Redirect(t) if action == XDP_TX => {
-                let req = request::parse(&case.frame, true, |_, _| Some(m::VIP_MODE_INIT))
+                let req = request::parse(&case.frame, true, |_, _| Some(m::Vip::ANY))
                     .map_err(|s| format!("model refuses the request it answers: {s:?}"))?;
                 let mut buf = vec![0u8; 4096];
                 let n = request::emit_reply_frame(&case.frame, &req, t, &mut buf)

@@ -51,6 +51,8 @@ pub(super) fn seeds() -> Vec<(String, Vec<u8>)> {
 const DROP_HDR: Expect = Expect::Drop(Stat::DropBadHeader);
 const DROP_CSUM: Expect = Expect::Drop(Stat::DropBadChecksum);
 const DROP_NONCE: Expect = Expect::Drop(Stat::DropBadNonce);
+const DROP_SRC: Expect = Expect::Drop(Stat::DropBadSource);
+const DROP_RS: Expect = Expect::Drop(Stat::DropBadRedirectSupported);
 
 /// IKE header fields (docs/protocol.md §1.9, §4.1): every flags, version and exchange value,
 /// SPIs, message ID.
@@ -125,6 +127,29 @@ fn payload_cases(h: &mut Harness, name: &str, f: &[u8]) -> Vec<Case> {
                 format!("{name}: N(REDIRECT_SUPPORTED) -> {to}"),
                 fl,
                 e,
+            ));
+        }
+        // RFC 5685 §4's form only: Protocol ID 0, SPI Size 0, no data
+        // (docs/protocol.md §2.1).
+        for (at, v) in [(4, 1u8), (4, 3), (4, 0xff), (5, 4), (5, 8)] {
+            let fl = fr::edit(f, Fix::CSUM, |f, _| f[p.at + at] = v);
+            let what = if at == 4 { "Protocol ID" } else { "SPI Size" };
+            c.push(Case::new(
+                format!("{name}: N(REDIRECT_SUPPORTED) {what} {v}"),
+                fl,
+                DROP_RS,
+            ));
+        }
+        for (add, spi) in [(1isize, 0u8), (4, 0), (4, 4), (8, 8)] {
+            let fl = fr::edit(f, Fix::ALL, |f, _| {
+                fr::resize_payload(f, &p, add, 0);
+                f[p.at + 5] = spi;
+            });
+            let what = format!("{add} bytes of data, SPI Size {spi}");
+            c.push(Case::new(
+                format!("{name}: N(REDIRECT_SUPPORTED) {what}"),
+                fl,
+                DROP_RS,
             ));
         }
     }
@@ -206,9 +231,73 @@ fn l3l4_cases(h: &Harness, name: &str, f: &[u8]) -> Vec<Case> {
             Expect::Pass(Stat::PassNotIkePort),
         );
     }
-    for p in [0u16, 4500, 31337, 65535] {
+    for p in [0u16, 1, 4500, 31337, 65535] {
         let fl = fr::edit(f, Fix::CSUM, |f, l| fr::set16(f, l.udp, p));
-        add(format!("source port {p}"), fl, ok);
+        add(
+            format!("source port {p}"),
+            fl,
+            if p == 0 { DROP_SRC } else { ok },
+        );
+    }
+    // Sources that are no unicast host (docs/protocol.md §2.8): never answered.
+    let vip: Vec<u8> = f[dst..dst + alen].to_vec();
+    let mapped = |v4: [u8; 4]| {
+        let mut a = [0u8; 16];
+        a[10..12].copy_from_slice(&[0xff, 0xff]);
+        a[12..].copy_from_slice(&v4);
+        a.to_vec()
+    };
+    let v6 = |s: &str| {
+        s.parse::<std::net::Ipv6Addr>()
+            .expect("literal")
+            .octets()
+            .to_vec()
+    };
+    let sources: Vec<(Vec<u8>, bool)> = if l.v6 {
+        vec![
+            (v6("::"), false),
+            (v6("::1"), false),
+            (v6("ff02::1"), false),
+            (v6("ff05::1:3"), false),
+            (mapped([127, 0, 0, 1]), false),
+            (mapped([0, 0, 0, 0]), false),
+            (mapped([224, 0, 0, 1]), false),
+            (mapped([255, 255, 255, 255]), false),
+            (mapped([240, 1, 2, 3]), false),
+            (vip, false),
+            (v6("::2"), true),
+            (v6("fe80::1"), true),
+            (v6("fd00::1"), true),
+            (v6("2001:db8:1::ffff"), true),
+            (mapped([192, 0, 2, 1]), true),
+        ]
+    } else {
+        vec![
+            (vec![0, 0, 0, 0], false),
+            (vec![0, 9, 9, 9], false),
+            (vec![127, 0, 0, 1], false),
+            (vec![127, 255, 255, 254], false),
+            (vec![224, 0, 0, 1], false),
+            (vec![239, 255, 255, 250], false),
+            (vec![240, 0, 0, 1], false),
+            (vec![255, 255, 255, 255], false),
+            (vip, false),
+            (vec![1, 0, 0, 1], true),
+            (vec![126, 1, 1, 1], true),
+            (vec![128, 0, 0, 1], true),
+            (vec![223, 255, 255, 254], true),
+            (vec![10, 0, 0, 0], true),
+        ]
+    };
+    for (a, unicast) in sources {
+        let fl = fr::edit(f, Fix::CSUM, |f, _| {
+            f[dst - alen..dst].copy_from_slice(&a);
+        });
+        add(
+            format!("source {}", fr::hex(&a).trim()),
+            fl,
+            if unicast { ok } else { DROP_SRC },
+        );
     }
     if !l.marker && f[l.ike..l.ike + 4] != [0; 4] {
         // IKE on 4500 without the marker: the SPIi's first word is taken for an ESP SPI.
