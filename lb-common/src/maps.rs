@@ -17,10 +17,12 @@ pub const MAP_TGT_STATS: &str = "IKELB_TGT_STATS";
 /// `u32` of its wire bytes, IPv6 sources by their /64 as a native-endian `u64` of its
 /// wire bytes. Two maps, as for the VIPs: the shorter key hashes faster, and the
 /// families cannot collide.
-pub const MAP_RATE4: &str = "IKELB_RATE4";
-pub const MAP_RATE6: &str = "IKELB_RATE6";
-/// Sources each rate map remembers; the least recently answered is forgotten first.
-pub const RATE_SOURCES: u32 = 65536;
+pub const MAP_RATE: &str = "IKELB_RATE";
+/// Buckets of the per-source rate state (a power of two; 8 bytes each, 2 MiB). A
+/// source is hashed, with the secret flow-hash key, to one bucket: sources that share a
+/// bucket share its rate, which only ever limits more, never less, and an array lookup
+/// costs no helper call (the verifier inlines it), where an LRU map's costs one.
+pub const RATE_BUCKETS: u32 = 1 << 18;
 /// All maps userspace pins under `/sys/fs/bpf/ikelb/<iface>/`.
 pub const PINNED_MAPS: [&str; 7] = [
     MAP_CONFIG,
@@ -86,6 +88,16 @@ pub fn rate_admit(tat: Option<u64>, now: u64, interval: u64, limit: u64) -> Opti
         _ => now,
     } + interval;
     (next - now <= limit).then_some(next)
+}
+
+/// The rate bucket of a source: its IPv4 address (`w0`, `w1` = 0) or the first two
+/// words of its IPv6 address (its /64), hashed with the secret key so that nobody can
+/// aim at another source's bucket.
+#[inline(always)]
+pub const fn rate_bucket(key: &[u64; 2], v6: bool, w0: u32, w1: u32) -> u32 {
+    let x = (w0 as u64) | ((w1 as u64) << 32);
+    let h = crate::wire::request::mix64(x ^ key[1]) ^ key[0] ^ ((v6 as u64) << 63);
+    (crate::wire::request::mix64(h) >> (64 - RATE_BUCKETS.trailing_zeros())) as u32
 }
 
 /// Index of the slot table for `generation` (0/1) and client family (v6 = true).

@@ -3,10 +3,10 @@
 
 use aya_ebpf::{
     macros::map,
-    maps::{Array, HashMap, LruHashMap, PerCpuArray},
+    maps::{Array, HashMap, PerCpuArray},
 };
 use lb_common::maps::{
-    BenchTemplate, Config, MAX_TARGETS, MAX_VIPS, RATE_SOURCES, SLOT_TABLES, SlotTable, Stat,
+    BenchTemplate, Config, MAX_TARGETS, MAX_VIPS, RATE_BUCKETS, SLOT_TABLES, SlotTable, Stat,
     Target, Vip,
 };
 
@@ -31,15 +31,12 @@ pub static STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(Stat::COUNT, 
 #[map(name = "IKELB_TGT_STATS")]
 pub static TGT_STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(MAX_TARGETS, 0);
 
-/// Per-source rate state: each source's theoretical arrival time in ns
-/// (`lb_common::maps::rate_admit`). Shared by all CPUs, updated without atomics: CPUs
-/// answering one source at the same instant may each admit a request, so a source can
-/// pass its burst by at most one request per CPU.
-#[map(name = "IKELB_RATE4")]
-pub static RATE4: LruHashMap<u32, u64> = LruHashMap::with_max_entries(RATE_SOURCES, 0);
-
-#[map(name = "IKELB_RATE6")]
-pub static RATE6: LruHashMap<u64, u64> = LruHashMap::with_max_entries(RATE_SOURCES, 0);
+/// Per-source rate state: each bucket's theoretical arrival time in ns
+/// (`lb_common::maps::rate_admit`, `rate_bucket`; 0 = never used). Shared by all CPUs,
+/// updated without atomics: CPUs answering one source at the same instant may each
+/// admit a request, so a source can pass its burst by at most one request per CPU.
+#[map(name = "IKELB_RATE")]
+pub static RATE: Array<u64> = Array::with_max_entries(RATE_BUCKETS, 0);
 
 /// `len` clamped, for the verifier, to 1..=mask+1 (`mask` = 2^k - 1); identity there.
 #[inline(always)]

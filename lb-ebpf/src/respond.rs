@@ -6,12 +6,11 @@ use aya_ebpf::{
         bpf_jiffies64, bpf_ktime_get_ns, bpf_xdp_adjust_head, bpf_xdp_adjust_tail,
         bpf_xdp_store_bytes,
     },
-    maps::LruHashMap,
     programs::XdpContext,
 };
 use lb_common::{
     checksum,
-    maps::{SLOTS, Stat, rate_admit, slot_table_index},
+    maps::{SLOTS, Stat, rate_admit, rate_bucket, slot_table_index},
     wire::{
         ike,
         l2l3::{self, ipv4, ipv6, udp},
@@ -21,7 +20,7 @@ use lb_common::{
 };
 
 use crate::{
-    maps::{self, RATE4, RATE6, Scratch, TARGETS, bounded_len},
+    maps::{self, RATE, Scratch, TARGETS, bounded_len},
     parse::{Req, load, sum_addr, sum_frame},
 };
 
@@ -64,34 +63,8 @@ fn coarse_now(sc: *mut Scratch) -> u64 {
     }
 }
 
-/// Admits one more answer to the source whose rate state is `map[key]`, or counts it
-/// over its rate (`lb_common::maps::rate_admit`).
-#[inline(always)]
-fn admit<K>(
-    map: &LruHashMap<K, u64>,
-    key: K,
-    now: u64,
-    interval: u64,
-    limit: u64,
-) -> Result<(), Stat> {
-    match map.get_ptr_mut(&key) {
-        Some(p) => {
-            // SAFETY: a value of the map; a racing CPU at worst admits one more.
-            let tat = unsafe { p.read_volatile() };
-            let next = rate_admit(Some(tat), now, interval, limit).ok_or(Stat::DropRateLimited)?;
-            unsafe { p.write_volatile(next) };
-        }
-        None => {
-            let next = rate_admit(None, now, interval, limit).ok_or(Stat::DropRateLimited)?;
-            // A full map evicts its least recently used source; a failed insert only
-            // forgets this one.
-            let _ = map.insert(&key, &next, 0);
-        }
-    }
-    Ok(())
-}
-
-/// The per-source rate limit, per IPv4 address or IPv6 /64 (the first two raw words).
+/// The per-source rate limit, per IPv4 address or IPv6 /64 (the first two raw words),
+/// in the source's bucket of `IKELB_RATE`.
 #[inline(always)]
 fn rate_limit(r: &Req) -> Result<(), Stat> {
     let (interval, limit) = (r.cfg.rate_interval_ns, r.cfg.rate_limit_ns);
@@ -99,12 +72,15 @@ fn rate_limit(r: &Req) -> Result<(), Stat> {
         return Ok(());
     }
     let now = coarse_now(r.scratch);
-    if r.v6 {
-        let key = u64::from(r.src[0]) | (u64::from(r.src[1]) << 32);
-        admit(&RATE6, key, now, interval, limit)
-    } else {
-        admit(&RATE4, r.src[0], now, interval, limit)
-    }
+    let w1 = if r.v6 { r.src[1] } else { 0 };
+    let b = rate_bucket(&r.cfg.hash_key, r.v6, r.src[0], w1);
+    // The index is below RATE_BUCKETS, so the lookup cannot fail.
+    let p = RATE.get_ptr_mut(b).ok_or(Stat::DropRateLimited)?;
+    // SAFETY: a value of the map; a racing CPU at worst admits one more.
+    let tat = unsafe { p.read_volatile() };
+    let next = rate_admit(Some(tat), now, interval, limit).ok_or(Stat::DropRateLimited)?;
+    unsafe { p.write_volatile(next) };
+    Ok(())
 }
 
 #[inline(always)]
