@@ -356,32 +356,14 @@ impl Config {
             }
             let identity = parse_identity(t.identity.get_ref())
                 .map_err(|m| err(t.identity.span(), &format!("target[{i}].identity"), m))?;
-            let weight = match t.weight {
-                None => 1,
-                Some(w) => u32::try_from(*w.get_ref())
-                    .ok()
-                    .filter(|w| (1..=1000).contains(w))
-                    .ok_or_else(|| {
-                        err(
-                            w.span(),
-                            &format!("target[{i}].weight"),
-                            "must be 1..=1000".into(),
-                        )
-                    })?,
-            };
-            let capacity = match t.capacity {
-                None => TARGET_CAPACITY_DEFAULT,
-                Some(c) => u32::try_from(*c.get_ref())
-                    .ok()
-                    .filter(|c| (1..=10_000_000).contains(c))
-                    .ok_or_else(|| {
-                        err(
-                            c.span(),
-                            &format!("target[{i}].capacity"),
-                            "must be 1..=10000000".into(),
-                        )
-                    })?,
-            };
+            let ctx = cluster::Ctx { text };
+            let weight = ctx.int(&t.weight, &format!("target[{i}].weight"), 1..=1000, 1u32)?;
+            let capacity = ctx.int(
+                &t.capacity,
+                &format!("target[{i}].capacity"),
+                1..=10_000_000,
+                TARGET_CAPACITY_DEFAULT,
+            )?;
             // The cluster's targets are named `member-<id>`; a static one of that name
             // would have its redirects counted as that member's.
             if raw.cluster.is_some() && crate::cluster::io::member_of(&name).is_some() {
