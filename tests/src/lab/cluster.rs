@@ -4,6 +4,9 @@
 //! own charon over VICI, and the master redirects each new client to the member with
 //! the most headroom (itself included). The `lb` namespace holds no VIP: it is a plain
 //! host on the segment (`10.200.0.2`), from which tests send raw requests.
+//!
+//! Node configs set `rate-per-source` far above the default: the test clients send
+//! every request from one address, faster than one real client ever would.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -53,7 +56,10 @@ impl Lab {
             let priority = (m.index <= candidates).then(|| 210 - 10 * m.index);
             let socket = dir.join("ikelb.sock");
             let vici = m.charon.dir.join("charon.vici");
-            let mut t = format!("[dataplane]\niface = \"{}\"\n", m.iface);
+            let mut t = format!(
+                "[dataplane]\niface = \"{}\"\nrate-per-source = 1000000\n",
+                m.iface
+            );
             if let Some(p) = priority {
                 t.push_str(&format!(
                     "xdp-mode = \"skb\"\n\n[[vip]]\naddress = \"{vip4}\"\n\n[[vrrp]]\n\

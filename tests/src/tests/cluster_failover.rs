@@ -10,6 +10,9 @@
 //! strongSwan clients establish tunnels through the VIP before the master's ikelb is
 //! SIGKILLed, and every tunnel must survive the takeover (SAs still ESTABLISHED and
 //! INSTALLED on the same member, ping through each still passing).
+//!
+//! Node configs set `rate-per-source` far above the default: the test clients send
+//! every request from one address, faster than one real client ever would.
 
 use std::net::UdpSocket;
 use std::os::fd::AsRawFd;
@@ -29,11 +32,13 @@ pub(super) fn node_toml(iface: &str, id: u32, me: &str, prio: Option<u8>, sock: 
     let mut t = String::new();
     if let Some(p) = prio {
         t.push_str(&format!(
-            "[dataplane]\niface = \"{iface}\"\nxdp-mode = \"skb\"\n\n[[vip]]\naddress = \"{VIP}\"\n\n\
+            "[dataplane]\niface = \"{iface}\"\nrate-per-source = 1000000\nxdp-mode = \"skb\"\n\n[[vip]]\naddress = \"{VIP}\"\n\n\
              [[vrrp]]\nvrid = 80\npriority = {p}\ninterval-cs = 10\nvips = [\"{VIP}\"]\n\n"
         ));
     } else {
-        t.push_str(&format!("[dataplane]\niface = \"{iface}\"\n\n"));
+        t.push_str(&format!(
+            "[dataplane]\niface = \"{iface}\"\nrate-per-source = 1000000\n\n"
+        ));
     }
     t.push_str(&format!(
         "[cluster]\nmember-id = {id}\ninterval-ms = 100\nidentities = [\"{me}\"]\n\

@@ -4,6 +4,9 @@
 //! 100 × 1000 % = 1000, the static target's capacity 1000 × weight 1) each gets about a
 //! third of a steady stream of real IKE_SA_INIT requests; after a reload that gives the
 //! static target weight 4, about two thirds.
+//!
+//! Node configs set `rate-per-source` far above the default: the test clients send
+//! every request from one address, faster than one real client ever would.
 
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -19,7 +22,7 @@ const LEGACY: &str = "198.51.100.50";
 
 fn node_toml(iface: &str, id: u32, sock: &str, legacy_weight: Option<u32>) -> String {
     let me = Segment::addr(id as usize - 1);
-    let mut t = format!("[dataplane]\niface = \"{iface}\"\n");
+    let mut t = format!("[dataplane]\niface = \"{iface}\"\nrate-per-source = 1000000\n");
     if let Some(w) = legacy_weight {
         t.push_str(&format!(
             "xdp-mode = \"skb\"\n\n[[vip]]\naddress = \"{VIP}\"\n\n[[target]]\nname = \"legacy\"\n\

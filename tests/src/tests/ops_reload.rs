@@ -3,6 +3,9 @@
 //! (`ikelb reload`, SIGHUP) change the slot table as configured, with no request left
 //! unanswered. And a cluster key rollover across three nodes, one reload per node and
 //! step, without a single report rejected.
+//!
+//! Node configs set `rate-per-source` far above the default: the test clients send
+//! every request from one address, faster than one real client ever would.
 
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -21,7 +24,7 @@ const VIP2: &str = "10.81.0.101";
 
 fn balancer_toml(iface: &str, sock: &str, targets: &[(&str, &str, u32)]) -> String {
     let mut t = format!(
-        "[dataplane]\niface = \"{iface}\"\nxdp-mode = \"skb\"\n\n[[vip]]\naddress = \"{VIP}\"\n\n\
+        "[dataplane]\niface = \"{iface}\"\nrate-per-source = 1000000\nxdp-mode = \"skb\"\n\n[[vip]]\naddress = \"{VIP}\"\n\n\
          [status]\nsocket = \"{sock}\"\n"
     );
     for (name, id, w) in targets {
@@ -170,7 +173,7 @@ fn node_toml(
     send: u16,
 ) -> String {
     let me = Segment::addr(id as usize - 1);
-    let mut t = format!("[dataplane]\niface = \"{iface}\"\n");
+    let mut t = format!("[dataplane]\niface = \"{iface}\"\nrate-per-source = 1000000\n");
     if let Some(p) = prio {
         t.push_str(&format!(
             "xdp-mode = \"skb\"\n\n[[vip]]\naddress = \"{VIP}\"\n\n[[vrrp]]\nvrid = 81\n\
