@@ -51,6 +51,10 @@ pub fn restart_only(old: &Config, new: &Config) -> Option<String> {
     if old.status != new.status {
         return Some("[status]".into());
     }
+    // The RADIUS client's socket and servers live in the IKE driver, set at its start.
+    if old.ike.radius != new.ike.radius {
+        return Some("[ike.radius]".into());
+    }
     if old.vrrp.len() != new.vrrp.len() {
         return Some("the number of [[vrrp]] instances".into());
     }

@@ -18,6 +18,7 @@ pub mod cert;
 mod cookie;
 pub mod crypto;
 pub mod dh;
+mod eap;
 mod frag;
 mod init;
 pub mod io;
@@ -39,6 +40,8 @@ mod tests;
 mod tests_cert;
 #[cfg(test)]
 mod tests_corpus;
+#[cfg(test)]
+mod tests_eap;
 #[cfg(test)]
 mod tests_initiator;
 #[cfg(test)]

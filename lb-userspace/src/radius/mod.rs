@@ -4,8 +4,10 @@
 //!
 //! - [`packet`]: Access-Request encoding, answer checks, MPPE key decryption.
 //! - [`client`]: the sans-IO client (retransmission, failover, checks, counters).
+//! - [`io`]: its tokio edge, driven by the IKE driver ([`crate::ike::io::drive`]).
 
 pub mod client;
+pub mod io;
 pub mod packet;
 
 pub use client::{Client, ClientConfig, Continuation, Outcome, Relay, Server, Stats, Ticket};

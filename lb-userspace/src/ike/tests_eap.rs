@@ -1,0 +1,443 @@
+//! EAP pass-through end to end in the sans-IO world: a test initiator, the responder,
+//! the real RADIUS client ([`crate::radius::Client`]) and a fake RADIUS server that
+//! runs a toy EAP method (type 254: the client answers with its password) and sends
+//! MS-MPPE keys with its Access-Accept, as FreeRADIUS does.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use lb_common::wire::ike as wire;
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, KeyPair,
+    PKCS_ECDSA_P256_SHA256, SanType,
+};
+use zeroize::Zeroizing;
+
+use super::cert::{AUTH_DIGITAL_SIGNATURE, Credentials, PublicKey};
+use super::crypto::{psk_auth, signed_octets};
+use super::eap::PAYLOAD_EAP;
+use super::message::{Message, Payload, kind as pkind, notify};
+use super::payload::{AUTH_PSK, Auth, Identification};
+use super::responder::{AuthMethod, AuthRedirect, DeleteReason, Event, PeerConfig};
+use super::tests_initiator::{Initiator, esp_proposal, ts};
+use super::tests_responder::{Gw, TARGET, client, config, gw, init, x25519_gcm};
+use crate::radius::packet::{
+    AccessRequest, attr, code, encode_answer, encrypt_mppe_key, ms_mppe_attr,
+};
+use crate::radius::{Client, ClientConfig, Server};
+
+const SECRET: &[u8] = b"radius secret";
+const TOY: u8 = 254;
+/// carol's password at the fake server.
+const PASSWORD: &[u8] = b"right";
+const RECV_KEY: [u8; 32] = [0x11; 32];
+const SEND_KEY: [u8; 32] = [0x22; 32];
+
+fn radius_server() -> SocketAddr {
+    "203.0.113.5:1812".parse().unwrap()
+}
+
+/// Our certificate (ECDSA P-256, `gw.example`) and its public key.
+fn credentials() -> (Credentials, Vec<u8>) {
+    let ca_key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).unwrap();
+    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+    p.distinguished_name = DistinguishedName::new();
+    p.distinguished_name.push(DnType::CommonName, "EAP test CA");
+    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = p.self_signed(&ca_key).unwrap();
+    let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).unwrap();
+    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+    p.distinguished_name = DistinguishedName::new();
+    p.distinguished_name.push(DnType::CommonName, "gw");
+    p.subject_alt_names
+        .push(SanType::DnsName("gw.example".try_into().unwrap()));
+    let cert = p.signed_by(&key, &ca, &ca_key).unwrap();
+    let creds = Credentials::new(
+        cert.pem().as_bytes(),
+        &key.serialize_pem(),
+        ca.pem().as_bytes(),
+    )
+    .unwrap();
+    (creds, key.public_key_der())
+}
+
+/// The fake server: an Access-Request checked like FreeRADIUS does (its
+/// Message-Authenticator recomputed), answered by the toy method.
+fn serve(request: &[u8]) -> Vec<u8> {
+    let ra: [u8; 16] = request[4..20].try_into().unwrap();
+    let mut attrs = Vec::new();
+    let mut at = 20;
+    while at < request.len() {
+        let l = usize::from(request[at + 1]);
+        attrs.push((request[at], request[at + 2..at + l].to_vec()));
+        at += l;
+    }
+    let get = |k: u8| {
+        attrs
+            .iter()
+            .filter(|(t, _)| *t == k)
+            .map(|(_, v)| v.clone())
+            .collect::<Vec<_>>()
+            .concat()
+    };
+    let user = get(attr::USER_NAME);
+    let eap = get(attr::EAP_MESSAGE);
+    let state = get(attr::STATE);
+    // Our encoder with the request's own attributes reproduces it exactly, so its
+    // Message-Authenticator is the one a server computes.
+    let again = AccessRequest {
+        user_name: &user,
+        eap: &eap,
+        state: (!state.is_empty()).then_some(&state[..]),
+        nas_ip: None,
+        nas_identifier: &get(attr::NAS_IDENTIFIER),
+        called_station: &get(attr::CALLED_STATION_ID),
+        calling_station: &get(attr::CALLING_STATION_ID),
+    }
+    .encode(request[1], &ra, SECRET)
+    .unwrap();
+    assert_eq!(again, request, "Message-Authenticator and attributes");
+    assert_eq!(user, b"carol");
+    let id = eap[1];
+    let reply =
+        |code: u8, attrs: &[(u8, Vec<u8>)]| encode_answer(code, request[1], &ra, SECRET, attrs);
+    match &eap[4..] {
+        // Identity: challenge with the toy method.
+        [1, ..] => reply(
+            code::ACCESS_CHALLENGE,
+            &[
+                (attr::EAP_MESSAGE, vec![1, id + 1, 0, 5, TOY]),
+                (attr::STATE, b"round-1".to_vec()),
+            ],
+        ),
+        [TOY, given @ ..] if given == PASSWORD && state == b"round-1" => reply(
+            code::ACCESS_ACCEPT,
+            &[
+                (attr::EAP_MESSAGE, vec![3, id, 0, 4]),
+                (
+                    attr::VENDOR_SPECIFIC,
+                    ms_mppe_attr(17, &encrypt_mppe_key(&RECV_KEY, [0x80, 7], &ra, SECRET)),
+                ),
+                (
+                    attr::VENDOR_SPECIFIC,
+                    ms_mppe_attr(16, &encrypt_mppe_key(&SEND_KEY, [0x80, 8], &ra, SECRET)),
+                ),
+            ],
+        ),
+        _ => reply(
+            code::ACCESS_REJECT,
+            &[(attr::EAP_MESSAGE, vec![4, id, 0, 4])],
+        ),
+    }
+}
+
+/// The gateway and its RADIUS client, wired as the driver wires them.
+struct Lab {
+    g: Gw,
+    radius: Client,
+    /// Requests the fake server saw.
+    seen: usize,
+}
+
+impl Lab {
+    fn new(method: AuthRedirect, any: bool) -> (Self, Vec<u8>) {
+        let (creds, public) = credentials();
+        let mut cfg = config(method);
+        cfg.credentials = Some(Arc::new(creds));
+        if any {
+            cfg.eap_any = true;
+        } else {
+            cfg.peers.push(PeerConfig {
+                id: super::Identity::Rfc822("carol@example.net".into()),
+                auth: AuthMethod::Eap,
+            });
+        }
+        let radius = Client::new(ClientConfig {
+            servers: vec![Server {
+                addr: radius_server(),
+                secret: Zeroizing::new(SECRET.to_vec()),
+            }],
+            timeout: Duration::from_secs(1),
+            retries: 1,
+            nas_identifier: "ikelb".into(),
+            nas_ip: None,
+        });
+        let lab = Lab {
+            g: Gw::new(cfg),
+            radius,
+            seen: 0,
+        };
+        (lab, public)
+    }
+
+    /// Relays what the responder asked for to the fake server (silent unless `alive`)
+    /// and the outcomes back; returns the IKE messages that came out.
+    fn pump(&mut self, c: &Initiator, alive: bool) -> Vec<Vec<u8>> {
+        while let Some((ticket, relay)) = self.g.r.poll_eap() {
+            self.radius.start(self.g.now, ticket, relay);
+        }
+        while let Some(tx) = self.radius.poll_transmit() {
+            assert_eq!(tx.server, radius_server());
+            self.seen += 1;
+            if alive {
+                self.radius.handle_datagram(tx.server, &serve(&tx.payload));
+            }
+        }
+        while let Some((ticket, outcome)) = self.radius.poll_outcome() {
+            self.g.r.handle_eap_outcome(self.g.now, ticket, outcome);
+        }
+        self.g.drain(c.gw, c.addr)
+    }
+}
+
+fn eap_of(m: &Message) -> Option<&[u8]> {
+    m.payloads.iter().find_map(|p| match p {
+        Payload::Other { kind, body } if *kind == PAYLOAD_EAP => Some(&body[..]),
+        _ => None,
+    })
+}
+
+fn eap(packet: Vec<u8>) -> Payload {
+    Payload::Other {
+        kind: PAYLOAD_EAP,
+        body: packet,
+    }
+}
+
+/// A client `carol@example.net` through IKE_SA_INIT and the first IKE_AUTH: checks
+/// our IDr, CERT, signature AUTH and EAP-Request/Identity; returns the IDr.
+fn first_round(lab: &mut Lab, public: &[u8], seed: u64) -> (Initiator, Identification) {
+    let (proposal, group) = x25519_gcm();
+    let mut c = Initiator::new(seed, client(30, 500), gw(500), proposal, group);
+    c.id = Identification {
+        kind: 3,
+        data: b"carol@example.net".to_vec(),
+    };
+    init(&mut lab.g, &mut c);
+    let payloads = vec![
+        Payload::IdI(c.id.clone()),
+        Payload::Sa(vec![esp_proposal(true, [0xc1, 0x1e, 0x47, 0x01])]),
+        Payload::TsI(ts([10, 1, 0, 0], [10, 1, 255, 255])),
+        Payload::TsR(ts([0, 0, 0, 0], [255, 255, 255, 255])),
+    ];
+    let out = lab
+        .g
+        .deliver(c.addr, c.gw, &c.request(wire::EXCHANGE_IKE_AUTH, &payloads));
+    assert_eq!(out.len(), 1);
+    let msg = c.open(&out[0]);
+    let kinds: Vec<u8> = msg.payloads.iter().map(Payload::kind).collect();
+    assert_eq!(kinds, [pkind::IDR, pkind::CERT, pkind::AUTH, PAYLOAD_EAP]);
+    let (Payload::IdR(idr), Payload::Auth(auth)) = (&msg.payloads[0], &msg.payloads[2]) else {
+        unreachable!()
+    };
+    assert_eq!(auth.method, AUTH_DIGITAL_SIGNATURE);
+    let k = c.keys.as_ref().unwrap();
+    let octets = signed_octets(
+        c.suite.unwrap().prf,
+        &c.init_resp,
+        &c.ni,
+        &k.sk_pr,
+        &idr.body(),
+    );
+    PublicKey::from_spki_der(public)
+        .unwrap()
+        .verify_auth(auth, &octets, false)
+        .unwrap();
+    let req = eap_of(&msg).unwrap();
+    assert_eq!(
+        (req[0], &req[2..]),
+        (1, &[0, 5, 1][..]),
+        "EAP-Request/Identity"
+    );
+    (c, idr.clone())
+}
+
+/// The EAP rounds up to the server's verdict; returns the EAP packet of the last
+/// response (the message itself is checked by the caller).
+fn eap_rounds(lab: &mut Lab, c: &mut Initiator, password: &[u8]) -> Message {
+    // Identity; the answer waits for RADIUS, its retransmission is ignored.
+    let request = c.request(
+        wire::EXCHANGE_IKE_AUTH,
+        &[eap(b"\x02\x00\x00\x0a\x01carol".to_vec())],
+    );
+    assert!(lab.g.deliver(c.addr, c.gw, &request).is_empty());
+    assert!(lab.g.deliver(c.addr, c.gw, &request).is_empty());
+    let out = lab.pump(c, true);
+    assert_eq!(out.len(), 1);
+    let msg = c.open(&out[0]);
+    let challenge = eap_of(&msg).unwrap().to_vec();
+    assert_eq!((challenge[0], challenge[4]), (1, TOY));
+    // Retransmitted now: the cached response.
+    assert_eq!(lab.g.deliver(c.addr, c.gw, &request), out);
+    let mut answer = vec![2, challenge[1], 0, 0, TOY];
+    answer.extend_from_slice(password);
+    let len = answer.len() as u16;
+    answer[2..4].copy_from_slice(&len.to_be_bytes());
+    let request = c.request(wire::EXCHANGE_IKE_AUTH, &[eap(answer)]);
+    assert!(lab.g.deliver(c.addr, c.gw, &request).is_empty());
+    let out = lab.pump(c, true);
+    assert_eq!(out.len(), 1);
+    c.open(&out[0])
+}
+
+#[test]
+fn eap_then_auth_with_the_msk_then_redirect() {
+    for (method, any) in [
+        (AuthRedirect::Informational, false),
+        (AuthRedirect::IkeAuth, true),
+    ] {
+        let (mut lab, public) = Lab::new(method, any);
+        let (mut c, idr) = first_round(&mut lab, &public, 41);
+        let msg = eap_rounds(&mut lab, &mut c, b"right");
+        assert_eq!(eap_of(&msg).unwrap()[0], 3, "EAP-Success");
+        assert!(
+            !lab.g
+                .events()
+                .iter()
+                .any(|e| matches!(e, Event::Established { .. })),
+            "not established before AUTH"
+        );
+        // AUTH keyed with the MSK: MS-MPPE-Recv-Key then MS-MPPE-Send-Key.
+        let msk = [RECV_KEY, SEND_KEY].concat();
+        let auth = c.auth_payload(&msk);
+        let out = lab
+            .g
+            .deliver(c.addr, c.gw, &c.request(wire::EXCHANGE_IKE_AUTH, &[auth]));
+        let msg = c.open(&out[0]);
+        let prf = c.suite.unwrap().prf;
+        let octets = signed_octets(
+            prf,
+            &c.init_resp,
+            &c.ni,
+            &c.keys.as_ref().unwrap().sk_pr,
+            &idr.body(),
+        );
+        let Payload::Auth(ours) = &msg.payloads[0] else {
+            panic!("{msg:?}")
+        };
+        assert_eq!(
+            *ours,
+            Auth {
+                method: AUTH_PSK,
+                data: psk_auth(prf, &msk, &octets).to_vec()
+            }
+        );
+        let redirect = |m: &Message| {
+            m.find_notify(notify::REDIRECT)
+                .is_some_and(|n| n.data[2..] == TARGET)
+        };
+        match method {
+            AuthRedirect::IkeAuth => {
+                assert_eq!(out.len(), 1);
+                assert!(redirect(&msg), "REDIRECT in the last IKE_AUTH response");
+                assert!(!msg.payloads.iter().any(|p| matches!(p, Payload::Sa(_))));
+            }
+            AuthRedirect::Informational => {
+                assert!(msg.payloads.iter().any(|p| matches!(p, Payload::Sa(_))));
+                assert!(!redirect(&msg));
+                // The INFORMATIONAL request SK{N(REDIRECT)} follows the response.
+                assert_eq!(out.len(), 2);
+                let info = c.open(&out[1]);
+                assert_eq!(info.header.exchange, wire::EXCHANGE_INFORMATIONAL);
+                assert!(redirect(&info));
+            }
+        }
+        let events = lab.g.events();
+        assert!(events.iter().any(
+            |e| matches!(e, Event::Established { peer, .. } if peer.data == b"carol@example.net")
+        ));
+        assert!(events.iter().any(|e| matches!(e, Event::Redirected { .. })));
+        assert_eq!(lab.seen, 2, "two RADIUS round trips");
+    }
+}
+
+#[test]
+fn eap_wrong_password_is_authentication_failed() {
+    let (mut lab, public) = Lab::new(AuthRedirect::Informational, false);
+    let (mut c, _) = first_round(&mut lab, &public, 42);
+    let msg = eap_rounds(&mut lab, &mut c, b"wrong");
+    assert!(
+        msg.find_notify(notify::AUTHENTICATION_FAILED).is_some(),
+        "{msg:?}"
+    );
+    assert_eq!(eap_of(&msg).unwrap()[0], 4, "EAP-Failure");
+    let events = lab.g.events();
+    assert!(events.iter().any(|e| matches!(e, Event::AuthFailed { .. })));
+    assert!(!events.iter().any(|e| matches!(e, Event::Redirected { .. })));
+    assert!(events.iter().any(|e| matches!(
+        e,
+        Event::SaDeleted {
+            reason: DeleteReason::AuthFailed,
+            ..
+        }
+    )));
+}
+
+#[test]
+fn eap_radius_silent_fails_in_bounded_time_and_frees_the_sa() {
+    let (mut lab, public) = Lab::new(AuthRedirect::Informational, false);
+    let (mut c, _) = first_round(&mut lab, &public, 43);
+    let request = c.request(
+        wire::EXCHANGE_IKE_AUTH,
+        &[eap(b"\x02\x00\x00\x0a\x01carol".to_vec())],
+    );
+    assert!(lab.g.deliver(c.addr, c.gw, &request).is_empty());
+    let start = lab.g.now;
+    let mut out = lab.pump(&c, false);
+    while out.is_empty() {
+        let t = lab.radius.poll_timeout().expect("RADIUS retries pending");
+        lab.g.now = t;
+        lab.radius.handle_timeout(t);
+        out = lab.pump(&c, false);
+    }
+    // One server, one retry, 1 s each.
+    assert_eq!(lab.g.now - start, Duration::from_secs(2));
+    assert_eq!(lab.seen, 2);
+    let msg = c.open(&out[0]);
+    assert!(msg.find_notify(notify::AUTHENTICATION_FAILED).is_some());
+    assert_eq!(lab.radius.stats().unreachable, 1);
+    // Only the closed SA's cached answer is left, and it goes too.
+    while lab.g.step().is_some() {}
+    assert_eq!(lab.g.r.sa_count(), 0);
+}
+
+#[test]
+fn eap_out_of_order_and_missing_certificate() {
+    // AUTH before EAP finished: refused.
+    let (mut lab, public) = Lab::new(AuthRedirect::Informational, false);
+    let (mut c, _) = first_round(&mut lab, &public, 44);
+    let auth = c.auth_payload(b"guess");
+    let out = lab
+        .g
+        .deliver(c.addr, c.gw, &c.request(wire::EXCHANGE_IKE_AUTH, &[auth]));
+    assert!(
+        c.open(&out[0])
+            .find_notify(notify::AUTHENTICATION_FAILED)
+            .is_some()
+    );
+    assert!(lab.g.r.poll_eap().is_none());
+
+    // An EAP peer without our certificate configured: nothing to prove ourselves with.
+    let mut cfg = config(AuthRedirect::Informational);
+    cfg.eap_any = true;
+    let mut g = Gw::new(cfg);
+    let (proposal, group) = x25519_gcm();
+    let mut c = Initiator::new(45, client(31, 500), gw(500), proposal, group);
+    c.id = Identification {
+        kind: 2,
+        data: b"stranger.example".to_vec(),
+    };
+    init(&mut g, &mut c);
+    let out = g.deliver(
+        c.addr,
+        c.gw,
+        &c.request(wire::EXCHANGE_IKE_AUTH, &[Payload::IdI(c.id.clone())]),
+    );
+    assert!(
+        c.open(&out[0])
+            .find_notify(notify::AUTHENTICATION_FAILED)
+            .is_some()
+    );
+    assert!(g.r.poll_eap().is_none());
+}
