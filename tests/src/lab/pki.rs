@@ -115,6 +115,14 @@ pub fn generate(pki: &Path, config: &LabConfig, kind: CertKey) -> Result<()> {
     for i in 1..=config.members {
         leaf(&format!("gw{i}"), MEMBER_ID)?;
     }
+    if config.eap.is_some() {
+        // FreeRADIUS' certificate for EAP-TLS, and the secret ikelb reads from a file.
+        leaf("radius", "radius.ikelb.test")?;
+        std::fs::write(
+            super::eap::secret_path(pki),
+            format!("{}\n", crate::peers::RADIUS_SECRET),
+        )?;
+    }
     for c in &config.clients {
         leaf(&c.name, &c.id())?;
         if c.kind == ClientKind::Libreswan {
