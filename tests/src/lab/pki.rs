@@ -116,8 +116,11 @@ pub fn generate(pki: &Path, config: &LabConfig, kind: CertKey) -> Result<()> {
         leaf(&format!("gw{i}"), MEMBER_ID)?;
     }
     if config.eap.is_some() {
-        // FreeRADIUS' certificate for EAP-TLS, and the secret ikelb reads from a file.
-        leaf("radius", "radius.ikelb.test")?;
+        // FreeRADIUS' certificate for EAP-TLS, for the members' identity: strongSwan's
+        // EAP-TLS peer expects the EAP server to prove the gateway's IKE identity (a
+        // separate `aaa_id` is a constraint it checks before EAP has run, and fails).
+        // And the secret ikelb reads from a file.
+        leaf("radius", MEMBER_ID)?;
         std::fs::write(
             super::eap::secret_path(pki),
             format!("{}\n", crate::peers::RADIUS_SECRET),
