@@ -13,6 +13,7 @@ use std::path::Path;
 use anyhow::{Result, bail};
 
 use super::{ClientSpec, Family, Lab, LabConfig, prefix_len, radius_host, segment_addr};
+use crate::daemon::Daemon;
 use crate::netns::Netns;
 use crate::peers::freeradius::{FreeRadius, RadiusSetup, TlsFiles};
 use crate::peers::strongswan::{CharonOptions, Conn};
@@ -41,8 +42,10 @@ impl EapMethod {
 pub struct EapLab {
     /// RADIUS servers `rad1..=radN`, in this order of preference for ikelb and members.
     pub servers: u8,
-    /// Servers whose namespace and address exist but run no FreeRADIUS (1-based): they
-    /// never answer.
+    /// Servers that are down (1-based): their namespace and address exist, and a socket
+    /// on the RADIUS port takes requests without ever answering. Silent rather than
+    /// refusing: strongSwan's eap-radius gives up at once on a port unreachable instead of
+    /// trying its next server, and silence is the harder case for ikelb too.
     pub down: Vec<u8>,
     /// ikelb's `[ike.radius]` `timeout-ms` and `retries`.
     pub timeout_ms: u64,
@@ -68,12 +71,13 @@ impl EapLab {
     }
 }
 
-/// One RADIUS namespace and its server (`None`: down).
+/// One RADIUS namespace and its server (`None`: down, and `silent` holds the port).
 #[derive(Debug)]
 pub struct RadiusNode {
     pub name: String,
     pub index: u8,
     pub server: Option<FreeRadius>,
+    pub silent: Option<Daemon>,
     pub netns: Netns,
 }
 
@@ -82,6 +86,13 @@ impl RadiusNode {
         segment_addr(Family::V4, radius_host(self.index))
     }
 }
+
+/// A RADIUS port that swallows requests (see [`EapLab::down`]).
+const SILENT: &str = "import socket, time\n\
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n\
+s.bind(('', 1812))\n\
+print('bound', flush=True)\n\
+time.sleep(3600)\n";
 
 /// `<pki>/radius.secret`: the RADIUS shared secret ikelb reads (`secret-file`).
 pub fn secret_path(pki: &Path) -> std::path::PathBuf {
@@ -134,20 +145,22 @@ impl Lab {
                     &format!("{}/{}", segment_addr(fam, host), prefix_len(fam)),
                 )?;
             }
-            let server = if eap.down.contains(&i) {
-                None
+            let dir = self.run_dir.join(&name);
+            let (server, silent) = if eap.down.contains(&i) {
+                std::fs::create_dir_all(&dir)?;
+                let mut c = ns.exec("python3");
+                c.args(["-c", SILENT]);
+                let mut d = Daemon::spawn(&format!("silent {name}"), c, &dir.join("silent.log"))?;
+                d.wait_log("bound", std::time::Duration::from_secs(5))?;
+                (None, Some(d))
             } else {
-                Some(FreeRadius::start(
-                    &ns,
-                    &name,
-                    &self.run_dir.join(&name),
-                    &setup,
-                )?)
+                (Some(FreeRadius::start(&ns, &name, &dir, &setup)?), None)
             };
             self.radius.push(RadiusNode {
                 name,
                 index: i,
                 server,
+                silent,
                 netns: ns,
             });
         }
@@ -170,13 +183,20 @@ impl Lab {
     }
 }
 
-/// A member's charon options in an EAP lab: eap-radius with the lab's servers, retrying
-/// quickly so a server that is down costs little.
+/// A member's charon options in an EAP lab: eap-radius with the lab's servers that are
+/// up. strongSwan 5.9.8's eap-radius does not move a conversation to its next server when
+/// one times out (the client gets EAP-Failure; only later conversations avoid that
+/// server), so a member that knew the down server would fail the client the failover
+/// test is about: ikelb's failover is under test, not the member's.
 pub(super) fn member_options(opts: &CharonOptions, eap: &EapLab) -> CharonOptions {
     let mut o = opts.clone();
     o.plugins.push_str(" eap-identity eap-radius");
     let mut servers = String::new();
-    for (i, a) in server_addrs(eap).iter().enumerate() {
+    let up = server_addrs(eap)
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| !eap.down.contains(&(*i as u8 + 1)));
+    for (i, a) in up {
         let _ = write!(
             servers,
             "        rad{} {{\n          address = {a}\n          secret = {RADIUS_SECRET}\n        }}\n",

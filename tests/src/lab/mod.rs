@@ -599,6 +599,9 @@ impl Drop for Lab {
             if let Some(s) = &mut r.server {
                 s.stop();
             }
+            if let Some(d) = &mut r.silent {
+                d.stop();
+            }
         }
         for p in &mut self.lb_plutos {
             p.stop();
