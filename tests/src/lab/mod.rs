@@ -495,6 +495,11 @@ impl Lab {
         for m in &self.members {
             add(&m.name, &m.charon.log_path());
         }
+        for r in &self.radius {
+            if let Some(s) = &r.server {
+                add(&r.name, &s.log_path());
+            }
+        }
         for c in &self.clients {
             match &c.daemon {
                 ClientDaemon::StrongSwan(ch) => add(&c.spec.name, &ch.log_path()),

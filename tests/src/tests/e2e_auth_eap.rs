@@ -291,3 +291,43 @@ fn strongswan_eap_second_radius_server_takes_over() {
     assert!(line.contains(&rad1.v4().to_string()), "{line}");
     eprintln!("ikelb: {line}");
 }
+
+/// The EAP lab's ikelb config (certificates from rcgen, the RADIUS secret in a file) is
+/// one the daemon accepts (no root needed).
+#[test]
+fn eap_lab_config_passes_ikelb_check_config() {
+    require_ikelb();
+    let dir = std::env::temp_dir().join(format!("ikelb-eap-{}", crate::netns::unique_tag()));
+    let cfg = LabConfig {
+        clients: vec![
+            ClientSpec::new("sw4m", ClientKind::StrongSwan, Family::V4, 500)
+                .with_eap(EapMethod::mschapv2()),
+        ],
+        ikelb_auth: Some("informational".into()),
+        ikelb_auth_cert: Some(CertKey::EcdsaP256),
+        eap: Some(EapLab {
+            servers: 2,
+            ..EapLab::default()
+        }),
+        ..LabConfig::default()
+    };
+    let pki = crate::lab::pki::pki_dir(&dir);
+    crate::lab::pki::generate(&pki, &cfg, CertKey::EcdsaP256).unwrap_or_else(|e| panic!("{e:#}"));
+    let path = dir.join("ikelb.toml");
+    std::fs::write(&path, cfg.ikelb_toml_at("native", &pki)).expect("write");
+    let out = std::process::Command::new(crate::lab::ikelb_bin())
+        .arg("check-config")
+        .arg(&path)
+        .output()
+        .expect("run ikelb check-config");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        out.status.success(),
+        "ikelb check-config rejects the EAP lab config: {text}"
+    );
+}
