@@ -5,6 +5,7 @@
 //! [ike.radius]
 //! timeout-ms = 2000                 # per try; default 2000
 //! retries = 2                       # retransmissions per server; default 2
+//! revive-after-ms = 30000           # a silent server is passed over this long; default 30000
 //! nas-identifier = "ikelb"          # default "ikelb"
 //!
 //! [[ike.radius.server]]             # in order of preference: the next takes over
@@ -32,6 +33,7 @@ pub struct RadiusCfg {
     pub servers: Vec<(SocketAddr, Psk)>,
     pub timeout: Duration,
     pub retries: u32,
+    pub revive_after: Duration,
     pub nas_identifier: String,
 }
 
@@ -49,6 +51,7 @@ impl RadiusCfg {
                 .collect(),
             timeout: self.timeout,
             retries: self.retries,
+            revive_after: self.revive_after,
             nas_identifier: self.nas_identifier.clone(),
             nas_ip: None,
         }
@@ -67,6 +70,8 @@ pub(super) struct RawRadius {
     #[serde(alias = "timeout_ms")]
     timeout_ms: Option<Spanned<i64>>,
     retries: Option<Spanned<i64>>,
+    #[serde(alias = "revive_after_ms")]
+    revive_after_ms: Option<Spanned<i64>>,
     #[serde(alias = "nas_identifier")]
     nas_identifier: Option<Spanned<String>>,
     #[serde(default)]
@@ -108,6 +113,20 @@ pub(super) fn build(
             .ok()
             .filter(|r| *r <= 10)
             .ok_or_else(|| err(r.span(), "ike.radius.retries", "must be 0..=10".into()))?,
+    };
+    let revive_after = match raw.revive_after_ms {
+        None => Duration::from_secs(30),
+        Some(t) => u64::try_from(*t.get_ref())
+            .ok()
+            .filter(|ms| (1000..=3_600_000).contains(ms))
+            .map(Duration::from_millis)
+            .ok_or_else(|| {
+                err(
+                    t.span(),
+                    "ike.radius.revive-after-ms",
+                    "must be 1000..=3600000".into(),
+                )
+            })?,
     };
     let nas_identifier = match raw.nas_identifier {
         None => "ikelb".to_string(),
@@ -176,6 +195,7 @@ pub(super) fn build(
         servers,
         timeout,
         retries,
+        revive_after,
         nas_identifier,
     })
 }
@@ -220,7 +240,9 @@ mod tests {
                      [[ike.peer]]\nid = \"%any\"\nauth = \"eap\"\n";
         let c = parse(
             &dir,
-            &format!("{peers}[ike.radius]\ntimeout-ms = 500\nretries = 1\n{servers}"),
+            &format!(
+                "{peers}[ike.radius]\ntimeout-ms = 500\nretries = 1\nrevive-after-ms = 5000\n{servers}"
+            ),
         )
         .unwrap();
         let r = c.ike.radius.as_ref().unwrap();
@@ -229,6 +251,7 @@ mod tests {
         assert_eq!(r.servers[1].0, "[fd00::2]:1645".parse().unwrap());
         assert_eq!(&r.servers[0].1.0[..], b"s3cret");
         assert_eq!(r.worst_case(), Duration::from_secs(2));
+        assert_eq!(r.revive_after, Duration::from_secs(5));
         assert!(c.ike.eap_any);
         assert_eq!(c.ike.peers.len(), 1);
         assert!(c.ike.peers[0].eap);

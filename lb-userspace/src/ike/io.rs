@@ -30,6 +30,7 @@ use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
 use super::responder::{Event, Responder, ResponderConfig};
+use crate::radius::Outcome;
 use crate::radius::io::RadiusEdge;
 
 /// Largest datagram we read: IKE messages with certificates stay well below it, and a
@@ -302,8 +303,15 @@ pub async fn drive(
                 }
             }
         }
-        if let Some(r) = &mut radius {
-            relay_eap(&mut responder, r).await;
+        match &mut radius {
+            Some(r) => relay_eap(&mut responder, r).await,
+            // EAP without a RADIUS client (the config refuses it, a library user may
+            // not): fail the client at once rather than keep it waiting.
+            None => {
+                while let Some((ticket, _)) = responder.poll_eap() {
+                    responder.handle_eap_outcome(Instant::now(), ticket, Outcome::Unreachable);
+                }
+            }
         }
         while let Some(t) = responder.poll_transmit() {
             let Some((sock, _)) = sockets.get(&t.local) else {

@@ -160,6 +160,7 @@ impl Lab {
             }],
             timeout: Duration::from_secs(1),
             retries: 1,
+            revive_after: Duration::from_secs(30),
             nas_identifier: "ikelb".into(),
             nas_ip: None,
         });

@@ -9,7 +9,9 @@
 //! Then the server counts as down: a conversation that has not reached a server yet
 //! moves on to the next server in the list, as a new packet (new identifier and
 //! Request Authenticator); new conversations start at the first server that is not
-//! down. A conversation that already got an Access-Challenge stays with its server,
+//! down. A server is down for `revive_after`, then new conversations try it again (so
+//! traffic returns to the first server once it is back), or at once when every server
+//! is down. A conversation that already got an Access-Challenge stays with its server,
 //! because the challenge's State means nothing to another one: if that server goes
 //! silent, the conversation fails. When every server was tried, the answer is
 //! [`Outcome::Unreachable`]; so a client waits at most `servers × (retries + 1) ×
@@ -52,6 +54,8 @@ pub struct ClientConfig {
     pub timeout: Duration,
     /// Retransmissions to one server before it counts as down.
     pub retries: u32,
+    /// How long a server that stopped answering is passed over by new conversations.
+    pub revive_after: Duration,
     /// NAS-Identifier (our name at the server) and NAS-IP-Address, if set.
     pub nas_identifier: String,
     pub nas_ip: Option<IpAddr>,
@@ -147,9 +151,11 @@ pub struct Client {
     /// By (server, identifier).
     pending: HashMap<(usize, u8), Pending>,
     timers: BTreeSet<(Instant, usize, u8)>,
-    /// Per server: the next identifier to try, and whether it is down.
+    /// Per server: the next identifier to try, and since when it is down.
     next_id: Vec<u8>,
-    down: Vec<bool>,
+    down: Vec<Option<Instant>>,
+    /// Servers that just went down, for the driver's log.
+    went_down: VecDeque<usize>,
     transmits: VecDeque<Transmit>,
     outcomes: VecDeque<(Ticket, Outcome)>,
     stats: Stats,
@@ -169,7 +175,8 @@ impl Client {
             pending: HashMap::new(),
             timers: BTreeSet::new(),
             next_id: vec![0; n],
-            down: vec![false; n],
+            down: vec![None; n],
+            went_down: VecDeque::new(),
             transmits: VecDeque::new(),
             outcomes: VecDeque::new(),
             stats: Stats::default(),
@@ -192,7 +199,7 @@ impl Client {
                 Some(c.server).filter(|&s| s < self.config.servers.len()),
                 false,
             ),
-            None => (self.first_up(0), true),
+            None => (self.first_up(now, 0), true),
         };
         match server {
             Some(s) => self.send_new(now, ticket, relay, s, may_fail_over),
@@ -200,12 +207,18 @@ impl Client {
         }
     }
 
+    /// Whether server `s` is down at `now` (it stopped answering less than
+    /// `revive_after` ago).
+    fn down_at(&self, now: Instant, s: usize) -> bool {
+        self.down[s].is_some_and(|t| now < t + self.config.revive_after)
+    }
+
     /// The first server from `from` on that is not down; when all are, the first one
     /// from `from` (down is a guess, and a server may be back).
-    fn first_up(&self, from: usize) -> Option<usize> {
+    fn first_up(&self, now: Instant, from: usize) -> Option<usize> {
         let n = self.config.servers.len();
         (from..n)
-            .find(|&s| !self.down[s])
+            .find(|&s| !self.down_at(now, s))
             .or((from < n).then_some(from))
     }
 
@@ -303,7 +316,7 @@ impl Client {
         let p = self.pending.remove(&key)?;
         self.timers.remove(&(p.next, p.server, p.identifier));
         // It answered: whatever it said, it is up.
-        self.down[p.server] = false;
+        self.down[p.server] = None;
         let outcome = match answer.code {
             code::ACCESS_CHALLENGE => {
                 self.stats.challenges += 1;
@@ -354,12 +367,13 @@ impl Client {
                 self.pending.insert((server, id), p);
                 continue;
             }
-            if !self.down[server] {
-                self.down[server] = true;
+            if !self.down_at(now, server) {
                 self.stats.server_down += 1;
+                self.went_down.push_back(server);
             }
+            self.down[server] = Some(now);
             let next = (server + 1 < self.config.servers.len() && p.may_fail_over)
-                .then(|| self.first_up(server + 1))
+                .then(|| self.first_up(now, server + 1))
                 .flatten();
             match next {
                 Some(s) => {
@@ -371,9 +385,15 @@ impl Client {
         }
     }
 
-    /// Whether a server counts as down now (it did not answer its last request).
-    pub fn is_down(&self, server: usize) -> bool {
-        self.down.get(server).copied().unwrap_or(false)
+    /// Whether a server counts as down at `now` (it did not answer its last request, less
+    /// than `revive_after` ago).
+    pub fn is_down(&self, now: Instant, server: usize) -> bool {
+        server < self.down.len() && self.down_at(now, server)
+    }
+
+    /// The next server that went down (stopped answering), for a log line.
+    pub fn poll_went_down(&mut self) -> Option<usize> {
+        self.went_down.pop_front()
     }
 
     pub fn poll_timeout(&self) -> Option<Instant> {

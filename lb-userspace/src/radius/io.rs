@@ -97,18 +97,13 @@ impl RadiusEdge {
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
-        let down: Vec<bool> = (0..self.client.servers().len())
-            .map(|i| self.client.is_down(i))
-            .collect();
         self.client.handle_timeout(now);
-        for (i, was) in down.into_iter().enumerate() {
-            if !was && self.client.is_down(i) {
-                warn!(
-                    server = %self.client.servers()[i].addr,
-                    server_down = self.client.stats().server_down,
-                    "RADIUS server not answering: failing over"
-                );
-            }
+        while let Some(i) = self.client.poll_went_down() {
+            warn!(
+                server = %self.client.servers()[i].addr,
+                server_down = self.client.stats().server_down,
+                "RADIUS server not answering: failing over"
+            );
         }
     }
 

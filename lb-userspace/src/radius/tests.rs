@@ -289,6 +289,7 @@ fn client() -> Client {
         servers: servers(),
         timeout: Duration::from_secs(1),
         retries: 2,
+        revive_after: Duration::from_secs(30),
         nas_identifier: "ikelb".into(),
         nas_ip: None,
     })
@@ -420,9 +421,9 @@ fn client_retransmits_fails_over_then_gives_up() {
     let second = c.poll_transmit().unwrap();
     assert_eq!(second.server, s[1].addr);
     assert_ne!(second.payload[4..20], first.payload[4..20]);
-    assert!(c.is_down(0));
+    assert!(c.is_down(t, 0));
     assert_eq!(c.stats().failovers, 1);
-    // The second answers: it is used for what follows, the first no more.
+    // The second answers: new conversations go there while the first is down.
     let reply = answer(&second.payload, code::ACCESS_REJECT, &[]);
     c.handle_datagram(second.server, &reply);
     assert_eq!(c.poll_outcome(), Some((1, Outcome::Reject { eap: vec![] })));
@@ -475,4 +476,33 @@ fn client_identifiers_run_out_per_server() {
     c.start(t0, 999, relay(None));
     assert_eq!(c.poll_outcome(), Some((999, Outcome::Unreachable)));
     assert_eq!(c.stats().busy, 1);
+}
+
+#[test]
+fn client_returns_to_a_revived_server() {
+    let t0 = Instant::now();
+    let mut c = client();
+    let s = servers();
+    c.start(t0, 1, relay(None));
+    // The first server stays silent: three copies, then the second server.
+    let mut t = t0;
+    loop {
+        let tx = c.poll_transmit().unwrap();
+        if tx.server == s[1].addr {
+            c.handle_datagram(tx.server, &answer(&tx.payload, code::ACCESS_REJECT, &[]));
+            break;
+        }
+        t = c.poll_timeout().unwrap();
+        c.handle_timeout(t);
+    }
+    assert_eq!(c.poll_went_down(), Some(0));
+    assert!(c.is_down(t, 0));
+    // New conversations pass it over for `revive_after`, then try it again.
+    c.start(t + Duration::from_secs(29), 2, relay(None));
+    assert_eq!(c.poll_transmit().unwrap().server, s[1].addr);
+    let later = t + Duration::from_secs(30);
+    assert!(!c.is_down(later, 0));
+    c.start(later, 3, relay(None));
+    assert_eq!(c.poll_transmit().unwrap().server, s[0].addr);
+    assert_eq!(c.poll_went_down(), None);
 }
