@@ -47,6 +47,10 @@ pub struct EapLab {
     /// refusing: strongSwan's eap-radius gives up at once on a port unreachable instead of
     /// trying its next server, and silence is the harder case for ikelb too.
     pub down: Vec<u8>,
+    /// Servers that answer every request with a forgery (1-based): first a wrong
+    /// Response Authenticator, then, knowing the secret, a right one over a wrong
+    /// Message-Authenticator, alternately. ikelb must drop and count them.
+    pub forged: Vec<u8>,
     /// ikelb's `[ike.radius]` `timeout-ms` and `retries`.
     pub timeout_ms: u64,
     pub retries: u32,
@@ -57,6 +61,7 @@ impl Default for EapLab {
         EapLab {
             servers: 1,
             down: Vec::new(),
+            forged: Vec::new(),
             timeout_ms: 1000,
             retries: 1,
         }
@@ -71,13 +76,14 @@ impl EapLab {
     }
 }
 
-/// One RADIUS namespace and its server (`None`: down, and `silent` holds the port).
+/// One RADIUS namespace and its server (`None`: down or forging, and `fake` holds the
+/// port).
 #[derive(Debug)]
 pub struct RadiusNode {
     pub name: String,
     pub index: u8,
     pub server: Option<FreeRadius>,
-    pub silent: Option<Daemon>,
+    pub fake: Option<Daemon>,
     pub netns: Netns,
 }
 
@@ -88,11 +94,35 @@ impl RadiusNode {
 }
 
 /// A RADIUS port that swallows requests (see [`EapLab::down`]).
-const SILENT: &str = "import socket, time\n\
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n\
-s.bind(('', 1812))\n\
-print('bound', flush=True)\n\
-time.sleep(3600)\n";
+const SILENT: &str = r#"
+import socket, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(('', 1812))
+print('bound', flush=True)
+time.sleep(3600)
+"#;
+
+/// A RADIUS port that answers with forgeries (see [`EapLab::forged`]); the shared
+/// secret is its argument.
+const FORGER: &str = r#"
+import hashlib, os, socket, sys
+secret = sys.argv[1].encode()
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(('', 1812))
+print('bound', flush=True)
+n = 0
+while True:
+    req, peer = s.recvfrom(4096)
+    n += 1
+    ma = bytes([80, 18]) + bytes(16)
+    hdr = bytes([2, req[1]]) + (20 + len(ma)).to_bytes(2, 'big')
+    if n % 2:
+        ra = os.urandom(16)
+    else:
+        ra = hashlib.md5(hdr + req[4:20] + ma + secret).digest()
+    s.sendto(hdr + ra + ma, peer)
+    print('forged', n, flush=True)
+"#;
 
 /// `<pki>/radius.secret`: the RADIUS shared secret ikelb reads (`secret-file`).
 pub fn secret_path(pki: &Path) -> std::path::PathBuf {
@@ -146,11 +176,19 @@ impl Lab {
                 )?;
             }
             let dir = self.run_dir.join(&name);
-            let (server, silent) = if eap.down.contains(&i) {
+            let fake = if eap.down.contains(&i) {
+                Some(("silent", vec!["-c", SILENT]))
+            } else if eap.forged.contains(&i) {
+                Some(("forger", vec!["-c", FORGER, RADIUS_SECRET]))
+            } else {
+                None
+            };
+            let (server, fake) = if let Some((what, args)) = fake {
                 std::fs::create_dir_all(&dir)?;
                 let mut c = ns.exec("python3");
-                c.args(["-c", SILENT]);
-                let mut d = Daemon::spawn(&format!("silent {name}"), c, &dir.join("silent.log"))?;
+                c.args(args);
+                let log = dir.join(format!("{what}.log"));
+                let mut d = Daemon::spawn(&format!("{what} {name}"), c, &log)?;
                 d.wait_log("bound", std::time::Duration::from_secs(5))?;
                 (None, Some(d))
             } else {
@@ -160,14 +198,14 @@ impl Lab {
                 name,
                 index: i,
                 server,
-                silent,
+                fake,
                 netns: ns,
             });
         }
         Ok(())
     }
 
-    /// RADIUS server `name`'s log (empty for one that is down).
+    /// RADIUS server `name`'s log (empty for one that is down or forging).
     pub fn radius_log(&self, name: &str) -> String {
         self.radius
             .iter()
@@ -183,8 +221,8 @@ impl Lab {
     }
 }
 
-/// A member's charon options in an EAP lab: eap-radius with the lab's servers that are
-/// up. strongSwan 5.9.8's eap-radius does not move a conversation to its next server when
+/// A member's charon options in an EAP lab: eap-radius with the lab's real servers
+/// (not the down or forging ones). strongSwan 5.9.8's eap-radius does not move a conversation to its next server when
 /// one times out (the client gets EAP-Failure; only later conversations avoid that
 /// server), so a member that knew the down server would fail the client the failover
 /// test is about: ikelb's failover is under test, not the member's.
@@ -192,10 +230,10 @@ pub(super) fn member_options(opts: &CharonOptions, eap: &EapLab) -> CharonOption
     let mut o = opts.clone();
     o.plugins.push_str(" eap-identity eap-radius");
     let mut servers = String::new();
-    let up = server_addrs(eap)
-        .into_iter()
-        .enumerate()
-        .filter(|(i, _)| !eap.down.contains(&(*i as u8 + 1)));
+    let up = server_addrs(eap).into_iter().enumerate().filter(|(i, _)| {
+        let n = *i as u8 + 1;
+        !eap.down.contains(&n) && !eap.forged.contains(&n)
+    });
     for (i, a) in up {
         let _ = write!(
             servers,

@@ -604,7 +604,7 @@ impl Drop for Lab {
             if let Some(s) = &mut r.server {
                 s.stop();
             }
-            if let Some(d) = &mut r.silent {
+            if let Some(d) = &mut r.fake {
                 d.stop();
             }
         }

@@ -9,7 +9,9 @@
 //! - a wrong password: AUTHENTICATION_FAILED from ikelb, no redirect;
 //! - the only RADIUS server down: AUTHENTICATION_FAILED within ikelb's RADIUS time
 //!   budget, and the log line with its counter;
-//! - the first of two RADIUS servers down: the second takes over.
+//! - the first of two RADIUS servers down: the second takes over;
+//! - the first of two answering with forgeries: dropped and counted, the second takes
+//!   over.
 //!
 //! Root only. Uses the `ikelb` binary from `IKELB_BIN`, else
 //! `<workspace>/target/release/ikelb` (`cargo xtask build`).
@@ -238,6 +240,7 @@ fn strongswan_eap_radius_down_fails_in_bounded_time() {
         down: vec![1],
         timeout_ms: 500,
         retries: 1,
+        ..EapLab::default()
     };
     let budget = eap.worst_case();
     let clients = vec![
@@ -273,6 +276,7 @@ fn strongswan_eap_second_radius_server_takes_over() {
         down: vec![1],
         timeout_ms: 500,
         retries: 1,
+        ..EapLab::default()
     };
     let clients = vec![
         ClientSpec::new("sw4f", ClientKind::StrongSwan, Family::V4, 500)
@@ -330,4 +334,48 @@ fn eap_lab_config_passes_ikelb_check_config() {
         out.status.success(),
         "ikelb check-config rejects the EAP lab config: {text}"
     );
+}
+
+#[test]
+fn strongswan_eap_forged_radius_answers_are_dropped_and_counted() {
+    crate::require_root!();
+    let eap = EapLab {
+        servers: 2,
+        forged: vec![1],
+        timeout_ms: 500,
+        retries: 1,
+        ..EapLab::default()
+    };
+    let clients = vec![
+        ClientSpec::new("sw4x", ClientKind::StrongSwan, Family::V4, 500)
+            .with_eap(EapMethod::mschapv2()),
+    ];
+    let lab = eap_lab(eap, clients);
+    let decoded = connect_all(&lab);
+    eap_then_redirect_in_capture(&decoded[0].0, &decoded[0].1);
+    accepted_by_ikelb_and_member(&lab, "rad2", "sw4x.client.ikelb.test");
+    let ikelb = lab.ikelb_log();
+    let dropped: Vec<&str> = ikelb
+        .lines()
+        .filter(|l| l.contains("RADIUS answer dropped"))
+        .collect();
+    // rad1 got the request and its one retransmission: one forgery of each kind.
+    assert!(
+        dropped
+            .iter()
+            .any(|l| l.contains("Response Authenticator mismatch")
+                && l.contains("dropped_bad_response_authenticator=1"))
+            && dropped
+                .iter()
+                .any(|l| l.contains("Message-Authenticator mismatch")
+                    && l.contains("dropped_bad_message_authenticator=1")),
+        "ikelb drops and counts both forgeries:\n{ikelb}"
+    );
+    assert!(
+        ikelb.contains("RADIUS server not answering"),
+        "a server that only forges counts as silent:\n{ikelb}"
+    );
+    for l in dropped {
+        eprintln!("ikelb: {l}");
+    }
 }
