@@ -121,10 +121,10 @@ pub fn generate(pki: &Path, config: &LabConfig, kind: CertKey) -> Result<()> {
         // separate `aaa_id` is a constraint it checks before EAP has run, and fails).
         // And the secret ikelb reads from a file.
         leaf("radius", MEMBER_ID)?;
-        std::fs::write(
-            super::eap::secret_path(pki),
-            format!("{}\n", crate::peers::RADIUS_SECRET),
-        )?;
+        let secret = super::eap::secret_path(pki);
+        std::fs::write(&secret, format!("{}\n", crate::peers::RADIUS_SECRET))?;
+        // ikelb warns about secrets others can read.
+        std::fs::set_permissions(&secret, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
     }
     for c in &config.clients {
         leaf(&c.name, &c.id())?;
