@@ -657,6 +657,8 @@ impl Responder {
             .saturating_sub(sa.reassembly.take().map_or(0, |r| r.held()));
         sa.state = SaState::Closed;
         sa.outstanding = None;
+        // An EAP conversation (and its MSK) ends with the SA, not after the linger.
+        sa.eap = None;
         sa.deadline = now + self.config.closed_linger;
         self.event(Event::SaDeleted {
             client: sa.remote,

@@ -529,3 +529,39 @@ fn msk_auth_matches_a_recorded_strongswan_exchange() {
         assert_eq!(psk_auth(prf, key, &OCTETS_R)[..], AUTH_R);
     }
 }
+
+#[test]
+fn eap_outcome_after_the_sa_expired_is_ignored() {
+    let (mut lab, public) = Lab::new(AuthRedirect::Informational, false);
+    let (mut c, _) = first_round(&mut lab, &public, 46);
+    let request = c.request(
+        wire::EXCHANGE_IKE_AUTH,
+        &[eap(b"\x02\x00\x00\x0a\x01carol".to_vec())],
+    );
+    assert!(lab.g.deliver(c.addr, c.gw, &request).is_empty());
+    let (ticket, relay) = lab.g.r.poll_eap().expect("relayed");
+    // The half-open SA expires while RADIUS thinks (30 s), then goes entirely.
+    while lab.g.step().is_some() {}
+    assert_eq!(lab.g.r.sa_count(), 0);
+    assert!(lab.g.events().iter().any(|e| matches!(
+        e,
+        Event::SaDeleted {
+            reason: DeleteReason::HalfOpenExpired,
+            ..
+        }
+    )));
+    // The late verdict finds nothing to answer.
+    lab.g.r.handle_eap_outcome(
+        lab.g.now,
+        ticket,
+        crate::radius::Outcome::Challenge {
+            eap: vec![1, 2, 0, 5, TOY],
+            cont: crate::radius::Continuation {
+                server: 0,
+                state: None,
+            },
+        },
+    );
+    assert!(lab.g.r.poll_transmit().is_none());
+    assert_eq!(relay.user_name, b"carol");
+}
