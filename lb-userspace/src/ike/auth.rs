@@ -1,7 +1,7 @@
-//! The encrypted exchanges of an IKE SA: IKE_AUTH with PSK or certificates and the redirect (RFC 5685
-//! §5, §6), the client's INFORMATIONAL requests (DELETE, liveness), our own
-//! INFORMATIONAL requests with their retransmission (RFC 7296 §2.1), and the cached
-//! response for retransmitted requests.
+//! The encrypted exchanges of an IKE SA: IKE_AUTH with PSK or certificates (EAP in
+//! [`super::eap`]) and the redirect (RFC 5685 §5, §6), the client's INFORMATIONAL
+//! requests (DELETE, liveness), our own INFORMATIONAL requests with their
+//! retransmission (RFC 7296 §2.1), and the cached response for retransmitted requests.
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -19,7 +19,8 @@
 //!   ([`lb_common::wire::redirect::emit_ike`]); everything else is dropped.
 //! - [`VipMode::Auth`]: a real responder (RFC 7296). IKE_SA_INIT with proposal choice,
 //!   INVALID_KE_PAYLOAD, NO_PROPOSAL_CHOSEN, COOKIE under load and NAT detection; then
-//!   IKE_AUTH with PSK or certificates ([`super::cert`]), and a redirect (RFC 5685) after the client authenticated us, by
+//!   IKE_AUTH with PSK, certificates ([`super::cert`]) or EAP through RADIUS
+//!   ([`super::eap`]), and a redirect (RFC 5685) after the client authenticated us, by
 //!   one of the two [`AuthRedirect`] methods.
 //!
 //! **Clients that cannot be redirected.** RFC 5685 §3 forbids sending REDIRECT to a
