@@ -16,7 +16,10 @@
 //!    VIP's method. A method without keys leaves SK_pi/SK_pr as the keys (§2.16).
 //!
 //! The whole conversation is bounded by the half-open timeout, and each RADIUS round
-//! trip by the RADIUS client's timeout, retries and failover.
+//! trip by the RADIUS client's timeout, retries and failover. The SA stays half-open
+//! until the AUTH after EAP, and what it keeps for EAP is charged against the state
+//! bound ([`super::ResponderConfig::state_memory_max`]) like its copy of IKE_SA_INIT:
+//! with `%any` EAP peers anyone who completes IKE_SA_INIT gets this far.
 
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -42,6 +45,10 @@ const EAP_SUCCESS: u8 = 3;
 const EAP_FAILURE: u8 = 4;
 const EAP_IDENTITY: u8 = 1;
 
+/// What an EAP state holds besides its variable parts: the state itself, boxed, and
+/// the allocations' own overhead.
+const EAP_OVERHEAD: usize = 512;
+
 /// The CHILD SA part of the first IKE_AUTH request, kept for the last response.
 #[derive(Default)]
 struct ChildRequest {
@@ -49,6 +56,37 @@ struct ChildRequest {
     tsi: Option<Vec<TrafficSelector>>,
     tsr: Option<Vec<TrafficSelector>>,
     transport: bool,
+}
+
+impl ChildRequest {
+    /// The bytes these copies hold, near enough for the state bound.
+    fn held(&self) -> usize {
+        use std::mem::size_of;
+        let proposals = self.sa.iter().flatten().map(|p| {
+            let attrs: usize = p
+                .transforms
+                .iter()
+                .flat_map(|t| &t.attributes)
+                .map(|a| size_of::<super::payload::Attribute>() + attr_len(a))
+                .sum();
+            size_of::<Proposal>()
+                + p.spi.len()
+                + p.transforms.len() * size_of::<super::payload::Transform>()
+                + attrs
+        });
+        let ts = [&self.tsi, &self.tsr]
+            .into_iter()
+            .flatten()
+            .map(|t| t.len() * size_of::<TrafficSelector>());
+        proposals.sum::<usize>() + ts.sum::<usize>()
+    }
+}
+
+fn attr_len(a: &super::payload::Attribute) -> usize {
+    match a {
+        super::payload::Attribute::Tv { .. } => 0,
+        super::payload::Attribute::Tlv { value, .. } => value.len(),
+    }
 }
 
 enum Stage {
@@ -78,6 +116,27 @@ pub(super) struct EapState {
     /// The Identifier of the last EAP packet we sent (for a made-up Success/Failure).
     last_id: u8,
     stage: Stage,
+    /// Bytes charged against the state bound for this state now.
+    charged: usize,
+}
+
+impl EapState {
+    fn held(&self) -> usize {
+        EAP_OVERHEAD
+            + self.idi.data.len()
+            + self.idr.data.len()
+            + self.child.held()
+            + self.user_name.as_ref().map_or(0, Vec::len)
+            + self
+                .cont
+                .as_ref()
+                .and_then(|c| c.state.as_ref())
+                .map_or(0, Vec::len)
+            + match &self.stage {
+                Stage::Succeeded { msk: Some(m) } => m.len(),
+                _ => 0,
+            }
+    }
 }
 
 /// A ticket names the SA whose round trip it is: at most one is out per SA.
@@ -156,8 +215,7 @@ impl Responder {
             Payload::Auth(auth),
             eap_payload(identity_request),
         ];
-        self.respond(sa, local, remote, header, req_digest, answer);
-        sa.eap = Some(Box::new(EapState {
+        let st = Box::new(EapState {
             idi: idi.clone(),
             idr,
             child: ChildRequest {
@@ -170,7 +228,38 @@ impl Responder {
             cont: None,
             last_id: id,
             stage: Stage::AwaitClient,
-        }));
+            charged: 0,
+        });
+        if st.held() > self.state_room() {
+            // Over the state bound: refuse, as IKE_SA_INIT is refused there.
+            self.auth_failed(
+                now,
+                local,
+                remote,
+                sa,
+                header,
+                req_digest,
+                idi,
+                None,
+                Vec::new(),
+            );
+            return;
+        }
+        self.respond(sa, local, remote, header, req_digest, answer);
+        self.put_eap(sa, st);
+    }
+
+    /// Stores an SA's EAP state back, charging what it holds now against the state bound.
+    fn put_eap(&mut self, sa: &mut IkeSa, mut st: Box<EapState>) {
+        let held = st.held();
+        self.state_bytes = (self.state_bytes + held).saturating_sub(st.charged);
+        st.charged = held;
+        sa.eap = Some(st);
+    }
+
+    /// Ends an SA's EAP state (taken out of it) and gives its bytes back.
+    pub(super) fn drop_eap(&mut self, st: Box<EapState>) {
+        self.state_bytes = self.state_bytes.saturating_sub(st.charged);
     }
 
     /// Steps 2 and 3: an IKE_AUTH request of an SA in EAP.
@@ -211,7 +300,7 @@ impl Responder {
                         header: *header,
                         req_digest,
                     };
-                    sa.eap = Some(st);
+                    self.put_eap(sa, st);
                     return;
                 }
             }
@@ -241,6 +330,7 @@ impl Responder {
                     self.finish_auth(
                         now, local, remote, sa, header, req_digest, &idi, answer, &child,
                     );
+                    self.drop_eap(st);
                     return;
                 }
             }
@@ -251,6 +341,7 @@ impl Responder {
         self.auth_failed(
             now, local, remote, sa, header, req_digest, &st.idi, None, extra,
         );
+        self.drop_eap(st);
     }
 
     /// The RADIUS client's verdict on the EAP message of `ticket`. Outcomes for SAs
@@ -276,6 +367,7 @@ impl Responder {
             req_digest,
         } = st.stage
         else {
+            // Not waiting for RADIUS: nothing changed, the charge stands.
             sa.eap = Some(st);
             return;
         };
@@ -287,7 +379,7 @@ impl Responder {
                 st.last_id = eap[1];
                 st.cont = Some(cont);
                 st.stage = Stage::AwaitClient;
-                sa.eap = Some(st);
+                self.put_eap(sa, st);
                 self.respond(
                     sa,
                     local,
@@ -299,7 +391,7 @@ impl Responder {
             }
             Outcome::Accept { eap, msk } if expect(&eap, EAP_SUCCESS) => {
                 st.stage = Stage::Succeeded { msk };
-                sa.eap = Some(st);
+                self.put_eap(sa, st);
                 self.respond(
                     sa,
                     local,
@@ -319,6 +411,7 @@ impl Responder {
                 self.auth_failed(
                     now, local, remote, sa, &header, req_digest, idi, None, extra,
                 );
+                self.drop_eap(st);
             }
         }
     }

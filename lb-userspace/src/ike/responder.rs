@@ -659,7 +659,9 @@ impl Responder {
         sa.state = SaState::Closed;
         sa.outstanding = None;
         // An EAP conversation (and its MSK) ends with the SA, not after the linger.
-        sa.eap = None;
+        if let Some(st) = sa.eap.take() {
+            self.drop_eap(st);
+        }
         sa.deadline = now + self.config.closed_linger;
         self.event(Event::SaDeleted {
             client: sa.remote,

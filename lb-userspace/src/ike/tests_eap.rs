@@ -350,6 +350,11 @@ fn eap_then_auth_with_the_msk_then_redirect() {
         ));
         assert!(events.iter().any(|e| matches!(e, Event::Redirected { .. })));
         assert_eq!(lab.seen, 2, "two RADIUS round trips");
+        assert_eq!(
+            lab.g.r.state_bytes(),
+            0,
+            "an established SA holds no EAP state"
+        );
     }
 }
 
@@ -373,6 +378,7 @@ fn eap_wrong_password_is_authentication_failed() {
             ..
         }
     )));
+    assert_eq!(lab.g.r.state_bytes(), 0);
 }
 
 #[test]
@@ -401,6 +407,7 @@ fn eap_radius_silent_fails_in_bounded_time_and_frees_the_sa() {
     // Only the closed SA's cached answer is left, and it goes too.
     while lab.g.step().is_some() {}
     assert_eq!(lab.g.r.sa_count(), 0);
+    assert_eq!(lab.g.r.state_bytes(), 0);
 }
 
 #[test]
@@ -564,4 +571,44 @@ fn eap_outcome_after_the_sa_expired_is_ignored() {
     );
     assert!(lab.g.r.poll_transmit().is_none());
     assert_eq!(relay.user_name, b"carol");
+    assert_eq!(lab.g.r.state_bytes(), 0);
+}
+
+#[test]
+fn eap_state_is_charged_against_the_state_bound() {
+    let (mut lab, public) = Lab::new(AuthRedirect::Informational, false);
+    let (mut c, _) = first_round(&mut lab, &public, 47);
+    let half_open = super::responder::HALF_OPEN_OVERHEAD + c.init_req.len() + c.init_resp.len();
+    let with_eap = lab.g.r.state_bytes();
+    assert!(with_eap > half_open, "{with_eap} > {half_open}");
+    // The identity and the State of the challenge are charged too.
+    let request = c.request(
+        wire::EXCHANGE_IKE_AUTH,
+        &[eap(b"\x02\x00\x00\x0a\x01carol".to_vec())],
+    );
+    assert!(lab.g.deliver(c.addr, c.gw, &request).is_empty());
+    assert_eq!(lab.pump(&c, true).len(), 1);
+    assert!(lab.g.r.state_bytes() >= with_eap + b"carol".len() + b"round-1".len());
+
+    // No room for the EAP state: the client is refused, nothing is left charged.
+    let (proposal, group) = x25519_gcm();
+    let mut d = Initiator::new(48, client(32, 500), gw(500), proposal, group);
+    d.id = Identification {
+        kind: 3,
+        data: b"carol@example.net".to_vec(),
+    };
+    init(&mut lab.g, &mut d);
+    let before = lab.g.r.state_bytes();
+    lab.g.r.config.state_memory_max = before + 64;
+    let out = lab.g.deliver(
+        d.addr,
+        d.gw,
+        &d.request(wire::EXCHANGE_IKE_AUTH, &[Payload::IdI(d.id.clone())]),
+    );
+    let msg = d.open(&out[0]);
+    assert!(msg.find_notify(notify::AUTHENTICATION_FAILED).is_some());
+    assert!(eap_of(&msg).is_none());
+    let refused =
+        before - (super::responder::HALF_OPEN_OVERHEAD + d.init_req.len() + d.init_resp.len());
+    assert_eq!(lab.g.r.state_bytes(), refused);
 }
