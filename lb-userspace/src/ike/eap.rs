@@ -179,21 +179,7 @@ impl Responder {
         req: &AuthRequest<'_>,
         idi: &Identification,
     ) {
-        // EAP authenticates only the client: we prove ourselves by certificate
-        // (§2.16), so without one there is nothing to answer with.
-        let signed = self.config.credentials.clone().and_then(|creds| {
-            let idr = our_identity(&creds, &self.config.local_id);
-            let octets = signed_octets(
-                sa.suite.prf,
-                &sa.init_resp,
-                &sa.ni,
-                &sa.keys.sk_pr,
-                &idr.body(),
-            );
-            let auth = creds.sign_auth(&octets).ok()?;
-            Some((idr, creds.cert_payload(), auth))
-        });
-        let Some((idr, cert, auth)) = signed else {
+        let Some((answer, st)) = self.eap_first_answer(sa, req, idi) else {
             self.auth_failed(
                 now,
                 local,
@@ -207,17 +193,26 @@ impl Responder {
             );
             return;
         };
+        self.respond(sa, local, remote, header, req_digest, answer);
+        self.put_eap(sa, st);
+    }
+
+    /// The answer to step 1 (IDr, CERT, a signature AUTH, EAP-Request/Identity) and the
+    /// EAP state to keep; `None` without our certificate (EAP authenticates only the
+    /// client, so we prove ourselves by certificate, §2.16) or without room for the state
+    /// under the bound (checked before the costly signature).
+    fn eap_first_answer(
+        &mut self,
+        sa: &IkeSa,
+        req: &AuthRequest<'_>,
+        idi: &Identification,
+    ) -> Option<(Vec<Payload>, Box<EapState>)> {
+        let creds = self.config.credentials.clone()?;
+        let idr = our_identity(&creds, &self.config.local_id);
         let id = (self.rng.next_u32() & 0xff) as u8;
-        let identity_request = vec![EAP_REQUEST, id, 0, 5, EAP_IDENTITY];
-        let answer = vec![
-            Payload::IdR(idr.clone()),
-            Payload::Cert(cert),
-            Payload::Auth(auth),
-            eap_payload(identity_request),
-        ];
         let st = Box::new(EapState {
             idi: idi.clone(),
-            idr,
+            idr: idr.clone(),
             child: ChildRequest {
                 sa: req.sa.map(<[_]>::to_vec),
                 tsi: req.tsi.map(<[_]>::to_vec),
@@ -231,22 +226,23 @@ impl Responder {
             charged: 0,
         });
         if st.held() > self.state_room() {
-            // Over the state bound: refuse, as IKE_SA_INIT is refused there.
-            self.auth_failed(
-                now,
-                local,
-                remote,
-                sa,
-                header,
-                req_digest,
-                idi,
-                None,
-                Vec::new(),
-            );
-            return;
+            return None;
         }
-        self.respond(sa, local, remote, header, req_digest, answer);
-        self.put_eap(sa, st);
+        let octets = signed_octets(
+            sa.suite.prf,
+            &sa.init_resp,
+            &sa.ni,
+            &sa.keys.sk_pr,
+            &idr.body(),
+        );
+        let auth = creds.sign_auth(&octets).ok()?;
+        let answer = vec![
+            Payload::IdR(idr),
+            Payload::Cert(creds.cert_payload()),
+            Payload::Auth(auth),
+            eap_payload(vec![EAP_REQUEST, id, 0, 5, EAP_IDENTITY]),
+        ];
+        Some((answer, st))
     }
 
     /// Stores an SA's EAP state back, charging what it holds now against the state bound.
