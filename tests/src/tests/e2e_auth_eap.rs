@@ -334,6 +334,12 @@ fn eap_lab_config_passes_ikelb_check_config() {
         out.status.success(),
         "ikelb check-config rejects the EAP lab config: {text}"
     );
+    assert!(
+        text.contains("ike eap for any other identity")
+            && text.contains("radius 10.200.0.5:1812 10.200.0.6:1812")
+            && text.contains("verdict within 4s"),
+        "{text}"
+    );
 }
 
 #[test]
