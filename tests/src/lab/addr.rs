@@ -128,6 +128,10 @@ mod tests {
             "10.200.0.102"
         );
         assert_eq!(inner_addr(Family::V6, 3).to_string(), "fd66::103");
+        assert_eq!(
+            segment_addr(Family::V4, radius_host(1)).to_string(),
+            "10.200.0.5"
+        );
         assert_eq!(mac_for(0x0111), "02:00:c8:00:01:11");
     }
 }
