@@ -10,12 +10,14 @@ use toml::Spanned;
 mod cluster;
 mod fast;
 mod ike;
+mod radius;
 mod status;
 pub use cluster::{
     CLUSTER_GROUP_DEFAULT, CLUSTER_PORT_DEFAULT, ClusterCfg, ProbeCfg, RUN_DIR, Transport, VrrpCfg,
 };
 pub use fast::{RateLimit, VlanBinding};
 pub use ike::{IkeCfg, IkePeerCfg, Psk, parse_ike_identity};
+pub use radius::RadiusCfg;
 pub use status::{Group, StatusCfg};
 
 /// How the XDP program is attached.

@@ -12,6 +12,7 @@ pub mod ike;
 pub mod listen;
 pub mod metrics;
 pub mod net;
+pub mod radius;
 pub mod select;
 pub mod status;
 pub mod vrrp;

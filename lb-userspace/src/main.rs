@@ -192,6 +192,19 @@ fn main() -> Result<()> {
             if let Some(id) = &c.ike.identity {
                 println!("ike identity {id:?}, {} peer(s)", c.ike.peers.len());
             }
+            if c.ike.eap_any {
+                println!("ike eap for any other identity");
+            }
+            if let Some(r) = &c.ike.radius {
+                let servers: Vec<String> = r.servers.iter().map(|(a, _)| a.to_string()).collect();
+                println!(
+                    "radius {} (timeout {:?}, {} retries, verdict within {:?})",
+                    servers.join(" "),
+                    r.timeout,
+                    r.retries,
+                    r.worst_case()
+                );
+            }
             Ok(())
         }
         Cmd::AttachPass { iface } => attach_pass(&iface),

@@ -24,6 +24,8 @@ const APT: &[&str] = &[
     "libstrongswan-standard-plugins",
     "libnss3-tools",
     "keepalived",
+    // RADIUS server for the EAP tests (each test runs its own, with its own config).
+    "freeradius",
     // Used by the tests: test PKI (openssl genpkey, pkcs12) and UDP probes (python3).
     "openssl",
     "python3",

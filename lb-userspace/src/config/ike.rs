@@ -24,6 +24,10 @@
 //! # Limits on what unauthenticated clients make us hold (defaults shown).
 //! # [ike.limits] half-open-per-source = 20, half-open-max = 10000, sa-max = 50000,
 //! #              cookie-threshold = 1000, state-memory-mib = 64
+//! # EAP through RADIUS (needs the certificate settings, ikelb proves itself with
+//! # them, and [ike.radius], see [`super::radius`]); `%any`: every identity no other
+//! # peer lists.
+//! # [[ike.peer]] id = "%any", auth = "eap"
 //! ```
 
 use std::net::IpAddr;
@@ -51,8 +55,10 @@ impl std::fmt::Debug for Psk {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct IkePeerCfg {
     pub id: IkeIdentity,
-    /// The pre-shared key; `None`: `auth = "certificate"`.
+    /// The pre-shared key; `None`: `auth = "certificate"` or `"eap"`.
     pub psk: Option<Psk>,
+    /// `auth = "eap"`.
+    pub eap: bool,
 }
 
 /// The validated `[ike]` settings, with each auth-mode VIP's redirect method.
@@ -65,6 +71,10 @@ pub struct IkeCfg {
     pub credentials: Option<Arc<Credentials>>,
     /// `(VIP, method)` for every VIP with `redirect = "auth"`.
     pub auth_vips: Vec<(IpAddr, AuthRedirect)>,
+    /// `[[ike.peer]] id = "%any"` with `auth = "eap"`.
+    pub eap_any: bool,
+    /// `[ike.radius]`, required by EAP peers.
+    pub radius: Option<super::RadiusCfg>,
     /// `[ike.limits]`.
     pub limits: IkeLimits,
     /// `allow-sha1`: accept AUTH method 1 (RSA with SHA-1) from certificate clients.
@@ -119,10 +129,11 @@ impl IkeCfg {
             .iter()
             .map(|p| PeerConfig {
                 id: p.id.clone(),
-                auth: p
-                    .psk
-                    .as_ref()
-                    .map_or(AuthMethod::Certificate, |k| AuthMethod::Psk(k.0.clone())),
+                auth: match &p.psk {
+                    _ if p.eap => AuthMethod::Eap,
+                    Some(k) => AuthMethod::Psk(k.0.clone()),
+                    None => AuthMethod::Certificate,
+                },
             })
             .collect();
         rc.vips = vips
@@ -136,6 +147,7 @@ impl IkeCfg {
             .collect();
         rc.credentials = self.credentials.clone();
         rc.allow_sha1 = self.allow_sha1;
+        rc.eap_any = self.eap_any;
         rc.log_keys = log_keys;
         let l = &self.limits;
         for (set, to) in [
@@ -166,6 +178,7 @@ pub(super) struct RawIke {
     psk_min_length: Option<Spanned<i64>>,
     #[serde(default)]
     peer: Vec<RawPeer>,
+    radius: Option<super::radius::RawRadius>,
     limits: Option<RawLimits>,
 }
 
@@ -231,7 +244,7 @@ struct RawPeer {
     psk: Option<Spanned<String>>,
     #[serde(alias = "psk_file")]
     psk_file: Option<Spanned<String>>,
-    /// `"psk"` (default) or `"certificate"`.
+    /// `"psk"` (default), `"certificate"` or `"eap"`.
     auth: Option<Spanned<String>>,
 }
 
@@ -462,7 +475,49 @@ pub(super) fn build(
                 parse_ike_identity(id.get_ref()).map_err(|m| err(id.span(), "ike.identity", m))?,
             );
         }
+        cfg.radius = raw
+            .radius
+            .map(|r| super::radius::build(r, &err, files))
+            .transpose()?;
         for (i, p) in raw.peer.into_iter().enumerate() {
+            let key = format!("ike.peer[{i}].auth");
+            if p.auth.as_ref().is_some_and(|a| a.get_ref() == "eap") {
+                let span = p.auth.as_ref().map_or(p.id.span(), |a| a.span());
+                if cfg.credentials.is_none() || cfg.radius.is_none() {
+                    return Err(err(
+                        span,
+                        &key,
+                        "\"eap\" needs `certificate`, `private-key` and `ca` in [ike] (ikelb \
+                         proves itself with them) and [ike.radius]"
+                            .into(),
+                    ));
+                }
+                if p.psk.is_some() || p.psk_file.is_some() {
+                    return Err(err(
+                        span,
+                        &key,
+                        "an EAP peer has no `psk` or `psk-file`".into(),
+                    ));
+                }
+                if p.id.get_ref() == "%any" {
+                    if cfg.eap_any {
+                        return Err(err(
+                            p.id.span(),
+                            &format!("ike.peer[{i}].id"),
+                            "`%any` listed twice".into(),
+                        ));
+                    }
+                    cfg.eap_any = true;
+                    continue;
+                }
+            }
+            if p.id.get_ref() == "%any" {
+                return Err(err(
+                    p.id.span(),
+                    &format!("ike.peer[{i}].id"),
+                    "`%any` only with auth = \"eap\"".into(),
+                ));
+            }
             let id = parse_ike_identity(p.id.get_ref())
                 .map_err(|m| err(p.id.span(), &format!("ike.peer[{i}].id"), m))?;
             if cfg.peers.iter().any(|x| x.id == id) {
@@ -477,11 +532,19 @@ pub(super) fn build(
                 Some(a) => match a.get_ref().as_str() {
                     "psk" => false,
                     "certificate" | "cert" | "pubkey" => true,
+                    "eap" => {
+                        cfg.peers.push(IkePeerCfg {
+                            id,
+                            psk: None,
+                            eap: true,
+                        });
+                        continue;
+                    }
                     o => {
                         return Err(err(
                             a.span(),
                             &format!("ike.peer[{i}].auth"),
-                            format!("`{o}`: expected \"psk\" or \"certificate\""),
+                            format!("`{o}`: expected \"psk\", \"certificate\" or \"eap\""),
                         ));
                     }
                 },
@@ -503,7 +566,11 @@ pub(super) fn build(
                         "a certificate peer has no `psk` or `psk-file`".into(),
                     ));
                 }
-                cfg.peers.push(IkePeerCfg { id, psk: None });
+                cfg.peers.push(IkePeerCfg {
+                    id,
+                    psk: None,
+                    eap: false,
+                });
                 continue;
             }
             let (psk, span, key) = match (p.psk, p.psk_file) {
@@ -548,11 +615,13 @@ pub(super) fn build(
             cfg.peers.push(IkePeerCfg {
                 id,
                 psk: Some(Psk(psk)),
+                eap: false,
             });
         }
     }
     if let Some((i, span)) = first_auth
-        && ((cfg.identity.is_none() && cfg.credentials.is_none()) || cfg.peers.is_empty())
+        && ((cfg.identity.is_none() && cfg.credentials.is_none())
+            || (cfg.peers.is_empty() && !cfg.eap_any))
     {
         return Err(err(
             span,

@@ -453,8 +453,10 @@ fn start_ike(
         .ike
         .responder_config(&cfg.vips, chooser(cfg, dp)?, log_keys);
     let (tx, rx) = mpsc::channel::<Control>(4);
+    let radius = cfg.ike.radius.as_ref().map(|r| r.client_config());
     spawn(tasks, "IKE responder", async move {
-        let stats = crate::ike::io::drive(Responder::new(rc), listeners, file, rx).await?;
+        let responder = Responder::new(rc);
+        let stats = crate::ike::io::drive(responder, listeners, file, radius, rx).await?;
         info!(?stats, "IKE responder stopped");
         Ok(())
     });
@@ -462,6 +464,8 @@ fn start_ike(
         vips = addrs.len(),
         auth_vips = cfg.ike.auth_vips.len(),
         peers = cfg.ike.peers.len(),
+        eap_any = cfg.ike.eap_any,
+        radius_servers = cfg.ike.radius.as_ref().map_or(0, |r| r.servers.len()),
         "IKE responder listening"
     );
     Ok(Some(reload::Ike { tx, log_keys }))

@@ -51,6 +51,10 @@ pub fn restart_only(old: &Config, new: &Config) -> Option<String> {
     if old.status != new.status {
         return Some("[status]".into());
     }
+    // The RADIUS client's socket and servers live in the IKE driver, set at its start.
+    if old.ike.radius != new.ike.radius {
+        return Some("[ike.radius]".into());
+    }
     if old.vrrp.len() != new.vrrp.len() {
         return Some("the number of [[vrrp]] instances".into());
     }
@@ -288,6 +292,15 @@ mod tests {
         assert!(restart_only(&old, &vrid).unwrap().contains("vrrp[0]"));
         let iface = parse(&BASE.replace("eth1", "eth2"));
         assert_eq!(restart_only(&old, &iface).unwrap(), "dataplane.iface");
+        let mut radius = old.clone();
+        radius.ike.radius = Some(crate::config::RadiusCfg {
+            servers: Vec::new(),
+            timeout: std::time::Duration::from_secs(1),
+            retries: 0,
+            revive_after: std::time::Duration::from_secs(30),
+            nas_identifier: "ikelb".into(),
+        });
+        assert_eq!(restart_only(&old, &radius).unwrap(), "[ike.radius]");
         assert_eq!(summary(&old, &old), "no change");
         let v2 = parse(&format!("{BASE}[[vip]]\naddress = \"192.0.2.2\"\n"));
         assert_eq!(summary(&old, &v2), "vips +1 -0");

@@ -1,7 +1,7 @@
-//! The encrypted exchanges of an IKE SA: IKE_AUTH with PSK or certificates and the redirect (RFC 5685
-//! §5, §6), the client's INFORMATIONAL requests (DELETE, liveness), our own
-//! INFORMATIONAL requests with their retransmission (RFC 7296 §2.1), and the cached
-//! response for retransmitted requests.
+//! The encrypted exchanges of an IKE SA: IKE_AUTH with PSK or certificates (EAP in
+//! [`super::eap`]) and the redirect (RFC 5685 §5, §6), the client's INFORMATIONAL
+//! requests (DELETE, liveness), our own INFORMATIONAL requests with their
+//! retransmission (RFC 7296 §2.1), and the cached response for retransmitted requests.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -48,15 +48,17 @@ fn redirect_notify(t: &GatewayIdentity) -> Payload {
 
 /// The request's first payload of each kind the IKE_AUTH answer needs.
 #[derive(Default)]
-struct AuthRequest<'a> {
-    idi: Option<&'a Identification>,
-    auth: Option<&'a Auth>,
+pub(super) struct AuthRequest<'a> {
+    pub(super) idi: Option<&'a Identification>,
+    pub(super) auth: Option<&'a Auth>,
     /// The client's X.509 certificates, its own first (§3.6).
-    certs: Vec<&'a [u8]>,
-    sa: Option<&'a [super::payload::Proposal]>,
-    tsi: Option<&'a [super::payload::TrafficSelector]>,
-    tsr: Option<&'a [super::payload::TrafficSelector]>,
-    transport: bool,
+    pub(super) certs: Vec<&'a [u8]>,
+    pub(super) sa: Option<&'a [super::payload::Proposal]>,
+    pub(super) tsi: Option<&'a [super::payload::TrafficSelector]>,
+    pub(super) tsr: Option<&'a [super::payload::TrafficSelector]>,
+    pub(super) transport: bool,
+    /// The EAP payload's body: one EAP packet (§3.16).
+    pub(super) eap: Option<&'a [u8]>,
 }
 
 impl<'a> AuthRequest<'a> {
@@ -73,6 +75,9 @@ impl<'a> AuthRequest<'a> {
                 Payload::TsI(x) => r.tsi = r.tsi.or(Some(x)),
                 Payload::TsR(x) => r.tsr = r.tsr.or(Some(x)),
                 Payload::Notify(n) if n.kind == USE_TRANSPORT_MODE => r.transport = true,
+                Payload::Other { kind, body } if *kind == super::eap::PAYLOAD_EAP => {
+                    r.eap = r.eap.or(Some(body));
+                }
                 _ => {}
             }
         }
@@ -232,6 +237,11 @@ impl Responder {
         msg: &Message,
     ) {
         let req = AuthRequest::read(msg);
+        if sa.eap.is_some() {
+            // The EAP rounds and the AUTH exchange after them (§2.16).
+            self.eap_continue(now, local, remote, sa, header, req_digest, &req);
+            return;
+        }
         let Some(idi) = req.idi else {
             let answer = vec![status(notify::INVALID_SYNTAX, Vec::new())];
             self.respond(sa, local, remote, header, req_digest, answer);
@@ -240,6 +250,14 @@ impl Responder {
         };
         let prf = sa.suite.prf;
         let peer = self.config.peers.iter().find(|p| identity_eq(&p.id, idi));
+        let eap = match peer {
+            Some(p) => matches!(p.auth, AuthMethod::Eap),
+            None => self.config.eap_any,
+        };
+        if eap && req.auth.is_none() {
+            self.eap_start(now, local, remote, sa, header, req_digest, &req, idi);
+            return;
+        }
         // No AUTH (EAP), another method, an unknown identity, a wrong MAC or signature,
         // a certificate that does not chain or name the IDi all fail the same way, so a
         // probe learns nothing about which identities exist; only our log learns why a
@@ -264,6 +282,8 @@ impl Responder {
                         }
                     })
                 }
+                // An EAP client that sent AUTH in its first IKE_AUTH: not EAP.
+                AuthMethod::Eap => None,
             },
             _ => None,
         };
@@ -288,17 +308,59 @@ impl Responder {
                 ])
             }
         });
-        let Some(mut answer) = answer else {
-            let answer = vec![status(notify::AUTHENTICATION_FAILED, Vec::new())];
-            self.respond(sa, local, remote, header, req_digest, answer);
-            self.event(Event::AuthFailed {
-                client: remote,
-                peer: Some(idi.clone()),
-                certificate: refused,
-            });
-            self.close(now, sa, DeleteReason::AuthFailed);
+        let Some(answer) = answer else {
+            let extra = Vec::new();
+            self.auth_failed(
+                now, local, remote, sa, header, req_digest, idi, refused, extra,
+            );
             return;
         };
+        self.finish_auth(
+            now, local, remote, sa, header, req_digest, idi, answer, &req,
+        );
+    }
+
+    /// Answers AUTHENTICATION_FAILED (after `extra`, e.g. an EAP-Failure) and ends the SA;
+    /// `certificate` says why a client certificate was refused, for the log.
+    #[expect(clippy::too_many_arguments, reason = "one request's whole context")]
+    pub(super) fn auth_failed(
+        &mut self,
+        now: Instant,
+        local: SocketAddr,
+        remote: SocketAddr,
+        sa: &mut IkeSa,
+        header: &Header,
+        req_digest: [u8; 32],
+        idi: &Identification,
+        certificate: Option<CertError>,
+        extra: Vec<Payload>,
+    ) {
+        let mut answer = vec![status(notify::AUTHENTICATION_FAILED, Vec::new())];
+        answer.extend(extra);
+        self.respond(sa, local, remote, header, req_digest, answer);
+        self.event(Event::AuthFailed {
+            client: remote,
+            peer: Some(idi.clone()),
+            certificate,
+        });
+        self.close(now, sa, DeleteReason::AuthFailed);
+    }
+
+    /// The client authenticated and `answer` proves us to it: the SA is established and
+    /// the client redirected by the VIP's method (the CHILD SA from `req`).
+    #[expect(clippy::too_many_arguments, reason = "one request's whole context")]
+    pub(super) fn finish_auth(
+        &mut self,
+        now: Instant,
+        local: SocketAddr,
+        remote: SocketAddr,
+        sa: &mut IkeSa,
+        header: &Header,
+        req_digest: [u8; 32],
+        idi: &Identification,
+        mut answer: Vec<Payload>,
+        req: &AuthRequest<'_>,
+    ) {
         self.leave_half_open(sa);
         sa.state = SaState::Established;
         sa.deadline = now + self.config.redirect_linger;
@@ -319,7 +381,7 @@ impl Responder {
                 self.redirected(sa, t, RedirectHow::IkeAuth);
             }
             (Some(t), AuthRedirect::Informational) => {
-                self.answer_child(sa, &req, &mut answer);
+                self.answer_child(sa, req, &mut answer);
                 self.respond(sa, local, remote, header, req_digest, answer);
                 self.request(now, sa, OurRequest::Redirect, vec![redirect_notify(&t)]);
                 self.redirected(sa, t, RedirectHow::Informational);
@@ -429,7 +491,7 @@ impl Responder {
     }
 
     /// Seals and sends the response to the client's request, and caches it.
-    fn respond(
+    pub(super) fn respond(
         &mut self,
         sa: &mut IkeSa,
         local: SocketAddr,

@@ -449,6 +449,7 @@ impl Responder {
             child: None,
             fragmentation: req.fragmentation,
             reassembly: None,
+            eap: None,
             scheduled: None,
         };
         self.half_open += 1;

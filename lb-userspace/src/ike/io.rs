@@ -30,6 +30,8 @@ use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
 use super::responder::{Event, Responder, ResponderConfig};
+use crate::radius::Outcome;
+use crate::radius::io::RadiusEdge;
 
 /// Largest datagram we read: IKE messages with certificates stay well below it, and a
 /// longer one is cut and then fails its length check.
@@ -159,6 +161,8 @@ pub struct DriverStats {
     pub no_target: u64,
     pub sa_deleted: u64,
     pub keys_logged: u64,
+    /// The RADIUS client's counters, when EAP is configured.
+    pub radius: Option<crate::radius::Stats>,
 }
 
 /// Where test-only key log rows go (tshark's `ikev2_decryption_table`, one
@@ -235,13 +239,17 @@ fn serve_socket(sockets: &mut Sockets, l: Listener, tx: &mpsc::Sender<Datagram>)
 }
 
 /// The driver loop: serves `listeners` with `responder` until `control`'s sender is
-/// dropped, applying each [`Control`] it sends. Returns what it saw.
+/// dropped, applying each [`Control`] it sends, and relays the responder's EAP messages
+/// through a RADIUS client with `radius` (`[ike.radius]` only changes with a restart).
+/// Returns what it saw.
 pub async fn drive(
     mut responder: Responder,
     listeners: Vec<Listener>,
     mut keylog: Option<KeyLogFile>,
+    radius: Option<crate::radius::ClientConfig>,
     mut control: mpsc::Receiver<Control>,
 ) -> io::Result<DriverStats> {
+    let mut radius = radius.map(RadiusEdge::new).transpose()?;
     // The readers' datagrams; `tx` stays here so new sockets can be added on reload.
     let (tx, mut rx) = mpsc::channel::<Datagram>(1024);
     let mut sockets = Sockets::new();
@@ -250,7 +258,13 @@ pub async fn drive(
     }
     let mut stats = DriverStats::default();
     loop {
-        let timeout = responder.poll_timeout();
+        let timeout = match (
+            responder.poll_timeout(),
+            radius.as_ref().and_then(|r| r.poll_timeout()),
+        ) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         tokio::select! {
             c = control.recv() => match c {
                 None => break,
@@ -276,8 +290,27 @@ pub async fn drive(
                 stats.datagrams_in += 1;
                 responder.handle_datagram(Instant::now(), d.local, d.remote, &d.payload);
             }
+            (from, packet) = radius_recv(&mut radius) => {
+                if let Some(r) = &mut radius {
+                    r.handle_datagram(from, &packet);
+                }
+            }
             () = sleep_until(timeout) => {
-                responder.handle_timeout(Instant::now());
+                let now = Instant::now();
+                responder.handle_timeout(now);
+                if let Some(r) = &mut radius {
+                    r.handle_timeout(now);
+                }
+            }
+        }
+        match &mut radius {
+            Some(r) => relay_eap(&mut responder, r).await,
+            // EAP without a RADIUS client (the config refuses it, a library user may
+            // not): fail the client at once rather than keep it waiting.
+            None => {
+                while let Some((ticket, _)) = responder.poll_eap() {
+                    responder.handle_eap_outcome(Instant::now(), ticket, Outcome::Unreachable);
+                }
             }
         }
         while let Some(t) = responder.poll_transmit() {
@@ -310,7 +343,36 @@ pub async fn drive(
     for (_, reader) in sockets.into_values() {
         reader.abort();
     }
+    stats.radius = radius.map(|r| r.stats());
     Ok(stats)
+}
+
+/// Moves EAP messages from the responder to the RADIUS client and verdicts back until
+/// neither has anything left (a verdict can make no new message, but keep it general).
+async fn relay_eap(responder: &mut Responder, radius: &mut RadiusEdge) {
+    loop {
+        let now = Instant::now();
+        let mut moved = false;
+        while let Some((ticket, relay)) = responder.poll_eap() {
+            radius.start(now, ticket, relay);
+            moved = true;
+        }
+        radius.flush().await;
+        while let Some((ticket, outcome)) = radius.poll_outcome() {
+            responder.handle_eap_outcome(now, ticket, outcome);
+            moved = true;
+        }
+        if !moved {
+            return;
+        }
+    }
+}
+
+async fn radius_recv(radius: &mut Option<RadiusEdge>) -> (SocketAddr, Vec<u8>) {
+    match radius {
+        Some(r) => r.recv().await,
+        None => std::future::pending().await,
+    }
 }
 
 async fn sleep_until(at: Option<Instant>) {

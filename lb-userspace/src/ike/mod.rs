@@ -8,16 +8,19 @@
 //! - [`sk`]: encryption and integrity of the SK and SKF payloads.
 //! - [`cert`]: certificates, chain and identity checks, RFC 7427 signatures.
 //!
-//! - [`io`]: the tokio driver (sockets on VIP:500 and VIP:4500, timers, key log).
+//! - [`io`]: the tokio driver (sockets on VIP:500 and VIP:4500, timers, key log, and
+//!   the RADIUS client's socket for EAP, [`crate::radius`]).
 //! - [`responder`]: the sans-IO responder state machine on top of them ([`Responder`]),
-//!   with [`init`] (IKE_SA_INIT), [`auth`] (IKE_AUTH, INFORMATIONAL, redirect), [`sa`]
-//!   (one IKE SA), [`cookie`] (stateless COOKIE) and [`frag`] (SKF reassembly).
+//!   with [`init`] (IKE_SA_INIT), [`auth`] (IKE_AUTH, INFORMATIONAL, redirect), [`eap`]
+//!   (EAP in IKE_AUTH, relayed to RADIUS), [`sa`] (one IKE SA), [`cookie`] (stateless
+//!   COOKIE) and [`frag`] (SKF reassembly).
 
 mod auth;
 pub mod cert;
 mod cookie;
 pub mod crypto;
 pub mod dh;
+mod eap;
 mod frag;
 mod init;
 pub mod io;
@@ -39,6 +42,8 @@ mod tests;
 mod tests_cert;
 #[cfg(test)]
 mod tests_corpus;
+#[cfg(test)]
+mod tests_eap;
 #[cfg(test)]
 mod tests_initiator;
 #[cfg(test)]

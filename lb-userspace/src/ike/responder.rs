@@ -19,7 +19,8 @@
 //!   ([`lb_common::wire::redirect::emit_ike`]); everything else is dropped.
 //! - [`VipMode::Auth`]: a real responder (RFC 7296). IKE_SA_INIT with proposal choice,
 //!   INVALID_KE_PAYLOAD, NO_PROPOSAL_CHOSEN, COOKIE under load and NAT detection; then
-//!   IKE_AUTH with PSK or certificates ([`super::cert`]), and a redirect (RFC 5685) after the client authenticated us, by
+//!   IKE_AUTH with PSK, certificates ([`super::cert`]) or EAP through RADIUS
+//!   ([`super::eap`]), and a redirect (RFC 5685) after the client authenticated us, by
 //!   one of the two [`AuthRedirect`] methods.
 //!
 //! **Clients that cannot be redirected.** RFC 5685 §3 forbids sending REDIRECT to a
@@ -133,6 +134,9 @@ pub enum AuthMethod {
     /// 14, or 9, 10, and 1 with [`ResponderConfig::allow_sha1`]); we answer with our
     /// certificate and an RFC 7427 signature.
     Certificate,
+    /// EAP, relayed to a RADIUS server ([`super::eap`]): we prove ourselves with our
+    /// certificate first, the AUTH exchange after EAP uses the MSK.
+    Eap,
 }
 
 impl fmt::Debug for AuthMethod {
@@ -140,6 +144,7 @@ impl fmt::Debug for AuthMethod {
         match self {
             AuthMethod::Psk(_) => f.write_str("Psk(<redacted>)"),
             AuthMethod::Certificate => f.write_str("Certificate"),
+            AuthMethod::Eap => f.write_str("Eap"),
         }
     }
 }
@@ -220,6 +225,8 @@ pub struct ResponderConfig {
     /// Accept AUTH method 1 (RSA with SHA-1) from certificate clients; off by default,
     /// SHA-1 signatures being forgeable in practice (SHAttered, 2017).
     pub allow_sha1: bool,
+    /// Identities no peer lists authenticate by EAP (a `%any` peer with `auth = "eap"`).
+    pub eap_any: bool,
     /// Emit [`Event::Keys`] for each SA: a debug/test aid for decrypting captures
     /// (tshark's `ikev2_decryption_table`). Never enable in production.
     pub log_keys: bool,
@@ -251,6 +258,7 @@ impl ResponderConfig {
             retransmit_tries: 5,
             credentials: None,
             allow_sha1: false,
+            eap_any: false,
             log_keys: false,
         }
     }
@@ -452,6 +460,8 @@ pub struct Responder {
     timers: BTreeSet<(Instant, [u8; 8])>,
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
+    /// EAP messages for the RADIUS client ([`Responder::poll_eap`]).
+    pub(super) eap_out: VecDeque<(crate::radius::Ticket, crate::radius::Relay)>,
 }
 
 impl Responder {
@@ -476,6 +486,7 @@ impl Responder {
             timers: BTreeSet::new(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
+            eap_out: VecDeque::new(),
         }
     }
 
@@ -647,6 +658,10 @@ impl Responder {
             .saturating_sub(sa.reassembly.take().map_or(0, |r| r.held()));
         sa.state = SaState::Closed;
         sa.outstanding = None;
+        // An EAP conversation (and its MSK) ends with the SA, not after the linger.
+        if let Some(st) = sa.eap.take() {
+            self.drop_eap(st);
+        }
         sa.deadline = now + self.config.closed_linger;
         self.event(Event::SaDeleted {
             client: sa.remote,

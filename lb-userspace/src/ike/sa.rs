@@ -98,6 +98,8 @@ pub(super) struct IkeSa {
     pub(super) fragmentation: bool,
     /// The fragments of the client's current request.
     pub(super) reassembly: Option<super::frag::Reassembly>,
+    /// The EAP conversation of an [`super::AuthMethod::Eap`] client (RFC 7296 §2.16).
+    pub(super) eap: Option<Box<super::eap::EapState>>,
     /// The time this SA is filed under in the responder's timer set.
     pub(super) scheduled: Option<Instant>,
 }

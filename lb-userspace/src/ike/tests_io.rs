@@ -55,6 +55,7 @@ fn drives_a_whole_exchange_over_udp() {
         responder,
         vec![l500, l4500],
         Some(KeyLogFile::create(&keys).unwrap()),
+        None,
         control_rx,
     ));
 

@@ -284,6 +284,7 @@ pub(super) fn replay_ike_auth(
         child: None,
         fragmentation: false,
         reassembly: None,
+        eap: None,
         scheduled: None,
     };
     g.r.half_open += 1;

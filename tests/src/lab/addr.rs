@@ -6,6 +6,7 @@
 //! | VIP (lb) | 10.200.0.1 | fd00:200::1 |
 //! | member gwN | 10.200.0.(10+N) | fd00:200::(10+N) (hex digits as decimal) |
 //! | client N | 10.200.0.(100+N) | fd00:200::(100+N) |
+//! | RADIUS server radN | 10.200.0.(4+N) | fd00:200::(4+N) |
 //! | client N inner (lo, local TS) | 10.66.0.(100+N)/32 | fd66::(100+N)/128 |
 //! | service (every member's lo) | 10.77.0.1/32 | fd77::1/128 |
 
@@ -20,6 +21,11 @@ pub const MEMBER_ID: &str = "gw.ikelb.test";
 /// Host number of member `i` (1-based).
 pub fn member_host(i: u8) -> u16 {
     10 + u16::from(i)
+}
+
+/// Host number of RADIUS server `i` (1-based).
+pub fn radius_host(i: u8) -> u16 {
+    4 + u16::from(i)
 }
 
 /// Host number of client `i` (1-based).
@@ -122,6 +128,10 @@ mod tests {
             "10.200.0.102"
         );
         assert_eq!(inner_addr(Family::V6, 3).to_string(), "fd66::103");
+        assert_eq!(
+            segment_addr(Family::V4, radius_host(1)).to_string(),
+            "10.200.0.5"
+        );
         assert_eq!(mac_for(0x0111), "02:00:c8:00:01:11");
     }
 }

@@ -192,13 +192,15 @@ impl LabConfig {
                 }
             }
             s.push('\n');
-            for c in &self.clients {
+            // EAP clients share the `%any` peer below.
+            for c in self.clients.iter().filter(|c| c.eap.is_none()) {
                 let auth = match self.ikelb_auth_cert {
                     Some(_) => "auth = \"certificate\"".to_string(),
                     None => format!("psk = \"{PSK}\""),
                 };
                 s.push_str(&format!("[[ike.peer]]\nid = \"{}\"\n{auth}\n\n", c.id()));
             }
+            s.push_str(&self.ikelb_toml_eap(pki));
         }
         for i in 1..=u8::try_from(self.members).unwrap_or(1) {
             for (fam, suffix) in [(Family::V4, ""), (Family::V6, "-v6")] {

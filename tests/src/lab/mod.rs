@@ -21,6 +21,7 @@ mod addr;
 mod balancer;
 mod cluster;
 mod connect;
+mod eap;
 pub mod pki;
 mod report;
 
@@ -32,6 +33,7 @@ use anyhow::{Context, Result, bail};
 pub use addr::*;
 pub use cluster::{ClusterNode, VRID, probe_host_addr};
 pub use connect::ClientResult;
+pub use eap::{EapLab, EapMethod, RadiusNode};
 pub use pki::CertKey;
 pub use report::{LIBRESWAN_NO_ESP, results_table, stats_line};
 
@@ -39,7 +41,7 @@ use crate::cmd::tail;
 use crate::daemon::Daemon;
 use crate::netns::{self, Netns, Veth};
 use crate::peers::libreswan::{self, Pluto};
-use crate::peers::strongswan::{Charon, CharonOptions, Conn, swanctl_conf};
+use crate::peers::strongswan::{Charon, CharonOptions, Conn, swanctl_conf, swanctl_conf_eap};
 use crate::peers::{PSK, libreswan::ClientConn};
 
 /// Which IKE implementation a client runs.
@@ -70,6 +72,8 @@ pub struct ClientSpec {
     /// IKE_SA_INIT): strongSwan `follow_redirects`, libreswan `accept-redirect`. Default
     /// true; [`ClientSpec::without_redirect`] makes a client the fast path must not answer.
     pub redirect: bool,
+    /// Authenticate by EAP (strongSwan only, in a [`LabConfig::eap`] lab).
+    pub eap: Option<EapMethod>,
 }
 
 impl ClientSpec {
@@ -80,7 +84,15 @@ impl ClientSpec {
             family,
             port,
             redirect: true,
+            eap: None,
         }
+    }
+
+    /// The same client authenticating by EAP with `method`.
+    #[must_use]
+    pub fn with_eap(mut self, method: EapMethod) -> Self {
+        self.eap = Some(method);
+        self
     }
 
     /// The same client without redirect support (strongSwan `follow_redirects = no`,
@@ -175,6 +187,9 @@ pub struct LabConfig {
     pub ikelb_auth_cert: Option<CertKey>,
     /// Load-report interval of [`Balancer::IkelbCluster`] members, ms.
     pub cluster_report_ms: u64,
+    /// RADIUS servers and EAP at ikelb and the members ([`eap`]); clients with
+    /// [`ClientSpec::eap`] use it.
+    pub eap: Option<EapLab>,
 }
 
 impl Default for LabConfig {
@@ -189,6 +204,7 @@ impl Default for LabConfig {
             ikelb_auth: None,
             ikelb_auth_cert: None,
             cluster_report_ms: 1000,
+            eap: None,
         }
     }
 }
@@ -249,6 +265,8 @@ pub struct Lab {
     /// The members' ikelb in a [`Balancer::IkelbCluster`] lab.
     pub cluster: Vec<ClusterNode>,
     pub members: Vec<Member>,
+    /// RADIUS servers of an EAP lab.
+    pub radius: Vec<RadiusNode>,
     lb_daemons: Vec<Daemon>,
     lb_plutos: Vec<Pluto>,
     veths: Vec<Veth>,
@@ -298,6 +316,7 @@ impl Lab {
             clients: Vec::new(),
             cluster: Vec::new(),
             members: Vec::new(),
+            radius: Vec::new(),
             lb_daemons: Vec::new(),
             lb_plutos: Vec::new(),
             veths: Vec::new(),
@@ -355,6 +374,10 @@ impl Lab {
         if let Some(kind) = cert {
             pki::generate(&pki::pki_dir(&self.run_dir), &self.config, kind)?;
         }
+        let eap = self.config.eap.clone();
+        if let Some(e) = &eap {
+            self.start_radius(e)?;
+        }
         // Members.
         let tag = lb_iface.trim_start_matches("lb").to_string();
         for i in 1..=u8::try_from(self.config.members).unwrap_or(1) {
@@ -377,10 +400,14 @@ impl Lab {
             // The service address is on every member's lo: only answer ARP for eth0's.
             ns.sysctl("net.ipv4.conf.all.arp_ignore", "1")?;
             let dir = self.run_dir.join(&name);
-            let charon = Charon::start(&ns, &name, &dir, &self.config.charon)?;
+            let opts = match &eap {
+                Some(e) => eap::member_options(&self.config.charon, e),
+                None => self.config.charon.clone(),
+            };
+            let charon = Charon::start(&ns, &name, &dir, &opts)?;
             if cert.is_some() {
                 pki::install_for_charon(&pki::pki_dir(&self.run_dir), &name, &dir)?;
-                charon.load(&member_swanctl_cert(&name))?;
+                charon.load(&member_swanctl_cert(&name, eap.is_some()))?;
             } else {
                 charon.load(&member_swanctl())?;
             }
@@ -467,6 +494,11 @@ impl Lab {
         }
         for m in &self.members {
             add(&m.name, &m.charon.log_path());
+        }
+        for r in &self.radius {
+            if let Some(s) = &r.server {
+                add(&r.name, &s.log_path());
+            }
         }
         for c in &self.clients {
             match &c.daemon {
@@ -568,6 +600,14 @@ impl Drop for Lab {
         for m in &mut self.members {
             m.charon.stop();
         }
+        for r in &mut self.radius {
+            if let Some(s) = &mut r.server {
+                s.stop();
+            }
+            if let Some(d) = &mut r.fake {
+                d.stop();
+            }
+        }
         for p in &mut self.lb_plutos {
             p.stop();
         }
@@ -610,9 +650,10 @@ fn member_swanctl() -> String {
     swanctl_conf(&[conn], PSK)
 }
 
-/// Members accept any client whose certificate chains to the lab CA, and prove
-/// `MEMBER_ID` with their own certificate (`x509/<name>.pem`).
-fn member_swanctl_cert(name: &str) -> String {
+/// Members accept any client whose certificate chains to the lab CA (or, with `eap`,
+/// that authenticates by EAP through the lab's RADIUS servers), and prove `MEMBER_ID`
+/// with their own certificate (`x509/<name>.pem`).
+fn member_swanctl_cert(name: &str, eap: bool) -> String {
     let conn = Conn {
         name: "member".into(),
         local_id: MEMBER_ID.into(),
@@ -622,6 +663,7 @@ fn member_swanctl_cert(name: &str) -> String {
         cert: Some(format!("{name}.pem")),
         ..Conn::default()
     };
+    let conn = if eap { eap::member_conn(conn) } else { conn };
     swanctl_conf(&[conn], PSK)
 }
 
@@ -641,7 +683,10 @@ fn start_client(
     let service = format!("{}/{}", service_addr(fam), host_len(fam));
     match spec.kind {
         ClientKind::StrongSwan => {
-            let mut opts = opts.clone();
+            let mut opts = match &spec.eap {
+                Some(_) => eap::client_options(opts),
+                None => opts.clone(),
+            };
             if !spec.redirect {
                 // Later keys override earlier ones in strongswan.conf.
                 opts.extra.push_str("\n  follow_redirects = no\n");
@@ -671,7 +716,11 @@ fn start_client(
                 }
                 None => conn,
             };
-            charon.load(&swanctl_conf(&[conn], PSK))?;
+            let (conn, secrets) = match &spec.eap {
+                Some(m) => eap::client_conn(conn, spec, m),
+                None => (conn, Vec::new()),
+            };
+            charon.load(&swanctl_conf_eap(&[conn], PSK, &secrets))?;
             Ok(ClientDaemon::StrongSwan(charon))
         }
         ClientKind::Libreswan => {

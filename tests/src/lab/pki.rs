@@ -115,6 +115,17 @@ pub fn generate(pki: &Path, config: &LabConfig, kind: CertKey) -> Result<()> {
     for i in 1..=config.members {
         leaf(&format!("gw{i}"), MEMBER_ID)?;
     }
+    if config.eap.is_some() {
+        // FreeRADIUS' certificate for EAP-TLS, for the members' identity: strongSwan's
+        // EAP-TLS peer expects the EAP server to prove the gateway's IKE identity (a
+        // separate `aaa_id` is a constraint it checks before EAP has run, and fails).
+        // And the secret ikelb reads from a file.
+        leaf("radius", MEMBER_ID)?;
+        let secret = super::eap::secret_path(pki);
+        std::fs::write(&secret, format!("{}\n", crate::peers::RADIUS_SECRET))?;
+        // ikelb warns about secrets others can read.
+        std::fs::set_permissions(&secret, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+    }
     for c in &config.clients {
         leaf(&c.name, &c.id())?;
         if c.kind == ClientKind::Libreswan {

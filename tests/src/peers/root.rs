@@ -1,5 +1,6 @@
-//! The private strongSwan root (docs/testing.md §4.1): Debian's charon, libcharon and the extra
-//! plugins (kernel-libipsec) unpacked under `<workspace>/target/peers/root`, because the
+//! The private strongSwan root (docs/testing.md §4.1): Debian's charon, libcharon, the extra
+//! plugins (kernel-libipsec, eap-radius, eap-tls, eap-identity) and the extauth plugins
+//! (eap-mschapv2) unpacked under `<workspace>/target/peers/root`, because the
 //! system has libreswan installed and apt refuses both in one system.
 
 use std::fs::File;
@@ -16,7 +17,24 @@ pub const PACKAGES: &[&str] = &[
     "strongswan-charon",
     "strongswan-libcharon",
     "libcharon-extra-plugins",
+    "libcharon-extauth-plugins",
 ];
+
+/// Files under `usr/lib/ipsec` a usable root has: a root unpacked before a package was
+/// added to [`PACKAGES`] lacks some and is built again.
+const REQUIRED: &[&str] = &[
+    "charon",
+    "libcharon.so.0",
+    "plugins/libstrongswan-kernel-libipsec.so",
+    "plugins/libstrongswan-eap-identity.so",
+    "plugins/libstrongswan-eap-radius.so",
+    "plugins/libstrongswan-eap-tls.so",
+    "plugins/libstrongswan-eap-mschapv2.so",
+];
+
+fn complete(root: &Path) -> bool {
+    root.join(".ready").exists() && REQUIRED.iter().all(|f| ipsec_dir(root).join(f).exists())
+}
 
 /// `<workspace>/target/peers`.
 pub fn peers_dir() -> PathBuf {
@@ -64,13 +82,12 @@ pub fn prepare() -> Result<PathBuf> {
         .unwrap_or_else(std::sync::PoisonError::into_inner);
     let dir = peers_dir();
     let root = dir.join("root");
-    let ready = root.join(".ready");
-    if ready.exists() {
+    if complete(&root) {
         return Ok(root);
     }
     std::fs::create_dir_all(&dir).with_context(|| format!("mkdir {}", dir.display()))?;
     let _flock = FileLock::new(&dir.join(".lock"))?;
-    if ready.exists() {
+    if complete(&root) {
         return Ok(root);
     }
     if !Path::new("/usr/lib/ipsec/libstrongswan.so.0").exists() {
@@ -117,11 +134,7 @@ pub fn prepare() -> Result<PathBuf> {
     let mut c = command("cp", ["-a", "-n", "/usr/lib/ipsec/."]);
     c.arg(&ipsec);
     cmd::run(&mut c)?;
-    for f in [
-        "charon",
-        "libcharon.so.0",
-        "plugins/libstrongswan-kernel-libipsec.so",
-    ] {
+    for f in REQUIRED {
         if !ipsec.join(f).exists() {
             bail!("{} missing after unpacking", ipsec.join(f).display());
         }

@@ -25,6 +25,10 @@ pub struct CharonOptions {
     pub retransmit_base: f32,
     /// Extra lines for the `charon { }` section.
     pub extra: String,
+    /// Plugins loaded besides the standard set (e.g. `eap-identity eap-radius`).
+    pub plugins: String,
+    /// Lines for the `charon { plugins { } }` section (e.g. `eap-radius { … }`).
+    pub plugin_conf: String,
 }
 
 impl Default for CharonOptions {
@@ -35,6 +39,8 @@ impl Default for CharonOptions {
             retransmit_timeout: 1.0,
             retransmit_base: 1.5,
             extra: String::new(),
+            plugins: String::new(),
+            plugin_conf: String::new(),
         }
     }
 }
@@ -72,9 +78,12 @@ impl Charon {
         let vici = dir.join("charon.vici");
         let _ = std::fs::remove_file(&vici);
         let load = if opts.libipsec {
-            format!("{PLUGINS_HEAD} kernel-libipsec {PLUGINS_TAIL}")
+            format!(
+                "{PLUGINS_HEAD} {} kernel-libipsec {PLUGINS_TAIL}",
+                opts.plugins
+            )
         } else {
-            format!("{PLUGINS_HEAD} {PLUGINS_TAIL}")
+            format!("{PLUGINS_HEAD} {} {PLUGINS_TAIL}", opts.plugins)
         };
         let conf = format!(
             "charon {{\n\
@@ -90,6 +99,7 @@ impl Charon {
              \x20   vici {{\n\
              \x20     socket = unix://{}\n\
              \x20   }}\n\
+             {}\n\
              \x20 }}\n\
              \x20 filelog {{\n\
              \x20   t {{\n\
@@ -109,6 +119,7 @@ impl Charon {
             opts.retransmit_base,
             opts.extra,
             vici.display(),
+            opts.plugin_conf,
             dir.join("charon.log").display(),
         );
         let conf_path = dir.join("strongswan.conf");
@@ -244,6 +255,13 @@ pub struct Conn {
     /// our `certs = <file>`, sent always; the peer's must chain to a CA in `x509ca/`)
     /// instead of PSK.
     pub cert: Option<String>,
+    /// Override `auth` of the local or remote side (e.g. `eap-mschapv2`, `eap-radius`).
+    pub local_auth: Option<String>,
+    pub remote_auth: Option<String>,
+    /// `eap_id` of the local side (the EAP identity a client gives) or of the remote side
+    /// (`%any`: a gateway asks the client for it).
+    pub local_eap_id: Option<String>,
+    pub remote_eap_id: Option<String>,
 }
 
 impl Conn {
@@ -270,14 +288,22 @@ impl Conn {
             // ECDSA with SHA2_256 and '@gw.ikelb.test'").
             let _ = writeln!(s, "    send_cert = always");
         }
-        let _ = writeln!(s, "    local {{\n      auth = {auth}");
+        let local = self.local_auth.as_deref().unwrap_or(auth);
+        let _ = writeln!(s, "    local {{\n      auth = {local}");
         if let Some(c) = &self.cert {
             let _ = writeln!(s, "      certs = {c}");
         }
+        if let Some(e) = &self.local_eap_id {
+            let _ = writeln!(s, "      eap_id = {e}");
+        }
         let _ = writeln!(s, "      id = {}\n    }}", self.local_id);
-        let _ = writeln!(s, "    remote {{\n      auth = {auth}");
+        let remote = self.remote_auth.as_deref().unwrap_or(auth);
+        let _ = writeln!(s, "    remote {{\n      auth = {remote}");
         if !self.remote_id.is_empty() {
             let _ = writeln!(s, "      id = {}", self.remote_id);
+        }
+        if let Some(e) = &self.remote_eap_id {
+            let _ = writeln!(s, "      eap_id = {e}");
         }
         let _ = writeln!(s, "    }}\n    children {{\n      {} {{", self.child);
         let _ = writeln!(s, "        local_ts = {}", self.local_ts.join(","));
@@ -289,13 +315,25 @@ impl Conn {
 
 /// A whole swanctl.conf: `conns` plus one wildcard PSK.
 pub fn swanctl_conf(conns: &[Conn], psk: &str) -> String {
+    swanctl_conf_eap(conns, psk, &[])
+}
+
+/// [`swanctl_conf`] with EAP secrets: `(EAP identity, password)`.
+pub fn swanctl_conf_eap(conns: &[Conn], psk: &str, eap: &[(String, String)]) -> String {
     let mut s = String::from("connections {\n");
     for c in conns {
         s.push_str(&c.to_conf());
     }
     let _ = write!(
         s,
-        "}}\nsecrets {{\n  ike-any {{\n    secret = \"{psk}\"\n  }}\n}}\n"
+        "}}\nsecrets {{\n  ike-any {{\n    secret = \"{psk}\"\n  }}\n"
     );
+    for (i, (id, secret)) in eap.iter().enumerate() {
+        let _ = write!(
+            s,
+            "  eap-{i} {{\n    id = {id}\n    secret = \"{secret}\"\n  }}\n"
+        );
+    }
+    s.push_str("}\n");
     s
 }
