@@ -8,5 +8,8 @@ extern crate std;
 
 pub mod checksum;
 pub mod flood;
+pub mod forward;
+#[cfg(any(feature = "user", test))]
+pub mod maglev;
 pub mod maps;
 pub mod wire;
