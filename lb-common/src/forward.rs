@@ -96,7 +96,8 @@ pub enum FwdKind {
     Keepalive,
     /// ESP (IP protocol 50).
     Esp,
-    /// An IPv4 fragment (a large IKE message or ESP packet cut on the way).
+    /// An IPv4 fragment, or an IPv6 packet whose first header is a Fragment header (a
+    /// large IKE message or ESP packet cut on the way).
     Fragment,
 }
 
@@ -142,6 +143,8 @@ impl FwdKind {
 
 /// IP protocol number of ESP (RFC 4303).
 pub const PROTO_ESP: u8 = 50;
+/// IPv6 Fragment header (RFC 8200 §4.5).
+pub const PROTO_IPV6_FRAG: u8 = 44;
 
 /// Index in `IKELB_FWD_STATS` of (forward VIP slot, member, kind).
 #[inline(always)]

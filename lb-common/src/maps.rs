@@ -80,7 +80,9 @@ pub const VIP_MODE_AUTH: u32 = 1;
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Vip {
     pub mode: u32,
-    pub _pad: u32,
+    /// 0: clients without REDIRECT_SUPPORTED keep the pass outcome; n > 0: they are
+    /// forwarded, counted in forward-VIP slot n - 1 (`crate::forward`).
+    pub fwd: u32,
 }
 
 /// A weighted slot table: each slot names a target index. `len` is 0 when no target
@@ -163,11 +165,14 @@ pub enum Stat {
     DropBadNonce,
     DropNoSaKe,
     DropTxError,
+    /// Sent on to a member unchanged but for the Ethernet addresses (a VIP in
+    /// forward mode, docs/architecture.md §6).
+    Forwarded,
 }
 
 impl Stat {
     /// Every counter, in index order.
-    pub const ALL: [Stat; 27] = [
+    pub const ALL: [Stat; 28] = [
         Stat::Seen,
         Stat::Redirected,
         Stat::PassInactive,
@@ -195,6 +200,7 @@ impl Stat {
         Stat::DropBadNonce,
         Stat::DropNoSaKe,
         Stat::DropTxError,
+        Stat::Forwarded,
     ];
     pub const COUNT: u32 = Self::ALL.len() as u32;
 
@@ -228,6 +234,7 @@ impl Stat {
             Stat::DropBadNonce => "drop_bad_nonce",
             Stat::DropNoSaKe => "drop_missing_sa_or_ke",
             Stat::DropTxError => "drop_tx_error",
+            Stat::Forwarded => "forwarded",
         }
     }
 
@@ -264,7 +271,7 @@ mod tests {
         for (i, s) in Stat::ALL.iter().enumerate() {
             assert_eq!(*s as usize, i);
         }
-        assert_eq!(Stat::DropTxError as u32 + 1, Stat::COUNT);
+        assert_eq!(Stat::Forwarded as u32 + 1, Stat::COUNT);
     }
 
     #[test]

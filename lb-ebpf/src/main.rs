@@ -8,6 +8,7 @@
 #![no_main]
 
 mod flood;
+mod forward;
 mod maps;
 mod parse;
 mod respond;
@@ -34,9 +35,14 @@ fn redirect(ctx: &XdpContext) -> u32 {
         Err(stat) => stat,
     };
     maps::count(Stat::Seen);
+    let outcome = if forward::forward(ctx, outcome) {
+        Stat::Forwarded
+    } else {
+        outcome
+    };
     maps::count(outcome);
     match outcome {
-        Stat::Redirected => XDP_TX,
+        Stat::Redirected | Stat::Forwarded => XDP_TX,
         s if s.is_drop() => XDP_DROP,
         _ => XDP_PASS,
     }

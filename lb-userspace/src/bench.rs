@@ -10,7 +10,7 @@ use aya::programs::{TestRun, TestRunOptions};
 use lb_common::maps::{self as m, BENCH_FRAME_MAX, BenchTemplate};
 use lb_common::wire::request;
 
-use crate::config::{Identity, RedirectMode, Vip};
+use crate::config::{Identity, NoRedirect, RedirectMode, Vip};
 use crate::dataplane::{Dataplane, DataplaneError, TargetEntry};
 use crate::frames::RequestSpec;
 use crate::select::{self, Scenario, SimPolicy};
@@ -104,6 +104,7 @@ pub fn vector_dataplane(obj: Option<&[u8]>) -> Result<Dataplane, DataplaneError>
     let vip = |a: &str| Vip {
         address: a.parse().expect("literal"),
         redirect: RedirectMode::Init,
+        no_redirect: NoRedirect::Pass,
     };
     dp.set_vips(&[vip("198.51.100.1"), vip("2001:db8::1")])?;
     let tgt = |n: &str, a: &str| TargetEntry {

@@ -9,11 +9,14 @@ use toml::Spanned;
 
 mod cluster;
 mod ike;
+mod no_redirect;
+
 pub use cluster::{
     CLUSTER_GROUP_DEFAULT, CLUSTER_PORT_DEFAULT, ClusterCfg, ProbeCfg, RUN_DIR, StatusCfg,
     Transport, VrrpCfg,
 };
 pub use ike::{IkeCfg, IkePeerCfg, Psk, parse_ike_identity};
+pub use no_redirect::NoRedirect;
 
 /// How the XDP program is attached.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -84,6 +87,8 @@ impl std::fmt::Display for Identity {
 pub struct Vip {
     pub address: IpAddr,
     pub redirect: RedirectMode,
+    /// Clients without REDIRECT_SUPPORTED (docs/architecture.md §6).
+    pub no_redirect: NoRedirect,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -188,6 +193,7 @@ struct RawDataplane {
 struct RawVip {
     address: Spanned<String>,
     redirect: Option<Spanned<String>>,
+    no_redirect: Option<Spanned<String>>,
     #[serde(alias = "auth_redirect")]
     auth_redirect: Option<Spanned<String>>,
 }
@@ -308,7 +314,22 @@ impl Config {
                 span: redirect_span,
                 auth_redirect: v.auth_redirect,
             });
-            vips.push(Vip { address, redirect });
+            let no_redirect = no_redirect::parse(
+                v.no_redirect.as_ref().map(|x| x.get_ref().as_str()),
+                redirect,
+            )
+            .map_err(|e| {
+                let span = v
+                    .no_redirect
+                    .as_ref()
+                    .map_or(v.address.span(), |x| x.span());
+                err(span, &format!("vip[{i}].no-redirect"), e)
+            })?;
+            vips.push(Vip {
+                address,
+                redirect,
+                no_redirect,
+            });
         }
         if raw.target.len() > MAX_TARGETS {
             return Err(ConfigError(format!(

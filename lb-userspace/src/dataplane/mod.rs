@@ -2,6 +2,8 @@
 //! slot tables (A/B, flipped atomically), attaches and detaches.
 
 pub mod choice;
+pub mod forward;
+mod neigh;
 pub mod stats;
 pub mod tables;
 
@@ -74,6 +76,7 @@ pub struct Dataplane {
     index: HashMap<(String, Identity), u16>,
     vips: Vec<IpAddr>,
     attached: Option<String>,
+    fwd: forward::FwdState,
 }
 
 /// The bpffs directory of an interface's pins.
@@ -130,7 +133,10 @@ impl Dataplane {
                 path: dir.into(),
                 what: e.to_string(),
             })?;
-            for name in m::PINNED_MAPS {
+            for name in m::PINNED_MAPS
+                .into_iter()
+                .chain(lb_common::forward::PINNED_FWD_MAPS)
+            {
                 loader.map_pin_path(name, dir.join(name));
             }
         }
@@ -160,6 +166,7 @@ impl Dataplane {
             index: HashMap::new(),
             vips: Vec::new(),
             attached: None,
+            fwd: forward::FwdState::default(),
         };
         dp.write_config()?;
         Ok(dp)
@@ -207,9 +214,15 @@ impl Dataplane {
                     RedirectMode::Init => m::VIP_MODE_INIT,
                     RedirectMode::Auth => m::VIP_MODE_AUTH,
                 };
-                (v.address, MapVip { mode, _pad: 0 })
+                Ok((
+                    v.address,
+                    MapVip {
+                        mode,
+                        fwd: self.fwd.vip_value(v)?,
+                    },
+                ))
             })
-            .collect();
+            .collect::<Result<_, DataplaneError>>()?;
         let stale: Vec<IpAddr> = self
             .vips
             .iter()
@@ -316,10 +329,11 @@ impl Dataplane {
                 .set(m::slot_table_index(gen_next, v6), table, 0)
                 .map_err(map_err(m::MAP_SLOTS))?;
         }
+        self.install_forward(targets, &next, gen_next)?;
         self.generation = gen_next;
         self.write_config()?;
         self.index = next;
-        Ok(())
+        self.retire_forward()
     }
 
     /// Target names by map index, for status output.
@@ -503,7 +517,10 @@ fn remove_pins(dir: &Path) -> Result<(), DataplaneError> {
     if !dir.exists() {
         return Ok(());
     }
-    for name in m::PINNED_MAPS {
+    for name in m::PINNED_MAPS
+        .into_iter()
+        .chain(lb_common::forward::PINNED_FWD_MAPS)
+    {
         let p = dir.join(name);
         if p.exists() {
             std::fs::remove_file(&p).map_err(|e| DataplaneError::Pin {

@@ -17,7 +17,7 @@ use super::{
     BG_PORT, Family, FloodError, GEN_IF, GEN_MAC, Netns, Options, RESP_IF, RESP_MAC, Responder,
     Sender, Topology, pluto, setup, template, threads,
 };
-use crate::config::{Identity, RedirectMode, Vip};
+use crate::config::{Identity, NoRedirect, RedirectMode, Vip};
 use crate::dataplane::{Dataplane, TargetEntry};
 use crate::frames::RequestSpec;
 
@@ -319,6 +319,7 @@ fn flood(opts: &Options, target: Target, threads: u32, queues: u32) -> Result<Ou
             dp.set_vips(&[Vip {
                 address: vip,
                 redirect: RedirectMode::Init,
+                no_redirect: NoRedirect::Pass,
             }])?;
             dp.set_targets(&[TargetEntry {
                 name: "gw".into(),

@@ -16,7 +16,7 @@ use aya::maps::{MapData, PerCpuArray};
 use aya::programs::{TestRun, TestRunOptions};
 use lb_common::maps::{self as m, Stat, Target};
 use lb_common::wire::request;
-use lb_userspace::config::{Identity, RedirectMode, Vip};
+use lb_userspace::config::{Identity, NoRedirect, RedirectMode, Vip};
 use lb_userspace::dataplane::{Dataplane, TargetEntry};
 
 use super::xdp_fixtures_answer::{Answer, check_reply, tshark_check};
@@ -179,6 +179,7 @@ impl Harness {
             .map(|(a, r)| Vip {
                 address: *a,
                 redirect: *r,
+                no_redirect: NoRedirect::Pass,
             })
             .collect();
         self.dp.set_vips(&v).expect("set VIPs");

@@ -1,0 +1,295 @@
+//! Userspace side of forwarding (docs/architecture.md §6): forward-VIP slots, member
+//! MACs, the Maglev table (built beside the slot tables from the same weights, in the
+//! idle generation) and the members' alive flags; counters for status and stats.
+
+use std::borrow::Borrow;
+use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use aya::maps::{Array, HashMap as BpfHashMap, MapData, PerCpuArray};
+use lb_common::forward::{
+    self as f, FwdCount, FwdKind, FwdMember, MAGLEV_SIZE, MAX_FWD_VIPS, MEMBER_ALIVE,
+};
+use lb_common::maglev::{self, Member};
+use lb_common::maps::{self as m, Vip as MapVip};
+
+use super::{Dataplane, DataplaneError, TargetEntry, map_err, neigh};
+use crate::config::{Identity, NoRedirect, Vip};
+
+/// How long `set_targets` waits for members' neighbour entries to appear.
+const RESOLVE_WAIT: Duration = Duration::from_millis(500);
+/// A member whose MAC did not resolve is asked again after this long.
+const RESOLVE_RETRY: Duration = Duration::from_secs(10);
+
+/// Forwarding state kept between updates.
+#[derive(Default)]
+pub(super) struct FwdState {
+    /// Forward-mode VIPs; the position is the counter slot (`Vip.fwd` - 1).
+    vips: Vec<IpAddr>,
+    /// MACs given by the caller ([`Dataplane::set_member_mac`]); they win over the
+    /// neighbour table.
+    static_macs: HashMap<IpAddr, [u8; 6]>,
+    /// The last MAC seen for each member address.
+    macs: HashMap<IpAddr, [u8; 6]>,
+    /// When resolution of an address was last provoked.
+    provoked: HashMap<IpAddr, Instant>,
+    /// The table last written into each generation: only changed entries are written.
+    written: [Option<Vec<u16>>; 2],
+    /// Member indices marked alive now, and by the update in progress.
+    alive: Vec<u16>,
+    next_alive: Vec<u16>,
+}
+
+impl FwdState {
+    /// `Vip.fwd` of a VIP: its slot + 1 in forward mode, else 0.
+    pub(super) fn vip_value(&mut self, v: &Vip) -> Result<u32, DataplaneError> {
+        if v.no_redirect != NoRedirect::Forward {
+            return Ok(0);
+        }
+        let slot = match self.vips.iter().position(|a| *a == v.address) {
+            Some(i) => i,
+            None => {
+                self.vips.push(v.address);
+                self.vips.len() - 1
+            }
+        };
+        if slot >= MAX_FWD_VIPS as usize {
+            return Err(DataplaneError::Map(
+                m::MAP_VIPS4.into(),
+                format!("at most {MAX_FWD_VIPS} VIPs may forward"),
+            ));
+        }
+        Ok(slot as u32 + 1)
+    }
+}
+
+/// The member address forwarding uses: an IP identity (an FQDN names no address).
+fn member_addr(id: &Identity) -> Option<IpAddr> {
+    match id {
+        Identity::Ip(a) => Some(*a),
+        Identity::Fqdn(_) => None,
+    }
+}
+
+impl Dataplane {
+    /// Sets the MAC of member address `addr` instead of the neighbour table's (tests,
+    /// and members whose MAC is fixed); takes effect at the next `set_targets`.
+    pub fn set_member_mac(&mut self, addr: IpAddr, mac: [u8; 6]) {
+        self.fwd.static_macs.insert(addr, mac);
+    }
+
+    /// MACs of `addrs`: static ones, then the neighbour table, then the last one seen
+    /// (XDP traffic does not refresh a neighbour entry, which may age out). Resolution
+    /// of missing ones is provoked (at most every `RESOLVE_RETRY`) and awaited up to
+    /// `RESOLVE_WAIT`.
+    fn member_macs(&mut self, addrs: &[IpAddr]) -> HashMap<IpAddr, [u8; 6]> {
+        let mut table = neigh::dump().unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "reading the neighbour table");
+            HashMap::new()
+        });
+        let st = &mut self.fwd;
+        let waiting: Vec<IpAddr> = addrs
+            .iter()
+            .filter(|a| !st.static_macs.contains_key(a) && !table.contains_key(a))
+            .filter(|a| {
+                st.provoked
+                    .get(a)
+                    .is_none_or(|t| t.elapsed() >= RESOLVE_RETRY)
+            })
+            .copied()
+            .collect();
+        for a in &waiting {
+            neigh::provoke(*a);
+            st.provoked.insert(*a, Instant::now());
+        }
+        let deadline = Instant::now() + RESOLVE_WAIT;
+        while waiting.iter().any(|a| !table.contains_key(a)) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+            table = neigh::dump().unwrap_or_default();
+        }
+        let mut out = HashMap::new();
+        for a in addrs {
+            let mac = st.static_macs.get(a).or_else(|| table.get(a)).copied();
+            match mac.or_else(|| st.macs.get(a).copied()) {
+                Some(mac) => {
+                    st.macs.insert(*a, mac);
+                    out.insert(*a, mac);
+                }
+                None => {
+                    tracing::warn!(member = %a, "no MAC for this member: it gets no forwarded clients")
+                }
+            }
+        }
+        out
+    }
+
+    /// Writes the Maglev table of `targets` (with their indices `idx`) into generation
+    /// `generation` and the members' entries; called by `set_targets` before the flip.
+    /// Nothing to do while no VIP forwards.
+    pub(super) fn install_forward(
+        &mut self,
+        targets: &[TargetEntry],
+        idx: &HashMap<(String, Identity), u16>,
+        generation: u32,
+    ) -> Result<(), DataplaneError> {
+        if self.fwd.vips.is_empty() {
+            return Ok(());
+        }
+        let addrs: Vec<IpAddr> = targets
+            .iter()
+            .filter_map(|t| member_addr(&t.identity))
+            .collect();
+        let macs = self.member_macs(&addrs);
+        let mut members = Vec::new();
+        let mut values: BTreeMap<u16, FwdMember> = BTreeMap::new();
+        for t in targets {
+            let Some(mac) = member_addr(&t.identity).and_then(|a| macs.get(&a)) else {
+                continue;
+            };
+            let index = idx[&(t.name.clone(), t.identity.clone())];
+            members.push(Member {
+                index,
+                key: maglev::member_key(t.name.as_bytes()),
+                weight: t.weight,
+            });
+            values.insert(
+                index,
+                FwdMember {
+                    flags: MEMBER_ALIVE,
+                    mac: *mac,
+                    _pad: [0; 2],
+                },
+            );
+        }
+        // Alive first, so a table entry never names a member the program refuses.
+        {
+            let mut mm: Array<_, FwdMember> = self.map_mut(f::MAP_FWD_MEMBERS)?;
+            for (i, v) in &values {
+                mm.set(u32::from(*i), v, 0)
+                    .map_err(map_err(f::MAP_FWD_MEMBERS))?;
+            }
+        }
+        let table = maglev::populate(&members);
+        let g = (generation & 1) as usize;
+        {
+            let old = self.fwd.written[g].take();
+            let mut tm: Array<_, u16> = self.map_mut(f::MAP_FWD_TABLE)?;
+            for (i, &e) in table.iter().enumerate() {
+                if old.as_ref().is_some_and(|o| o[i] == e) {
+                    continue;
+                }
+                tm.set(generation % 2 * MAGLEV_SIZE + i as u32, e, 0)
+                    .map_err(map_err(f::MAP_FWD_TABLE))?;
+            }
+        }
+        self.fwd.written[g] = Some(table);
+        self.fwd.next_alive = values.into_keys().collect();
+        Ok(())
+    }
+
+    /// After the flip: members no longer in the set lose their alive flag, so the
+    /// program moves their pinned clients (and only theirs) to the live table.
+    pub(super) fn retire_forward(&mut self) -> Result<(), DataplaneError> {
+        let next = std::mem::take(&mut self.fwd.next_alive);
+        let gone: Vec<u16> = self
+            .fwd
+            .alive
+            .iter()
+            .filter(|i| !next.contains(i))
+            .copied()
+            .collect();
+        if !gone.is_empty() {
+            let mut mm: Array<_, FwdMember> = self.map_mut(f::MAP_FWD_MEMBERS)?;
+            for i in gone {
+                mm.set(u32::from(i), FwdMember::default(), 0)
+                    .map_err(map_err(f::MAP_FWD_MEMBERS))?;
+            }
+        }
+        self.fwd.alive = next;
+        Ok(())
+    }
+}
+
+/// One non-zero counter of `IKELB_FWD_STATS`.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct FwdRow {
+    pub vip: IpAddr,
+    pub member: String,
+    pub kind: &'static str,
+    pub packets: u64,
+    pub bytes: u64,
+}
+
+impl Dataplane {
+    /// Non-zero forwarded counters of this dataplane's forward VIPs and members.
+    pub fn forward_counters(&self) -> Result<Vec<FwdRow>, DataplaneError> {
+        if self.fwd.vips.is_empty() {
+            return Ok(Vec::new());
+        }
+        let map = self.ebpf.map(f::MAP_FWD_STATS).ok_or_else(|| {
+            DataplaneError::Map(f::MAP_FWD_STATS.into(), "not in the object".into())
+        })?;
+        let stats: PerCpuArray<&MapData, FwdCount> =
+            PerCpuArray::try_from(map).map_err(map_err(f::MAP_FWD_STATS))?;
+        let vips: Vec<(IpAddr, u32)> = (1..)
+            .zip(&self.fwd.vips)
+            .map(|(slot, a)| (*a, slot))
+            .collect();
+        let names: Vec<(u16, String)> = self
+            .target_names()
+            .into_iter()
+            .map(|(i, n, _)| (i, n))
+            .collect();
+        rows(&vips, &stats, &names)
+    }
+}
+
+/// Forwarded counters from the maps pinned in `dir` (`ikelb stats`), for the members
+/// `names` (target index, name): the VIPs' slots come from the pinned VIP maps.
+pub fn read_pinned(dir: &Path, names: &[(u16, String)]) -> Result<Vec<FwdRow>, DataplaneError> {
+    let mut vips: Vec<(IpAddr, u32)> = Vec::new();
+    let v4: BpfHashMap<MapData, u32, MapVip> = super::open_pinned(dir, m::MAP_VIPS4)?;
+    for (k, v) in v4.iter().flatten() {
+        vips.push((IpAddr::from(k.to_ne_bytes()), v.fwd));
+    }
+    let v6: BpfHashMap<MapData, [u8; 16], MapVip> = super::open_pinned(dir, m::MAP_VIPS6)?;
+    for (k, v) in v6.iter().flatten() {
+        vips.push((IpAddr::from(k), v.fwd));
+    }
+    let stats: PerCpuArray<MapData, FwdCount> = super::open_pinned(dir, f::MAP_FWD_STATS)?;
+    rows(&vips, &stats, names)
+}
+
+/// The non-zero counters of `vips` (address, `Vip.fwd`) × `names` × kinds.
+fn rows<T: Borrow<MapData>>(
+    vips: &[(IpAddr, u32)],
+    stats: &PerCpuArray<T, FwdCount>,
+    names: &[(u16, String)],
+) -> Result<Vec<FwdRow>, DataplaneError> {
+    let mut rows = Vec::new();
+    for &(vip, fwd) in vips.iter().filter(|(_, s)| *s > 0) {
+        for (i, name) in names {
+            for kind in FwdKind::ALL {
+                let at = f::stat_index(fwd - 1, u32::from(*i), kind);
+                let per_cpu = stats
+                    .get(&at, 0)
+                    .map_err(|e| DataplaneError::Map(f::MAP_FWD_STATS.into(), e.to_string()))?;
+                let (packets, bytes) = per_cpu
+                    .iter()
+                    .fold((0, 0), |(p, b), c| (p + c.packets, b + c.bytes));
+                if packets > 0 {
+                    rows.push(FwdRow {
+                        vip,
+                        member: name.clone(),
+                        kind: kind.name(),
+                        packets,
+                        bytes,
+                    });
+                }
+            }
+        }
+    }
+    Ok(rows)
+}
