@@ -379,6 +379,11 @@ fn stats(iface: &str, json: bool) -> Result<()> {
             ))
         })
         .collect();
+    let members: Vec<(u16, String)> = names
+        .iter()
+        .map(|(i, n, _)| (*i as u16, n.clone()))
+        .collect();
+    let fwd = dataplane::forward::read_pinned(&dir, &members)?;
     if json {
         let targets: Vec<serde_json::Value> = names
             .iter()
@@ -391,6 +396,7 @@ fn stats(iface: &str, json: bool) -> Result<()> {
             obj.insert((*n).into(), (*v).into());
         }
         obj.insert("targets".into(), targets.into());
+        obj.insert("forwarded".into(), serde_json::to_value(&fwd)?);
         println!("{}", serde_json::Value::Object(obj));
     } else {
         for (n, v) in &c.stats {
@@ -402,6 +408,12 @@ fn stats(iface: &str, json: bool) -> Result<()> {
             println!(
                 "target {n:<12} {id:<40} {}",
                 c.per_target.get(*i).copied().unwrap_or(0)
+            );
+        }
+        for r in &fwd {
+            println!(
+                "forwarded {:<24} {:<12} {:<14} {} packets {} bytes",
+                r.vip, r.member, r.kind, r.packets, r.bytes
             );
         }
     }

@@ -52,7 +52,12 @@ impl Shared {
                                    "redirects": c.per_target.get(usize::from(*i)).copied().unwrap_or(0)})
                         })
                         .collect();
-                    json!({"active": active, "stats": c.stats, "targets": targets})
+                    let forwarded = dp.forward_counters().unwrap_or_else(|e| {
+                        tracing::warn!(error = %e, "reading forwarded counters");
+                        Vec::new()
+                    });
+                    json!({"active": active, "stats": c.stats, "targets": targets,
+                           "forwarded": forwarded})
                 }
                 Err(e) => json!({"active": active, "error": e.to_string()}),
             }
