@@ -26,9 +26,10 @@ pub const PINNED_FWD_MAPS: [&str; 4] =
 /// every entry) about 64 × the largest member count, so each member's share is
 /// within 1/64 of its weight's (Maglev §3.4 asks for M ≫ N).
 pub const MAGLEV_SIZE: u32 = 16381;
-/// `IKELB_FWD_TABLE` holds two generations (A/B), selected by `Config.active_table`
-/// like the slot tables: userspace fills the idle one, then flips.
-pub const FWD_TABLE_ENTRIES: u32 = 2 * MAGLEV_SIZE;
+/// `IKELB_FWD_TABLE` holds one table per generation (A/B, selected by
+/// `Config.active_table` like the slot tables: userspace fills the idle one, then
+/// flips) and client family (members whose address is of that family).
+pub const FWD_TABLE_ENTRIES: u32 = 4 * MAGLEV_SIZE;
 /// A table entry naming no member (empty table: nothing to forward to).
 pub const NO_MEMBER: u16 = u16::MAX;
 /// Connection-table capacity. An LRU hash: when full, the least recently used client
@@ -164,10 +165,10 @@ pub const fn client_hash(w: &[u32; 4]) -> u32 {
     (mix64(mix64(a ^ 0x9e37_79b9_7f4a_7c15) ^ b) >> 32) as u32
 }
 
-/// The Maglev entry of a client in generation `generation`.
+/// The Maglev entry of a client of family `v6` (0 or 1) in generation `generation`.
 #[inline(always)]
-pub const fn table_index(generation: u32, hash: u32) -> u32 {
-    (generation & 1) * MAGLEV_SIZE + hash % MAGLEV_SIZE
+pub const fn table_index(generation: u32, v6: u32, hash: u32) -> u32 {
+    ((generation & 1) * 2 + (v6 & 1)) * MAGLEV_SIZE + hash % MAGLEV_SIZE
 }
 
 /// Raw words of an address as the program reads them (wire bytes, native order).
@@ -282,6 +283,7 @@ mod tests {
         let a = addr_words(false, &[192, 0, 2, 10, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
         let b = addr_words(false, &[192, 0, 2, 11, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
         assert_ne!(client_hash(&a), client_hash(&b));
-        assert_eq!(table_index(1, 5), MAGLEV_SIZE + 5);
+        assert_eq!(table_index(1, 0, 5), 2 * MAGLEV_SIZE + 5);
+        assert_eq!(table_index(1, 1, MAGLEV_SIZE + 5), 3 * MAGLEV_SIZE + 5);
     }
 }

@@ -156,7 +156,7 @@ fn choose(key: &ConnKey) -> Option<u32> {
         }
     }
     let generation = maps::CONFIG.get(0)?.active_table;
-    let m = *FWD_TABLE.get(table_index(generation, client_hash(&key.client)))?;
+    let m = *FWD_TABLE.get(table_index(generation, key.v6, client_hash(&key.client)))?;
     if m == NO_MEMBER {
         return None;
     }

@@ -9,9 +9,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use aya::maps::{Array, HashMap as BpfHashMap, MapData, PerCpuArray};
-use lb_common::forward::{
-    self as f, FwdCount, FwdKind, FwdMember, MAGLEV_SIZE, MAX_FWD_VIPS, MEMBER_ALIVE,
-};
+use lb_common::forward::{self as f, FwdCount, FwdKind, FwdMember, MAX_FWD_VIPS, MEMBER_ALIVE};
 use lb_common::maglev::{self, Member};
 use lb_common::maps::{self as m, Vip as MapVip};
 
@@ -35,8 +33,9 @@ pub(super) struct FwdState {
     macs: HashMap<IpAddr, [u8; 6]>,
     /// When resolution of an address was last provoked.
     provoked: HashMap<IpAddr, Instant>,
-    /// The table last written into each generation: only changed entries are written.
-    written: [Option<Vec<u16>>; 2],
+    /// The table last written into each (generation, family): only changed entries
+    /// are written.
+    written: [Option<Vec<u16>>; 4],
     /// Member indices marked alive now, and by the update in progress.
     alive: Vec<u16>,
     next_alive: Vec<u16>,
@@ -142,14 +141,18 @@ impl Dataplane {
             .filter_map(|t| member_addr(&t.identity))
             .collect();
         let macs = self.member_macs(&addrs);
-        let mut members = Vec::new();
+        let mut members: [Vec<Member>; 2] = [Vec::new(), Vec::new()];
         let mut values: BTreeMap<u16, FwdMember> = BTreeMap::new();
         for t in targets {
-            let Some(mac) = member_addr(&t.identity).and_then(|a| macs.get(&a)) else {
+            let Some(addr) = member_addr(&t.identity) else {
+                continue;
+            };
+            let Some(mac) = macs.get(&addr) else {
                 continue;
             };
             let index = idx[&(t.name.clone(), t.identity.clone())];
-            members.push(Member {
+            // A member serves clients of its address's family, as in the slot tables.
+            members[usize::from(addr.is_ipv6())].push(Member {
                 index,
                 key: maglev::member_key(t.name.as_bytes()),
                 weight: t.weight,
@@ -171,20 +174,20 @@ impl Dataplane {
                     .map_err(map_err(f::MAP_FWD_MEMBERS))?;
             }
         }
-        let table = maglev::populate(&members);
-        let g = (generation & 1) as usize;
-        {
+        for v6 in [0u32, 1] {
+            let table = maglev::populate(&members[v6 as usize]);
+            let g = ((generation & 1) * 2 + v6) as usize;
             let old = self.fwd.written[g].take();
             let mut tm: Array<_, u16> = self.map_mut(f::MAP_FWD_TABLE)?;
             for (i, &e) in table.iter().enumerate() {
                 if old.as_ref().is_some_and(|o| o[i] == e) {
                     continue;
                 }
-                tm.set(generation % 2 * MAGLEV_SIZE + i as u32, e, 0)
+                tm.set(f::table_index(generation, v6, i as u32), e, 0)
                     .map_err(map_err(f::MAP_FWD_TABLE))?;
             }
+            self.fwd.written[g] = Some(table);
         }
-        self.fwd.written[g] = Some(table);
         self.fwd.next_alive = values.into_keys().collect();
         Ok(())
     }

@@ -176,6 +176,9 @@ impl LabConfig {
             if let Some(m) = &self.ikelb_auth {
                 s.push_str(&format!("redirect = \"auth\"\nauth-redirect = \"{m}\"\n"));
             }
+            if self.ikelb_forward {
+                s.push_str("no-redirect = \"forward\"\n");
+            }
             s.push('\n');
         }
         if self.ikelb_auth.is_some() {

@@ -37,8 +37,39 @@ fn mac_of(i: usize) -> [u8; 6] {
     [0x02, 0xfd, 0, 0, 0, i as u8 + 1]
 }
 
-fn member_ip(i: usize) -> IpAddr {
-    IpAddr::from([192, 0, 2, 11 + i as u8])
+/// Member gwN's address of each family (its targets gwN and gwN-v6, one host).
+fn member_ip(i: usize, v6: bool) -> IpAddr {
+    if v6 {
+        IpAddr::from([
+            0x20,
+            1,
+            0x0d,
+            0xb8,
+            0,
+            2,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            11 + i as u8,
+        ])
+    } else {
+        IpAddr::from([192, 0, 2, 11 + i as u8])
+    }
+}
+
+/// The target name of member `i` for clients of family `v6`.
+fn target_name(i: usize, v6: bool) -> String {
+    if v6 {
+        format!("gw{i}-v6")
+    } else {
+        format!("gw{i}")
+    }
 }
 
 impl Fwd {
@@ -56,7 +87,9 @@ impl Fwd {
         ])
         .expect("set VIPs");
         for i in 0..8 {
-            dp.set_member_mac(member_ip(i), mac_of(i));
+            for v6 in [false, true] {
+                dp.set_member_mac(member_ip(i, v6), mac_of(i));
+            }
         }
         let mut h = Fwd {
             dp,
@@ -69,27 +102,32 @@ impl Fwd {
         h
     }
 
-    /// Members gw0.. with these weights (a weight of `u32::MAX` leaves that member out).
+    /// Members gw0.. with these weights (a weight of `u32::MAX` leaves that member out),
+    /// each a target per family.
     fn set_weights(&mut self, weights: &[u32]) {
         self.targets = weights
             .iter()
             .enumerate()
             .filter(|(_, w)| **w != u32::MAX)
-            .map(|(i, &w)| TargetEntry {
-                name: format!("gw{i}"),
-                identity: Identity::Ip(member_ip(i)),
-                weight: w,
+            .flat_map(|(i, &w)| {
+                [false, true].map(|v6| TargetEntry {
+                    name: target_name(i, v6),
+                    identity: Identity::Ip(member_ip(i, v6)),
+                    weight: w,
+                })
             })
             .collect();
         self.dp.set_targets(&self.targets).expect("set targets");
     }
 
-    /// The reference Maglev table of the current targets, by member number (gwN → N).
-    fn table(&self) -> Vec<usize> {
+    /// The reference Maglev table of the current targets for clients of family `v6`, by
+    /// member number (gwN → N).
+    fn table(&self, v6: bool) -> Vec<usize> {
         let idx = self.dp.target_names();
         let members: Vec<Member> = self
             .targets
             .iter()
+            .filter(|t| matches!(t.identity, Identity::Ip(a) if a.is_ipv6() == v6))
             .map(|t| Member {
                 index: idx.iter().find(|x| x.1 == t.name).expect("installed").0,
                 key: maglev::member_key(t.name.as_bytes()),
@@ -106,7 +144,7 @@ impl Fwd {
     fn member_no(&self, index: u16) -> usize {
         let names = self.dp.target_names();
         let n = &names.iter().find(|x| x.0 == index).expect("index").1;
-        n[2..].parse().expect("gwN")
+        n[2..].trim_end_matches("-v6").parse().expect("gwN")
     }
 
     fn stats(&mut self) -> Vec<u64> {
@@ -117,12 +155,14 @@ impl Fwd {
             .collect()
     }
 
+    /// Counters of (VIP slot, target of member `member` for family `slot`, kind): the
+    /// fixtures' forward VIP of each family has the slot of the family's number.
     fn fwd_count(&mut self, slot: u32, member: usize, kind: FwdKind) -> (u64, u64) {
         let idx = self
             .dp
             .target_names()
             .into_iter()
-            .find(|x| x.1 == format!("gw{member}"))
+            .find(|x| x.1 == target_name(member, slot == 1))
             .expect("member")
             .0;
         let map = self.dp.ebpf_mut().map(f::MAP_FWD_STATS).expect("fwd stats");
@@ -192,7 +232,7 @@ impl Fwd {
 
     /// The member the live table gives client `a` (not yet pinned).
     fn model_member(&self, a: IpAddr) -> usize {
-        self.table()[(client_hash(&words(a)) % MAGLEV_SIZE) as usize]
+        self.table(a.is_ipv6())[(client_hash(&words(a)) % MAGLEV_SIZE) as usize]
     }
 }
 
