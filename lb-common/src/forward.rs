@@ -45,6 +45,10 @@ pub const MAX_FWD_VIPS: u32 = 16;
 /// drained to weight 0 stays alive (no new clients, old ones kept); a lost member is
 /// not, and the program moves its clients to the Maglev choice.
 pub const MEMBER_ALIVE: u32 = 1;
+/// `FwdMember.flags`: the member is this host (its address is local here, as on a
+/// cluster's VRRP master that is also a member): its clients' frames are passed to the
+/// local stack unchanged instead of sent to our own MAC, which would not come back.
+pub const MEMBER_LOCAL: u32 = 2;
 
 /// Value of `IKELB_FWD_MEMB`, indexed like `IKELB_TARGETS`.
 #[repr(C)]

@@ -4,6 +4,7 @@
 //! (`XDP_TX`) to the client's member with only the Ethernet addresses changed.
 
 use aya_ebpf::{
+    bindings::xdp_action::{XDP_PASS, XDP_TX},
     macros::map,
     maps::{Array, LruHashMap, PerCpuArray},
     programs::XdpContext,
@@ -11,7 +12,8 @@ use aya_ebpf::{
 use lb_common::{
     forward::{
         CONN_ENTRIES, ConnKey, ConnValue, FWD_STAT_ENTRIES, FWD_TABLE_ENTRIES, FwdCount, FwdKind,
-        FwdMember, MAX_FWD_VIPS, MEMBER_ALIVE, NO_MEMBER, client_hash, stat_index, table_index,
+        FwdMember, MAX_FWD_VIPS, MEMBER_ALIVE, MEMBER_LOCAL, NO_MEMBER, client_hash, stat_index,
+        table_index,
     },
     maps::{MAX_TARGETS, Stat},
     wire::l2l3,
@@ -57,14 +59,16 @@ fn alive(member: u32) -> Option<&'static FwdMember> {
 }
 
 /// Forwards the frame if it is to a forward-mode VIP and of a forwarded kind: returns
-/// true after rewriting it for `XDP_TX`, false to keep `outcome`.
+/// the action, `XDP_TX` after rewriting it for a member on the segment, `XDP_PASS`
+/// unchanged for this host's own member (the VIP is local here too, and a frame sent
+/// to our own MAC would not come back); `None` keeps `outcome`.
 #[inline(always)]
-pub fn forward(ctx: &XdpContext, outcome: Stat) -> bool {
+pub fn forward(ctx: &XdpContext, outcome: Stat) -> Option<u32> {
     if !candidate(outcome) {
-        return false;
+        return None;
     }
     let Some(etype0) = load::<u16>(ctx, l2l3::ETH_TYPE) else {
-        return false;
+        return None;
     };
     let mut etype = u16::from_be(etype0);
     let mut l2 = l2l3::ETH_HLEN;
@@ -73,7 +77,7 @@ pub fn forward(ctx: &XdpContext, outcome: Stat) -> bool {
             break;
         }
         let Some(t) = load::<u16>(ctx, l2 + 2) else {
-            return false;
+            return None;
         };
         etype = u16::from_be(t);
         l2 += l2l3::VLAN_HLEN;
@@ -82,12 +86,12 @@ pub fn forward(ctx: &XdpContext, outcome: Stat) -> bool {
     // its VIP check); only what the choice needs is read again.
     let (key, proto, fwd) = if etype == l2l3::ETHERTYPE_IPV6 {
         let Some(w) = load::<[u32; 10]>(ctx, l2) else {
-            return false;
+            return None;
         };
         let dst = [w[6], w[7], w[8], w[9]];
         // SAFETY: a map value read once.
         let Some(v) = (unsafe { maps::VIPS6.get(&dst) }) else {
-            return false;
+            return None;
         };
         let key = ConnKey {
             v6: 1,
@@ -97,11 +101,11 @@ pub fn forward(ctx: &XdpContext, outcome: Stat) -> bool {
         (key, (w[1] >> 16) as u8, v.fwd)
     } else {
         let Some(w) = load::<[u32; 5]>(ctx, l2) else {
-            return false;
+            return None;
         };
         // SAFETY: as above.
         let Some(v) = (unsafe { maps::VIPS4.get(&w[4]) }) else {
-            return false;
+            return None;
         };
         let key = ConnKey {
             v6: 0,
@@ -111,27 +115,30 @@ pub fn forward(ctx: &XdpContext, outcome: Stat) -> bool {
         (key, (w[2] >> 8) as u8, v.fwd)
     };
     if fwd == 0 || fwd > MAX_FWD_VIPS {
-        return false;
+        return None;
     }
     let Some(kind) = FwdKind::of(outcome, proto) else {
-        return false;
+        return None;
     };
     let Some(member) = choose(&key) else {
-        return false;
+        return None;
     };
     let Some(m) = alive(member) else {
-        return false;
+        return None;
     };
     let start = ctx.data();
     if start + l2l3::ETH_HLEN > ctx.data_end() {
-        return false;
+        return None;
     }
-    // SAFETY: the 14-byte Ethernet header is inside the frame (checked just above).
-    unsafe {
-        let p = start as *mut u8;
-        let ours = (p as *const [u8; 6]).read_unaligned();
-        (p.add(6) as *mut [u8; 6]).write_unaligned(ours);
-        (p as *mut [u8; 6]).write_unaligned(m.mac);
+    let local = m.flags & MEMBER_LOCAL != 0;
+    if !local {
+        // SAFETY: the 14-byte Ethernet header is inside the frame (checked just above).
+        unsafe {
+            let p = start as *mut u8;
+            let ours = (p as *const [u8; 6]).read_unaligned();
+            (p.add(6) as *mut [u8; 6]).write_unaligned(ours);
+            (p as *mut [u8; 6]).write_unaligned(m.mac);
+        }
     }
     let idx = stat_index(fwd - 1, member % MAX_TARGETS, kind);
     if let Some(c) = FWD_STATS.get_ptr_mut(idx) {
@@ -141,7 +148,7 @@ pub fn forward(ctx: &XdpContext, outcome: Stat) -> bool {
             (*c).bytes += (ctx.data_end() - start) as u64;
         }
     }
-    true
+    Some(if local { XDP_PASS } else { XDP_TX })
 }
 
 /// The member of `key`'s client: its pinned member while that is alive, else the

@@ -35,14 +35,13 @@ fn redirect(ctx: &XdpContext) -> u32 {
         Err(stat) => stat,
     };
     maps::count(Stat::Seen);
-    let outcome = if forward::forward(ctx, outcome) {
-        Stat::Forwarded
-    } else {
-        outcome
-    };
+    if let Some(action) = forward::forward(ctx, outcome) {
+        maps::count(Stat::Forwarded);
+        return action;
+    }
     maps::count(outcome);
     match outcome {
-        Stat::Redirected | Stat::Forwarded => XDP_TX,
+        Stat::Redirected => XDP_TX,
         s if s.is_drop() => XDP_DROP,
         _ => XDP_PASS,
     }

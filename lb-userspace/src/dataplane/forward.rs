@@ -9,7 +9,9 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use aya::maps::{Array, HashMap as BpfHashMap, MapData, PerCpuArray};
-use lb_common::forward::{self as f, FwdCount, FwdKind, FwdMember, MAX_FWD_VIPS, MEMBER_ALIVE};
+use lb_common::forward::{
+    self as f, FwdCount, FwdKind, FwdMember, MAX_FWD_VIPS, MEMBER_ALIVE, MEMBER_LOCAL,
+};
 use lb_common::maglev::{self, Member};
 use lb_common::maps::{self as m, Vip as MapVip};
 
@@ -62,6 +64,12 @@ impl FwdState {
         }
         Ok(slot as u32 + 1)
     }
+}
+
+/// Whether `a` is an address of this host (a cluster's VRRP master is also a member):
+/// only a local address can be bound.
+fn is_local(a: IpAddr) -> bool {
+    std::net::UdpSocket::bind((a, 0)).is_ok()
 }
 
 /// The member address forwarding uses: an IP identity (an FQDN names no address).
@@ -139,6 +147,7 @@ impl Dataplane {
         let addrs: Vec<IpAddr> = targets
             .iter()
             .filter_map(|t| member_addr(&t.identity))
+            .filter(|a| !is_local(*a))
             .collect();
         let macs = self.member_macs(&addrs);
         let mut members: [Vec<Member>; 2] = [Vec::new(), Vec::new()];
@@ -147,8 +156,11 @@ impl Dataplane {
             let Some(addr) = member_addr(&t.identity) else {
                 continue;
             };
-            let Some(mac) = macs.get(&addr) else {
-                continue;
+            let local = is_local(addr);
+            let mac = match macs.get(&addr) {
+                Some(m) => *m,
+                None if local => [0; 6],
+                None => continue,
             };
             let index = idx[&(t.name.clone(), t.identity.clone())];
             // A member serves clients of its address's family, as in the slot tables.
@@ -160,8 +172,8 @@ impl Dataplane {
             values.insert(
                 index,
                 FwdMember {
-                    flags: MEMBER_ALIVE,
-                    mac: *mac,
+                    flags: MEMBER_ALIVE | if local { MEMBER_LOCAL } else { 0 },
+                    mac,
                     _pad: [0; 2],
                 },
             );

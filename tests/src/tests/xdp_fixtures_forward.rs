@@ -424,3 +424,27 @@ fn xdp_forward_pins_and_moves() {
         "{new_on_4} of 400 new clients on the new member"
     );
 }
+
+/// A member whose address is this host's (a cluster's VRRP master is also a member):
+/// its clients' frames are passed up unchanged, counted as forwarded.
+#[test]
+fn xdp_forward_to_the_local_member_passes() {
+    crate::require_root!();
+    let mut h = Fwd::new(&[]);
+    h.targets = vec![TargetEntry {
+        name: "gw0".into(),
+        identity: Identity::Ip(IpAddr::from([127, 0, 0, 1])),
+        weight: 1,
+    }];
+    h.dp.set_targets(&h.targets).expect("set targets");
+    let c: IpAddr = "192.0.2.10".parse().expect("literal");
+    for (name, frame, kind) in [
+        ("request without RS", spec(c, 500).frame(), FwdKind::IkeInit),
+        ("ESP", esp(c), FwdKind::Esp),
+    ] {
+        let (act, out, stat) = h.run(&frame);
+        assert_eq!((act, stat), (XDP_PASS, Stat::Forwarded), "{name}");
+        assert_eq!(out, frame, "{name}: unchanged");
+        assert_eq!(h.fwd_count(0, 0, kind).0, 1, "{name}: counted");
+    }
+}
