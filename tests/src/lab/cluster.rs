@@ -55,8 +55,13 @@ impl Lab {
             let vici = m.charon.dir.join("charon.vici");
             let mut t = format!("[dataplane]\niface = \"{}\"\n", m.iface);
             if let Some(p) = priority {
+                let fwd = if self.config.ikelb_forward {
+                    "no-redirect = \"forward\"\n"
+                } else {
+                    ""
+                };
                 t.push_str(&format!(
-                    "xdp-mode = \"skb\"\n\n[[vip]]\naddress = \"{vip4}\"\n\n[[vrrp]]\n\
+                    "xdp-mode = \"skb\"\n\n[[vip]]\naddress = \"{vip4}\"\n{fwd}\n[[vrrp]]\n\
                      vrid = {VRID}\npriority = {p}\ninterval-cs = 10\nvips = [\"{vip4}\"]\n"
                 ));
             }

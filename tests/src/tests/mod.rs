@@ -2,6 +2,7 @@ mod cluster_failover;
 mod e2e_auth;
 mod e2e_auth_cert;
 mod e2e_forward;
+mod e2e_forward_cluster;
 mod e2e_redirect;
 mod fixtures;
 mod flood;
