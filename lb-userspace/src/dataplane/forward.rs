@@ -89,15 +89,16 @@ impl Dataplane {
 
     /// MACs of `addrs`: static ones, then the neighbour table, then the last one seen
     /// (XDP traffic does not refresh a neighbour entry, which may age out). Resolution
-    /// of missing ones is provoked (at most every `RESOLVE_RETRY`) and awaited up to
-    /// `RESOLVE_WAIT`.
+    /// of missing ones is provoked (at most every `RESOLVE_RETRY`); only a first attempt
+    /// is awaited, up to `RESOLVE_WAIT`, so that a member that never answers does not
+    /// stall every rebuild (a later one picks up what a retry resolved).
     fn member_macs(&mut self, addrs: &[IpAddr]) -> HashMap<IpAddr, [u8; 6]> {
         let mut table = neigh::dump().unwrap_or_else(|e| {
             tracing::warn!(error = %e, "reading the neighbour table");
             HashMap::new()
         });
         let st = &mut self.fwd;
-        let waiting: Vec<IpAddr> = addrs
+        let due: Vec<IpAddr> = addrs
             .iter()
             .filter(|a| !st.static_macs.contains_key(a) && !table.contains_key(a))
             .filter(|a| {
@@ -107,7 +108,12 @@ impl Dataplane {
             })
             .copied()
             .collect();
-        for a in &waiting {
+        let waiting: Vec<IpAddr> = due
+            .iter()
+            .filter(|a| !st.provoked.contains_key(a))
+            .copied()
+            .collect();
+        for a in &due {
             neigh::provoke(*a);
             st.provoked.insert(*a, Instant::now());
         }
