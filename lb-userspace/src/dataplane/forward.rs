@@ -8,7 +8,7 @@ use std::net::IpAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use aya::maps::{Array, HashMap as BpfHashMap, MapData, PerCpuArray};
+use aya::maps::{Array, HashMap as BpfHashMap, MapData, PerCpuArray, PerCpuValues};
 use lb_common::forward::{
     self as f, FwdCount, FwdKind, FwdMember, MAX_FWD_VIPS, MEMBER_ALIVE, MEMBER_LOCAL,
 };
@@ -26,8 +26,12 @@ const RESOLVE_RETRY: Duration = Duration::from_secs(10);
 /// Forwarding state kept between updates.
 #[derive(Default)]
 pub(super) struct FwdState {
-    /// Forward-mode VIPs; the position is the counter slot (`Vip.fwd` - 1).
-    vips: Vec<IpAddr>,
+    /// Forward-mode VIPs; the position is the counter slot (`Vip.fwd` - 1), `None` a
+    /// free one.
+    vips: Vec<Option<IpAddr>>,
+    /// The targets of the last `set_targets`, to build the tables when a VIP starts
+    /// forwarding.
+    targets: Vec<TargetEntry>,
     /// MACs given by the caller ([`Dataplane::set_member_mac`]); they win over the
     /// neighbour table.
     static_macs: HashMap<IpAddr, [u8; 6]>,
@@ -45,24 +49,79 @@ pub(super) struct FwdState {
 
 impl FwdState {
     /// `Vip.fwd` of a VIP: its slot + 1 in forward mode, else 0.
-    pub(super) fn vip_value(&mut self, v: &Vip) -> Result<u32, DataplaneError> {
-        if v.no_redirect != NoRedirect::Forward {
-            return Ok(0);
-        }
-        let slot = match self.vips.iter().position(|a| *a == v.address) {
-            Some(i) => i,
-            None => {
-                self.vips.push(v.address);
-                self.vips.len() - 1
-            }
-        };
-        if slot >= MAX_FWD_VIPS as usize {
+    pub(super) fn vip_value(&self, v: &Vip) -> u32 {
+        self.vips
+            .iter()
+            .position(|a| *a == Some(v.address))
+            .filter(|_| v.no_redirect == NoRedirect::Forward)
+            .map_or(0, |i| i as u32 + 1)
+    }
+
+    fn enabled(&self) -> bool {
+        self.vips.iter().any(Option::is_some)
+    }
+}
+
+impl Dataplane {
+    /// Gives the forward-mode VIPs of `vips` counter slots before their map entries are
+    /// written: a VIP keeps its slot, one that stopped forwarding frees its, a new one
+    /// takes the first free slot, whose counters are zeroed. Returns whether forwarding
+    /// was off before and is on now (the tables must then be built).
+    pub(super) fn assign_forward_vips(&mut self, vips: &[Vip]) -> Result<bool, DataplaneError> {
+        let was = self.fwd.enabled();
+        let fwd: Vec<IpAddr> = vips
+            .iter()
+            .filter(|v| v.no_redirect == NoRedirect::Forward)
+            .map(|v| v.address)
+            .collect();
+        if fwd.len() > MAX_FWD_VIPS as usize {
             return Err(DataplaneError::Map(
                 m::MAP_VIPS4.into(),
                 format!("at most {MAX_FWD_VIPS} VIPs may forward"),
             ));
         }
-        Ok(slot as u32 + 1)
+        for s in self.fwd.vips.iter_mut() {
+            if s.is_some_and(|a| !fwd.contains(&a)) {
+                *s = None;
+            }
+        }
+        for a in fwd {
+            if self.fwd.vips.contains(&Some(a)) {
+                continue;
+            }
+            let slot = match self.fwd.vips.iter().position(Option::is_none) {
+                Some(i) => i,
+                None => {
+                    self.fwd.vips.push(None);
+                    self.fwd.vips.len() - 1
+                }
+            };
+            self.zero_forward_slot(slot as u32)?;
+            self.fwd.vips[slot] = Some(a);
+        }
+        Ok(!was && self.fwd.enabled())
+    }
+
+    fn zero_forward_slot(&mut self, slot: u32) -> Result<(), DataplaneError> {
+        let ncpu =
+            aya::util::nr_cpus().map_err(|(w, e)| DataplaneError::Io(format!("{w}: {e}")))?;
+        let mut st: PerCpuArray<_, FwdCount> = self.map_mut(f::MAP_FWD_STATS)?;
+        for member in 0..lb_common::maps::MAX_TARGETS {
+            for kind in FwdKind::ALL {
+                let zero = PerCpuValues::try_from(vec![FwdCount::default(); ncpu])
+                    .map_err(|e| DataplaneError::Io(e.to_string()))?;
+                st.set(f::stat_index(slot, member, kind), zero, 0)
+                    .map_err(map_err(f::MAP_FWD_STATS))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// After `set_vips`: when forwarding just came on, builds its tables from the last
+    /// targets (a new generation of both tables, flipped as usual).
+    pub(super) fn start_forwarding(&mut self) -> Result<(), DataplaneError> {
+        let t = self.fwd.targets.clone();
+        self.set_targets(&t)
     }
 }
 
@@ -147,7 +206,8 @@ impl Dataplane {
         idx: &HashMap<(String, Identity), u16>,
         generation: u32,
     ) -> Result<(), DataplaneError> {
-        if self.fwd.vips.is_empty() {
+        self.fwd.targets = targets.to_vec();
+        if !self.fwd.enabled() {
             return Ok(());
         }
         let addrs: Vec<IpAddr> = targets
@@ -246,7 +306,7 @@ pub struct FwdRow {
 impl Dataplane {
     /// Non-zero forwarded counters of this dataplane's forward VIPs and members.
     pub fn forward_counters(&self) -> Result<Vec<FwdRow>, DataplaneError> {
-        if self.fwd.vips.is_empty() {
+        if !self.fwd.enabled() {
             return Ok(Vec::new());
         }
         let map = self.ebpf.map(f::MAP_FWD_STATS).ok_or_else(|| {
@@ -256,7 +316,7 @@ impl Dataplane {
             PerCpuArray::try_from(map).map_err(map_err(f::MAP_FWD_STATS))?;
         let vips: Vec<(IpAddr, u32)> = (1..)
             .zip(&self.fwd.vips)
-            .map(|(slot, a)| (*a, slot))
+            .filter_map(|(slot, a)| Some(((*a)?, slot)))
             .collect();
         let names: Vec<(u16, String)> = self
             .target_names()

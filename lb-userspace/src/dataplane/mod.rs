@@ -207,6 +207,7 @@ impl Dataplane {
 
     /// Installs the VIP set (added, updated, removed as needed).
     pub fn set_vips(&mut self, vips: &[Vip]) -> Result<(), DataplaneError> {
+        let start_forwarding = self.assign_forward_vips(vips)?;
         let entries: Vec<(IpAddr, MapVip)> = vips
             .iter()
             .map(|v| {
@@ -214,15 +215,10 @@ impl Dataplane {
                     RedirectMode::Init => m::VIP_MODE_INIT,
                     RedirectMode::Auth => m::VIP_MODE_AUTH,
                 };
-                Ok((
-                    v.address,
-                    MapVip {
-                        mode,
-                        fwd: self.fwd.vip_value(v)?,
-                    },
-                ))
+                let fwd = self.fwd.vip_value(v);
+                (v.address, MapVip { mode, fwd })
             })
-            .collect::<Result<_, DataplaneError>>()?;
+            .collect();
         let stale: Vec<IpAddr> = self
             .vips
             .iter()
@@ -236,7 +232,11 @@ impl Dataplane {
         let config = self.write_config();
         written?;
         self.vips = entries.into_iter().map(|(a, _)| a).collect();
-        config
+        config?;
+        if start_forwarding {
+            self.start_forwarding()?;
+        }
+        Ok(())
     }
 
     fn write_vips(

@@ -448,3 +448,27 @@ fn xdp_forward_to_the_local_member_passes() {
         assert_eq!(h.fwd_count(0, 0, kind).0, 1, "{name}: counted");
     }
 }
+
+/// Forwarding switched off and on again by `set_vips` alone (a reload): off, the
+/// request passes; on again, the tables are built from the targets already installed
+/// and the VIP's counters start from zero.
+#[test]
+fn xdp_forward_switched_on_after_the_targets() {
+    crate::require_root!();
+    let mut h = Fwd::new(&[1, 1, 1]);
+    let c: IpAddr = "192.0.2.10".parse().expect("literal");
+    let first = h.forwarded("before", &spec(c, 500).frame(), FwdKind::IkeInit);
+    let vip = |no_redirect| Vip {
+        address: IpAddr::from(VIP4),
+        redirect: RedirectMode::Init,
+        no_redirect,
+    };
+    h.dp.set_vips(&[vip(NoRedirect::Pass)]).expect("set VIPs");
+    let (act, _, stat) = h.run(&spec(c, 500).frame());
+    assert_eq!((act, stat), (XDP_PASS, Stat::PassNoRedirectSupported));
+    h.dp.set_vips(&[vip(NoRedirect::Forward)])
+        .expect("set VIPs");
+    let (act, _, stat) = h.run(&spec(c, 500).frame());
+    assert_eq!((act, stat), (XDP_TX, Stat::Forwarded));
+    assert_eq!(h.fwd_count(0, first, FwdKind::IkeInit).0, 1, "a fresh slot");
+}
