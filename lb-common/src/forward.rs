@@ -49,15 +49,23 @@ pub const MEMBER_ALIVE: u32 = 1;
 /// cluster's VRRP master that is also a member): its clients' frames are passed to the
 /// local stack unchanged instead of sent to our own MAC, which would not come back.
 pub const MEMBER_LOCAL: u32 = 2;
+/// `FwdMember.flags`: the member is reached inside IP-in-IP (`crate::encap`) from
+/// `outer_src` to `outer_dst`, sent to `mac` (the next hop).
+pub const MEMBER_ENCAP: u32 = 4;
 
 /// Value of `IKELB_FWD_MEMB`, indexed like `IKELB_TARGETS`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct FwdMember {
     pub flags: u32,
-    /// Destination MAC of frames forwarded to this member (same L2 segment).
+    /// Destination MAC of frames forwarded to this member: its own on the same L2
+    /// segment, the next hop's with `MEMBER_ENCAP`.
     pub mac: [u8; 6],
     pub _pad: [u8; 2],
+    /// With `MEMBER_ENCAP`: the outer header's source (ours) and destination (the
+    /// member's) IPv4 addresses.
+    pub outer_src: [u8; 4],
+    pub outer_dst: [u8; 4],
 }
 
 /// Key of `IKELB_FWD_CONN`: client and VIP address as raw words (bytes in wire order
@@ -262,7 +270,7 @@ mod tests {
         for n in PINNED_FWD_MAPS {
             assert!(n.len() <= 15, "{n}");
         }
-        assert_eq!(core::mem::size_of::<FwdMember>(), 12);
+        assert_eq!(core::mem::size_of::<FwdMember>(), 20);
         assert_eq!(core::mem::size_of::<ConnKey>(), 36);
         assert_eq!(core::mem::size_of::<FwdCount>(), 16);
     }

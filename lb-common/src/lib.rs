@@ -7,6 +7,7 @@
 extern crate std;
 
 pub mod checksum;
+pub mod encap;
 pub mod flood;
 pub mod forward;
 #[cfg(any(feature = "user", test))]

@@ -12,8 +12,8 @@ use aya_ebpf::{
 use lb_common::{
     forward::{
         CONN_ENTRIES, ConnKey, ConnValue, FWD_STAT_ENTRIES, FWD_TABLE_ENTRIES, FwdCount, FwdKind,
-        FwdMember, MAX_FWD_VIPS, MEMBER_ALIVE, MEMBER_LOCAL, NO_MEMBER, client_hash, stat_index,
-        table_index,
+        FwdMember, MAX_FWD_VIPS, MEMBER_ALIVE, MEMBER_ENCAP, MEMBER_LOCAL, NO_MEMBER, client_hash,
+        stat_index, table_index,
     },
     maps::{MAX_TARGETS, Stat},
     wire::l2l3,
@@ -130,8 +130,13 @@ pub fn forward(ctx: &XdpContext, outcome: Stat) -> Option<u32> {
     if start + l2l3::ETH_HLEN > ctx.data_end() {
         return None;
     }
+    let bytes = (ctx.data_end() - start) as u64;
     let local = m.flags & MEMBER_LOCAL != 0;
-    if !local {
+    let action = if local {
+        XDP_PASS
+    } else if m.flags & MEMBER_ENCAP != 0 {
+        crate::encap::encap(ctx, l2, key.v6 != 0, m)?
+    } else {
         // SAFETY: the 14-byte Ethernet header is inside the frame (checked just above).
         unsafe {
             let p = start as *mut u8;
@@ -139,16 +144,17 @@ pub fn forward(ctx: &XdpContext, outcome: Stat) -> Option<u32> {
             (p.add(6) as *mut [u8; 6]).write_unaligned(ours);
             (p as *mut [u8; 6]).write_unaligned(m.mac);
         }
-    }
+        XDP_TX
+    };
     let idx = stat_index(fwd - 1, member % MAX_TARGETS, kind);
     if let Some(c) = FWD_STATS.get_ptr_mut(idx) {
         // SAFETY: this CPU's value; no concurrent writer.
         unsafe {
             (*c).packets += 1;
-            (*c).bytes += (ctx.data_end() - start) as u64;
+            (*c).bytes += bytes;
         }
     }
-    Some(if local { XDP_PASS } else { XDP_TX })
+    Some(action)
 }
 
 /// The member of `key`'s client: its pinned member while that is alive, else the

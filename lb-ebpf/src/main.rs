@@ -7,6 +7,7 @@
 #![no_std]
 #![no_main]
 
+mod encap;
 mod flood;
 mod forward;
 mod maps;
@@ -45,6 +46,13 @@ fn redirect(ctx: &XdpContext) -> u32 {
         s if s.is_drop() => XDP_DROP,
         _ => XDP_PASS,
     }
+}
+
+/// On a member behind a router (`ikelb member --decap`): unwraps the balancer's
+/// IP-in-IP (docs/architecture.md §6.4).
+#[xdp]
+pub fn ikelb_decap(ctx: XdpContext) -> u32 {
+    encap::decap(&ctx)
 }
 
 /// Passes everything: attached to a veth peer so that XDP_TX frames sent to it are

@@ -103,6 +103,9 @@ pub struct Target {
 pub struct Config {
     pub iface: Option<String>,
     pub xdp_mode: XdpModeCfg,
+    /// `[dataplane] forward-encap = "ipip"`: forwarded clients reach the members inside
+    /// IP-in-IP (docs/architecture.md §6.4) instead of on the segment.
+    pub forward_encap: bool,
     pub vips: Vec<Vip>,
     pub targets: Vec<Target>,
     /// The load exchange; with it, targets come from the members' reports.
@@ -186,6 +189,7 @@ struct RawSecurity {
 struct RawDataplane {
     iface: Option<Spanned<String>>,
     xdp_mode: Option<Spanned<String>>,
+    forward_encap: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -241,9 +245,20 @@ impl Config {
                 line_of(text, span.start)
             ))
         };
-        let (iface, xdp_mode) = match raw.dataplane {
-            None => (None, XdpModeCfg::default()),
+        let (iface, xdp_mode, forward_encap) = match raw.dataplane {
+            None => (None, XdpModeCfg::default(), false),
             Some(d) => {
+                let encap = match d.forward_encap {
+                    None => false,
+                    Some(e) if e.get_ref() == "ipip" => true,
+                    Some(e) => {
+                        return Err(err(
+                            e.span(),
+                            "dataplane.forward-encap",
+                            "the only encapsulation is \"ipip\"".into(),
+                        ));
+                    }
+                };
                 let mode = match d.xdp_mode {
                     None => XdpModeCfg::default(),
                     Some(m) => m
@@ -261,7 +276,7 @@ impl Config {
                     }
                     i => i.map(Spanned::into_inner),
                 };
-                (iface, mode)
+                (iface, mode, encap)
             }
         };
         if raw.vip.is_empty() && raw.cluster.is_none() {
@@ -407,6 +422,7 @@ impl Config {
         Ok(Config {
             iface,
             xdp_mode,
+            forward_encap,
             vips,
             targets,
             cluster,

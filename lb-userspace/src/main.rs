@@ -79,8 +79,16 @@ enum Cmd {
     /// Run only the cluster's load reporter ([cluster] of the config): a member that
     /// is not a VIP candidate.
     Member {
+        /// The cluster configuration; optional with --decap alone.
         #[arg(long)]
-        config: PathBuf,
+        config: Option<PathBuf>,
+        /// Unwrap the balancer's IP-in-IP to this member's addresses in XDP (the kernel
+        /// needs no tunnel modules; docs/architecture.md §6.4).
+        #[arg(long)]
+        decap: bool,
+        /// The interface for --decap (default: the configuration's [dataplane].iface).
+        #[arg(long)]
+        iface: Option<String>,
     },
     /// Show a running instance's cluster state: roles, members, fast-path counters.
     Status {
@@ -142,13 +150,11 @@ fn main() -> Result<()> {
         }
         Cmd::AttachPass { iface } => attach_pass(&iface),
         Cmd::Flood(args) => Ok(lb_userspace::flood::cli::run(&args)?),
-        Cmd::Member { config } => {
-            let c = Config::load(&config)?;
-            if c.cluster.is_none() {
-                bail!("{}: no [cluster] section", config.display());
-            }
-            lb_userspace::node::run(&c, c.iface.clone(), None).context("cluster member")
-        }
+        Cmd::Member {
+            config,
+            decap,
+            iface,
+        } => member(config, decap, iface),
         Cmd::Status {
             iface,
             socket,
@@ -240,6 +246,7 @@ fn run(
     let pins = dataplane::pin_dir_for(&iface);
     let mut dp = Dataplane::load(Some(&pins)).context("loading the XDP program")?;
     dp.set_vips(&cfg.vips).context("installing VIPs")?;
+    dp.set_forward_encap(cfg.forward_encap);
     dp.set_targets(&targets).context("installing targets")?;
     write_names(&iface, &dp);
     // With VRRP the fast path answers only while this node is the Active.
@@ -418,6 +425,36 @@ fn stats(iface: &str, json: bool) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// `ikelb member`: the cluster reporter, with `--decap` the IP-in-IP unwrapper beside
+/// it (or alone, without a configuration).
+fn member(config: Option<PathBuf>, decap: bool, iface: Option<String>) -> Result<()> {
+    let c = config.as_ref().map(|p| Config::load(p)).transpose()?;
+    let _decap = if decap {
+        let Some(iface) = iface.or_else(|| c.as_ref().and_then(|c| c.iface.clone())) else {
+            bail!("--decap needs --iface or [dataplane].iface");
+        };
+        let mut dp = Dataplane::load(None).context("loading the XDP object")?;
+        let addrs = dp.attach_decap(&iface)?;
+        info!(%iface, ?addrs, "decapsulating IP-in-IP");
+        Some(dp)
+    } else {
+        None
+    };
+    match (c, config) {
+        (Some(c), Some(path)) => {
+            if c.cluster.is_none() {
+                bail!("{}: no [cluster] section", path.display());
+            }
+            lb_userspace::node::run(&c, c.iface.clone(), None).context("cluster member")
+        }
+        _ if decap => {
+            info!("ready");
+            wait_for_signal()
+        }
+        _ => bail!("ikelb member needs --config, --decap, or both"),
+    }
 }
 
 fn attach_pass(iface: &str) -> Result<()> {

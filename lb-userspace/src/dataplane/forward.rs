@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use aya::maps::{Array, HashMap as BpfHashMap, MapData, PerCpuArray, PerCpuValues};
 use lb_common::forward::{
-    self as f, FwdCount, FwdKind, FwdMember, MAX_FWD_VIPS, MEMBER_ALIVE, MEMBER_LOCAL,
+    self as f, FwdCount, FwdKind, FwdMember, MAX_FWD_VIPS, MEMBER_ALIVE, MEMBER_ENCAP, MEMBER_LOCAL,
 };
 use lb_common::maglev::{self, Member};
 use lb_common::maps::{self as m, Vip as MapVip};
@@ -37,6 +37,8 @@ pub(super) struct FwdState {
     static_macs: HashMap<IpAddr, [u8; 6]>,
     /// The last MAC seen for each member address.
     macs: HashMap<IpAddr, [u8; 6]>,
+    /// Members are reached inside IP-in-IP.
+    encap: bool,
     /// When resolution of an address was last provoked.
     provoked: HashMap<IpAddr, Instant>,
     /// The table last written into each (generation, family): only changed entries
@@ -125,6 +127,58 @@ impl Dataplane {
     }
 }
 
+/// How frames reach a member.
+enum Reach {
+    /// This host: passed to the local stack.
+    Local,
+    /// On the segment: this address's MAC.
+    Segment(IpAddr),
+    /// Inside IP-in-IP from `src` to `dst`, sent to `hop`'s MAC (the gateway, or the
+    /// member itself when on-link).
+    Encap {
+        hop: IpAddr,
+        src: [u8; 4],
+        dst: [u8; 4],
+    },
+}
+
+impl Dataplane {
+    /// Makes forwarded frames reach members inside IP-in-IP (docs/architecture.md §6.4)
+    /// instead of on the segment; takes effect at the next `set_targets`.
+    pub fn set_forward_encap(&mut self, on: bool) {
+        self.fwd.encap = on;
+    }
+
+    /// How member `a` is reached, `None` when it cannot be (logged).
+    fn reach(&self, a: IpAddr) -> Option<Reach> {
+        if is_local(a) {
+            return Some(Reach::Local);
+        }
+        if !self.fwd.encap {
+            return Some(Reach::Segment(a));
+        }
+        let IpAddr::V4(d) = a else {
+            tracing::warn!(member = %a, "IP-in-IP reaches IPv4 members only: this one gets no forwarded clients");
+            return None;
+        };
+        match neigh::route4(d.octets()) {
+            Ok((gw, Some(src))) => Some(Reach::Encap {
+                hop: IpAddr::from(gw.unwrap_or(d.octets())),
+                src,
+                dst: d.octets(),
+            }),
+            Ok((_, None)) => {
+                tracing::warn!(member = %a, "no source address on the route to this member");
+                None
+            }
+            Err(e) => {
+                tracing::warn!(member = %a, error = %e, "no route to this member");
+                None
+            }
+        }
+    }
+}
+
 /// Whether `a` is an address of this host (a cluster's VRRP master is also a member):
 /// only a local address can be bound.
 fn is_local(a: IpAddr) -> bool {
@@ -210,23 +264,47 @@ impl Dataplane {
         if !self.fwd.enabled() {
             return Ok(());
         }
-        let addrs: Vec<IpAddr> = targets
+        let plan: Vec<(&TargetEntry, IpAddr, Reach)> = targets
             .iter()
-            .filter_map(|t| member_addr(&t.identity))
-            .filter(|a| !is_local(*a))
+            .filter_map(|t| {
+                let a = member_addr(&t.identity)?;
+                Some((t, a, self.reach(a)?))
+            })
             .collect();
-        let macs = self.member_macs(&addrs);
+        let hops: Vec<IpAddr> = plan
+            .iter()
+            .filter_map(|(_, _, r)| match r {
+                Reach::Local => None,
+                Reach::Segment(h) | Reach::Encap { hop: h, .. } => Some(*h),
+            })
+            .collect();
+        let macs = self.member_macs(&hops);
         let mut members: [Vec<Member>; 2] = [Vec::new(), Vec::new()];
         let mut values: BTreeMap<u16, FwdMember> = BTreeMap::new();
-        for t in targets {
-            let Some(addr) = member_addr(&t.identity) else {
-                continue;
-            };
-            let local = is_local(addr);
-            let mac = match macs.get(&addr) {
-                Some(m) => *m,
-                None if local => [0; 6],
-                None => continue,
+        for (t, addr, reach) in plan {
+            let value = match reach {
+                Reach::Local => FwdMember {
+                    flags: MEMBER_ALIVE | MEMBER_LOCAL,
+                    ..FwdMember::default()
+                },
+                Reach::Segment(h) => match macs.get(&h) {
+                    Some(mac) => FwdMember {
+                        flags: MEMBER_ALIVE,
+                        mac: *mac,
+                        ..FwdMember::default()
+                    },
+                    None => continue,
+                },
+                Reach::Encap { hop, src, dst } => match macs.get(&hop) {
+                    Some(mac) => FwdMember {
+                        flags: MEMBER_ALIVE | MEMBER_ENCAP,
+                        mac: *mac,
+                        outer_src: src,
+                        outer_dst: dst,
+                        ..FwdMember::default()
+                    },
+                    None => continue,
+                },
             };
             let index = idx[&(t.name.clone(), t.identity.clone())];
             // A member serves clients of its address's family, as in the slot tables.
@@ -235,14 +313,7 @@ impl Dataplane {
                 key: maglev::member_key(t.name.as_bytes()),
                 weight: t.weight,
             });
-            values.insert(
-                index,
-                FwdMember {
-                    flags: MEMBER_ALIVE | if local { MEMBER_LOCAL } else { 0 },
-                    mac,
-                    _pad: [0; 2],
-                },
-            );
+            values.insert(index, value);
         }
         // Alive first, so a table entry never names a member the program refuses.
         {

@@ -2,6 +2,7 @@
 //! slot tables (A/B, flipped atomically), attaches and detaches.
 
 pub mod choice;
+mod decap;
 pub mod forward;
 mod neigh;
 pub mod stats;

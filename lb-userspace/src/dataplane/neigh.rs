@@ -61,6 +61,73 @@ pub fn dump() -> io::Result<HashMap<IpAddr, [u8; 6]>> {
     }
 }
 
+/// A route's gateway (`None`: on-link) and preferred source address.
+pub type Route4 = (Option<[u8; 4]>, Option<[u8; 4]>);
+
+/// The kernel's route to IPv4 `dst`, for IP-in-IP to a routed member
+/// (docs/architecture.md §6.4).
+pub fn route4(dst: [u8; 4]) -> io::Result<Route4> {
+    // SAFETY: plain socket(2); the descriptor is owned below.
+    let fd = unsafe { libc::socket(libc::AF_NETLINK, libc::SOCK_RAW, libc::NETLINK_ROUTE) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a fresh descriptor nobody else owns.
+    let s = unsafe { OwnedFd::from_raw_fd(fd) };
+    let mut req = Vec::with_capacity(36);
+    req.extend_from_slice(&36u32.to_ne_bytes());
+    req.extend_from_slice(&libc::RTM_GETROUTE.to_ne_bytes());
+    req.extend_from_slice(&(libc::NLM_F_REQUEST as u16).to_ne_bytes());
+    req.extend_from_slice(&1u32.to_ne_bytes());
+    req.extend_from_slice(&0u32.to_ne_bytes());
+    // struct rtmsg: AF_INET, dst_len 32, the rest zero.
+    req.extend_from_slice(&[libc::AF_INET as u8, 32, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+    req.extend_from_slice(&8u16.to_ne_bytes());
+    req.extend_from_slice(&libc::RTA_DST.to_ne_bytes());
+    req.extend_from_slice(&dst);
+    // SAFETY: `req` is valid for its length; the kernel is the default destination.
+    if unsafe { libc::send(s.as_raw_fd(), req.as_ptr().cast(), req.len(), 0) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let mut buf = vec![0u8; 8192];
+    // SAFETY: reading into a buffer we own.
+    let n = unsafe { libc::recv(s.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    parse_route(&buf[..n as usize])
+}
+
+fn parse_route(b: &[u8]) -> io::Result<Route4> {
+    let u16_at = |b: &[u8], i: usize| u16::from_ne_bytes([b[i], b[i + 1]]);
+    if b.len() < 16 {
+        return Err(io::Error::other("short rtnetlink answer"));
+    }
+    if u16_at(b, 4) == libc::NLMSG_ERROR as u16 {
+        let e = b
+            .get(16..20)
+            .map_or(0, |x| i32::from_ne_bytes([x[0], x[1], x[2], x[3]]));
+        return Err(io::Error::from_raw_os_error(-e));
+    }
+    let len = (u32::from_ne_bytes([b[0], b[1], b[2], b[3]]) as usize).min(b.len());
+    let (mut gw, mut src) = (None, None);
+    let mut a = b.get(28..len).unwrap_or_default();
+    while a.len() >= 4 {
+        let alen = usize::from(u16_at(a, 0));
+        if alen < 4 || alen > a.len() {
+            break;
+        }
+        let v = <[u8; 4]>::try_from(&a[4..alen]).ok();
+        match u16_at(a, 2) {
+            libc::RTA_GATEWAY => gw = v,
+            libc::RTA_PREFSRC => src = v,
+            _ => {}
+        }
+        a = &a[((alen + 3) & !3).min(a.len())..];
+    }
+    Ok((gw, src))
+}
+
 /// Adds the entries of one receive buffer to `out`; true at NLMSG_DONE.
 fn parse(mut b: &[u8], out: &mut HashMap<IpAddr, [u8; 6]>) -> io::Result<bool> {
     let u16_at = |b: &[u8], i: usize| u16::from_ne_bytes([b[i], b[i + 1]]);
@@ -150,5 +217,12 @@ mod tests {
     #[test]
     fn the_live_table_can_be_read() {
         dump().expect("RTM_GETNEIGH dump");
+    }
+
+    #[test]
+    fn the_route_to_loopback_is_on_link_from_loopback() {
+        let (gw, src) = route4([127, 0, 0, 1]).expect("RTM_GETROUTE");
+        assert_eq!(gw, None);
+        assert_eq!(src, Some([127, 0, 0, 1]));
     }
 }

@@ -178,6 +178,9 @@ pub struct LabConfig {
     /// ikelb's VIPs forward clients without REDIRECT_SUPPORTED to the members
     /// (`no-redirect = "forward"`, same L2); the members own the VIPs on `lo`.
     pub ikelb_forward: bool,
+    /// With [`LabConfig::ikelb_forward`]: inside IP-in-IP (`forward-encap = "ipip"`),
+    /// each member unwrapping with `ikelb member --decap` (docs/architecture.md §6.4).
+    pub ikelb_forward_encap: bool,
 }
 
 impl Default for LabConfig {
@@ -193,6 +196,7 @@ impl Default for LabConfig {
             ikelb_auth_cert: None,
             cluster_report_ms: 1000,
             ikelb_forward: false,
+            ikelb_forward_encap: false,
         }
     }
 }

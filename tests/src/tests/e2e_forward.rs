@@ -178,3 +178,70 @@ fn ikelb_forwards_clients_without_redirect_support() {
     eprintln!("{text}");
     assert!(text.contains("forwarded"), "{text}");
 }
+
+/// The same through IP-in-IP (`forward-encap = "ipip"`): every member unwraps with
+/// `ikelb member --decap`, since this kernel has no tunnel modules. IPv4 clients (the
+/// outer header is IPv4, so only members with an IPv4 address are reached).
+#[test]
+fn ikelb_forwards_inside_ip_in_ip() {
+    crate::require_root!();
+    let esp = esp::probe().expect("ESP probe");
+    use ClientKind::{Libreswan, StrongSwan};
+    let lab = Lab::up(LabConfig {
+        members: 3,
+        balancer: Balancer::ikelb_default(),
+        clients: vec![
+            ClientSpec::new("ip4", StrongSwan, Family::V4, 500).without_redirect(),
+            ClientSpec::new("ip4n", StrongSwan, Family::V4, 4500).without_redirect(),
+            ClientSpec::new("ipls", Libreswan, Family::V4, 500).without_redirect(),
+        ],
+        ikelb_forward: true,
+        ikelb_forward_encap: true,
+        ..LabConfig::default()
+    })
+    .unwrap_or_else(|e| panic!("lab up: {e:#}"));
+    // What reaches a member from the balancer is IP-in-IP: seen on the bridge's port to
+    // gw1 (on gw1 itself XDP unwraps it before any capture).
+    let cap = Capture::start(
+        &lab.bridge,
+        "vgw1",
+        "ip proto 4",
+        None,
+        &lab.run_dir,
+        "gw1-ipip",
+    )
+    .unwrap_or_else(|e| panic!("{e:#}"));
+    for r in lab.connect_clients() {
+        eprintln!("{}", r.summary());
+        let ok = r.landed_on.is_some()
+            && !r.client_followed_redirect
+            && r.member_child_up
+            && match (r.kind, esp) {
+                (StrongSwan, _) => r.initiate_ok && r.ping == Some(true),
+                (Libreswan, Esp::Missing) => r.esp_install_failed,
+                (Libreswan, Esp::Available) => r.initiate_ok,
+            };
+        assert!(ok, "{}\n{}", r.summary(), lab.logs(40));
+    }
+    let frames = cap.finish().unwrap_or_else(|e| panic!("{e:#}"));
+    let stats = lab.ikelb_stats().unwrap_or_else(|e| panic!("{e:#}"));
+    eprintln!(
+        "ikelb stats: {stats}\n{} IP-in-IP frames at gw1",
+        frames.len()
+    );
+    let fwd = stats["forwarded"].as_array().expect("stats.forwarded");
+    for kind in ["ike_sa_init", "ike", "esp_in_udp"] {
+        assert!(fwd.iter().any(|r| r["kind"] == kind), "no {kind}: {stats}");
+    }
+    // Every frame forwarded to gw1 went out wrapped, and nothing else did.
+    let to_gw1: u64 = fwd
+        .iter()
+        .filter(|r| r["member"] == "gw1")
+        .filter_map(|r| r["packets"].as_u64())
+        .sum();
+    assert_eq!(
+        frames.len() as u64,
+        to_gw1,
+        "IP-in-IP frames to gw1 against forwarded packets: {stats}"
+    );
+}

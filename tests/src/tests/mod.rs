@@ -11,6 +11,7 @@ mod soak;
 mod vrrp_keepalived;
 mod xdp_fixtures;
 mod xdp_fixtures_answer;
+mod xdp_fixtures_encap;
 mod xdp_fixtures_forward;
 mod xdp_fixtures_frames;
 mod xdp_fixtures_harness;
