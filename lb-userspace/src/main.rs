@@ -288,6 +288,13 @@ fn run_without_xdp(
             "--xdp-mode off serves static [[target]]s only: [cluster] and [[vrrp]] need the XDP dataplane"
         );
     }
+    if cfg
+        .vips
+        .iter()
+        .any(|v| v.no_redirect == lb_userspace::config::NoRedirect::Forward)
+    {
+        bail!("--xdp-mode off: no-redirect = \"forward\" happens in the XDP program");
+    }
     let chooser = StaticChooser::new(targets);
     let Some(ike) = start_ike(cfg, Box::new(chooser), keylog)? else {
         bail!("--xdp-mode off: cannot bind the VIPs' IKE ports, so nothing would answer");
