@@ -7,6 +7,10 @@
 extern crate std;
 
 pub mod checksum;
+pub mod encap;
 pub mod flood;
+pub mod forward;
+#[cfg(any(feature = "user", test))]
+pub mod maglev;
 pub mod maps;
 pub mod wire;

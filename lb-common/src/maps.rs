@@ -125,6 +125,9 @@ pub struct Vip {
     /// The VLAN tag stack the VIP lives behind ([`vlan_stack`]; 0: untagged), or
     /// [`VLAN_ANY`]. A request to the VIP on another stack is not for this VIP.
     pub vlans: u32,
+    /// 0: clients without REDIRECT_SUPPORTED keep the pass outcome; n > 0: they are
+    /// forwarded, counted in forward-VIP slot n - 1 (`crate::forward`).
+    pub fwd: u32,
 }
 
 /// `Vip.vlans`: the VIP answers on every tag stack (explicit configuration only).
@@ -136,6 +139,7 @@ impl Vip {
     pub const ANY: Vip = Vip {
         mode: VIP_MODE_INIT,
         vlans: VLAN_ANY,
+        fwd: 0,
     };
 }
 
@@ -242,11 +246,14 @@ pub enum Stat {
     DropBadRedirectSupported,
     DropRateLimited,
     DropTxError,
+    /// Sent on to a member unchanged but for the Ethernet addresses (a VIP in
+    /// forward mode, docs/architecture.md §6).
+    Forwarded,
 }
 
 impl Stat {
     /// Every counter, in index order.
-    pub const ALL: [Stat; 31] = [
+    pub const ALL: [Stat; 32] = [
         Stat::Seen,
         Stat::Redirected,
         Stat::PassInactive,
@@ -278,6 +285,7 @@ impl Stat {
         Stat::DropBadRedirectSupported,
         Stat::DropRateLimited,
         Stat::DropTxError,
+        Stat::Forwarded,
     ];
     pub const COUNT: u32 = Self::ALL.len() as u32;
 
@@ -315,6 +323,7 @@ impl Stat {
             Stat::DropBadRedirectSupported => "drop_bad_redirect_supported",
             Stat::DropRateLimited => "drop_rate_limited",
             Stat::DropTxError => "drop_tx_error",
+            Stat::Forwarded => "forwarded",
         }
     }
 
@@ -354,7 +363,7 @@ mod tests {
         for (i, s) in Stat::ALL.iter().enumerate() {
             assert_eq!(*s as usize, i);
         }
-        assert_eq!(Stat::DropTxError as u32 + 1, Stat::COUNT);
+        assert_eq!(Stat::Forwarded as u32 + 1, Stat::COUNT);
     }
 
     #[test]
@@ -369,7 +378,7 @@ mod tests {
         assert_eq!(core::mem::size_of::<Target>(), 8 + 256);
         assert_eq!(core::mem::size_of::<SlotTable>(), 8 + 2 * SLOTS);
         assert_eq!(core::mem::size_of::<Config>(), 40);
-        assert_eq!(core::mem::size_of::<Vip>(), 8);
+        assert_eq!(core::mem::size_of::<Vip>(), 12);
     }
 
     #[test]

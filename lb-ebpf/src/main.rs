@@ -7,7 +7,9 @@
 #![no_std]
 #![no_main]
 
+mod encap;
 mod flood;
+mod forward;
 mod maps;
 mod parse;
 mod respond;
@@ -34,12 +36,23 @@ fn redirect(ctx: &XdpContext) -> u32 {
         Err(stat) => stat,
     };
     maps::count(Stat::Seen);
+    if let Some(action) = forward::forward(ctx, outcome) {
+        maps::count(Stat::Forwarded);
+        return action;
+    }
     maps::count(outcome);
     match outcome {
         Stat::Redirected => XDP_TX,
         s if s.is_drop() => XDP_DROP,
         _ => XDP_PASS,
     }
+}
+
+/// On a member behind a router (`ikelb member --decap`): unwraps the balancer's
+/// IP-in-IP (docs/architecture.md §6.4).
+#[xdp]
+pub fn ikelb_decap(ctx: XdpContext) -> u32 {
+    encap::decap(&ctx)
 }
 
 /// Passes everything: attached to a veth peer so that XDP_TX frames sent to it are

@@ -10,12 +10,15 @@ use aya::programs::{TestRun, TestRunOptions};
 use lb_common::maps::{self as m, BENCH_FRAME_MAX, BenchTemplate};
 use lb_common::wire::request;
 
-use crate::config::{Identity, RateLimit, RedirectMode, Vip, VlanBinding};
+use crate::config::{Identity, NoRedirect, RateLimit, RedirectMode, Vip, VlanBinding};
 use crate::dataplane::{Dataplane, DataplaneError, TargetEntry};
 use crate::frames::RequestSpec;
 use crate::select::{self, Scenario, SimPolicy};
 
 const XDP_PASS: u32 = 2;
+/// VIPs of the bench dataplane in forward mode (docs/architecture.md §6).
+const FWD_VIP4: &str = "198.51.100.4";
+const FWD_VIP6: &str = "2001:db8::4";
 const XDP_TX: u32 = 3;
 
 /// One measured line.
@@ -101,12 +104,29 @@ pub fn vector_dataplane(obj: Option<&[u8]>) -> Result<Dataplane, DataplaneError>
         Some(o) => Dataplane::load_object(o, None)?,
         None => Dataplane::load(None)?,
     };
-    let vip = |a: &str| Vip {
+    let vip = |a: &str, no_redirect| Vip {
         address: a.parse().expect("literal"),
         redirect: RedirectMode::Init,
         vlans: VlanBinding::default(),
+        no_redirect,
     };
-    dp.set_vips(&[vip("198.51.100.1"), vip("2001:db8::1")])?;
+    let mut vips = vec![
+        vip("198.51.100.1", NoRedirect::Pass),
+        vip("2001:db8::1", NoRedirect::Pass),
+    ];
+    // A baseline object from before forwarding has no forwarding maps.
+    if dp
+        .ebpf_mut()
+        .map(lb_common::forward::MAP_FWD_TABLE)
+        .is_some()
+    {
+        vips.push(vip(FWD_VIP4, NoRedirect::Forward));
+        vips.push(vip(FWD_VIP6, NoRedirect::Forward));
+    }
+    dp.set_vips(&vips)?;
+    // The targets double as the forward VIPs' members.
+    dp.set_member_mac("198.51.100.3".parse().expect("literal"), [2, 0, 0, 0, 0, 3]);
+    dp.set_member_mac("2001:db8::3".parse().expect("literal"), [2, 0, 0, 0, 0, 3]);
     let tgt = |n: &str, a: &str| TargetEntry {
         name: n.into(),
         identity: Identity::Ip(a.parse().expect("literal")),
@@ -292,18 +312,48 @@ pub fn run(calls: u32, repeat: u32, baseline: Option<&[u8]>) -> Result<Report, D
             frame,
             expect,
         };
+        // The forwarding path: a request without REDIRECT_SUPPORTED (parsed to the end),
+        // and ESP in UDP of 400 bytes (UDP checksum 0 over IPv4, RFC 3948 §2.1), both
+        // to a forward-mode VIP; the connection table hits after the first run.
+        let fwd_dst: std::net::IpAddr = if spec.dst.is_ipv6() {
+            FWD_VIP6.parse().expect("literal")
+        } else {
+            FWD_VIP4.parse().expect("literal")
+        };
+        let fwd_init = RequestSpec {
+            dst: fwd_dst,
+            redirect_supported: false,
+            ..spec.clone()
+        }
+        .frame();
+        let esp_spec = RequestSpec {
+            dst: fwd_dst,
+            sport: 4500,
+            dport: 4500,
+            udp_checksum: false,
+            ..spec.clone()
+        };
+        let mut esp = vec![0x5a; 400];
+        esp[..8].copy_from_slice(&[0xc0, 0xff, 0xee, 0x01, 0, 0, 0, 1]);
+        let fwd_esp = crate::frames::build_frame(&esp_spec, &esp);
         let mut harness_of = vec![
             (0, h(m::BENCH_RESTORE, &frame, XDP_TX)),
             (0, h(m::BENCH_REFLECT, &frame, XDP_TX)),
             (0, h(m::BENCH_REDIRECT, &frame, XDP_TX)),
             (0, h(m::BENCH_REDIRECT, &other, XDP_PASS)),
             (0, h(m::BENCH_REDIRECT, &no_rs, XDP_PASS)),
+            (0, h(m::BENCH_RESTORE, &fwd_esp, XDP_TX)),
+            (0, h(m::BENCH_REFLECT, &fwd_esp, XDP_TX)),
+            (0, h(m::BENCH_REDIRECT, &fwd_esp, XDP_TX)),
+            (0, h(m::BENCH_REDIRECT, &fwd_init, XDP_TX)),
         ];
+        const FWD: usize = 5;
         // The baseline's own harness and restore cost: its object may restore differently.
         if base {
             harness_of.push((1, h(m::BENCH_RESTORE, &frame, XDP_TX)));
             harness_of.push((1, h(m::BENCH_REDIRECT, &frame, XDP_TX)));
         }
+        let bh = FWD + 4;
         let hs = interleaved(&mut dps, &harness_of, repeat)?;
         let (restore, hrefl, hike) = (hs[0], hs[1], hs[2]);
         row("harness", "restore only", restore);
@@ -311,15 +361,36 @@ pub fn run(calls: u32, repeat: u32, baseline: Option<&[u8]>) -> Result<Report, D
         row("harness", "restore + ikelb", hike);
         row("harness", "restore + ikelb, not a VIP", hs[3]);
         row("harness", "restore + ikelb, no RS", hs[4]);
+        let (esp_restore, esp_refl, esp_fwd) = (hs[FWD], hs[FWD + 1], hs[FWD + 2]);
+        row("harness", "restore ESP-in-UDP only", esp_restore);
+        row("harness", "restore + reflector, ESP", esp_refl);
+        row("harness", "restore + ikelb, fwd ESP", esp_fwd);
+        row("harness", "restore + ikelb, fwd no RS", hs[FWD + 3]);
         if base {
-            row("harness", "baseline restore only", hs[5]);
-            row("harness", "baseline restore + ikelb", hs[6]);
+            row("harness", "baseline restore only", hs[bh]);
+            row("harness", "baseline restore + ikelb", hs[bh + 1]);
         }
         let ike_only = (hike - restore).max(0.0);
         row("program", "reflector", (hrefl - restore).max(0.0));
         row("program", "ikelb", ike_only);
         row("program", "ikelb, not a VIP", (hs[3] - restore).max(0.0));
         row("program", "ikelb, no RS", (hs[4] - restore).max(0.0));
+        let esp_refl_only = (esp_refl - esp_restore).max(1e-9);
+        row("program", "reflector, ESP", esp_refl_only);
+        row(
+            "program",
+            "ikelb, fwd ESP",
+            (esp_fwd - esp_restore).max(0.0),
+        );
+        row(
+            "program",
+            "ikelb, fwd no RS",
+            (hs[FWD + 3] - restore).max(0.0),
+        );
+        ratios.push((
+            format!("{family} program-only fwd ESP/reflector"),
+            (esp_fwd - esp_restore).max(0.0) / esp_refl_only,
+        ));
         ratios.push((format!("{family} per-call ikelb/reflector"), ike / refl));
         ratios.push((format!("{family} harness ikelb/reflector"), hike / hrefl));
         ratios.push((
@@ -327,7 +398,7 @@ pub fn run(calls: u32, repeat: u32, baseline: Option<&[u8]>) -> Result<Report, D
             ike_only / (hrefl - restore).max(1e-9),
         ));
         if base {
-            let base_only = (hs[6] - hs[5]).max(0.0);
+            let base_only = (hs[bh + 1] - hs[bh]).max(0.0);
             row("program", "baseline ikelb", base_only);
             ratios.push((format!("{family} per-call baseline/reflector"), c[3] / refl));
             ratios.push((

@@ -10,13 +10,16 @@ use toml::Spanned;
 mod cluster;
 mod fast;
 mod ike;
+mod no_redirect;
 mod radius;
 mod status;
+
 pub use cluster::{
     CLUSTER_GROUP_DEFAULT, CLUSTER_PORT_DEFAULT, ClusterCfg, ProbeCfg, RUN_DIR, Transport, VrrpCfg,
 };
 pub use fast::{RateLimit, VlanBinding};
 pub use ike::{IkeCfg, IkePeerCfg, Psk, parse_ike_identity};
+pub use no_redirect::NoRedirect;
 pub use radius::RadiusCfg;
 pub use status::{Group, StatusCfg};
 
@@ -91,6 +94,8 @@ pub struct Vip {
     pub redirect: RedirectMode,
     /// The VLAN tag stack it answers on.
     pub vlans: VlanBinding,
+    /// Clients without REDIRECT_SUPPORTED (docs/architecture.md §6).
+    pub no_redirect: NoRedirect,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -113,6 +118,9 @@ pub struct Config {
     pub xdp_mode: XdpModeCfg,
     /// `[dataplane] rate-per-source`, `burst-per-source`.
     pub rate_limit: RateLimit,
+    /// `[dataplane] forward-encap = "ipip"`: forwarded clients reach the members inside
+    /// IP-in-IP (docs/architecture.md §6.4) instead of on the segment.
+    pub forward_encap: bool,
     pub vips: Vec<Vip>,
     pub targets: Vec<Target>,
     /// The load exchange; with it, targets come from the members' reports.
@@ -198,6 +206,7 @@ struct RawDataplane {
     xdp_mode: Option<Spanned<String>>,
     rate_per_source: Option<Spanned<i64>>,
     burst_per_source: Option<Spanned<i64>>,
+    forward_encap: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -205,6 +214,7 @@ struct RawDataplane {
 struct RawVip {
     address: Spanned<String>,
     redirect: Option<Spanned<String>>,
+    no_redirect: Option<Spanned<String>>,
     #[serde(alias = "auth_redirect")]
     auth_redirect: Option<Spanned<String>>,
     vlans: Option<Spanned<fast::RawVlans>>,
@@ -254,12 +264,23 @@ impl Config {
                 line_of(text, span.start)
             ))
         };
-        let (iface, xdp_mode, rate_limit) = match raw.dataplane {
-            None => (None, XdpModeCfg::default(), RateLimit::default()),
+        let (iface, xdp_mode, rate_limit, forward_encap) = match raw.dataplane {
+            None => (None, XdpModeCfg::default(), RateLimit::default(), false),
             Some(d) => {
                 let rate =
                     RateLimit::parse(d.rate_per_source.as_ref(), d.burst_per_source.as_ref())
                         .map_err(|(span, key, msg)| err(span, key, msg))?;
+                let encap = match d.forward_encap {
+                    None => false,
+                    Some(e) if e.get_ref() == "ipip" => true,
+                    Some(e) => {
+                        return Err(err(
+                            e.span(),
+                            "dataplane.forward-encap",
+                            "the only encapsulation is \"ipip\"".into(),
+                        ));
+                    }
+                };
                 let mode = match d.xdp_mode {
                     None => XdpModeCfg::default(),
                     Some(m) => m
@@ -277,7 +298,7 @@ impl Config {
                     }
                     i => i.map(Spanned::into_inner),
                 };
-                (iface, mode, rate)
+                (iface, mode, rate, encap)
             }
         };
         if raw.vip.is_empty() && raw.cluster.is_none() {
@@ -334,10 +355,22 @@ impl Config {
                 let span = v.vlans.as_ref().map_or(v.address.span(), Spanned::span);
                 err(span, &format!("vip[{i}].vlans"), m)
             })?;
+            let no_redirect = no_redirect::parse(
+                v.no_redirect.as_ref().map(|x| x.get_ref().as_str()),
+                redirect,
+            )
+            .map_err(|e| {
+                let span = v
+                    .no_redirect
+                    .as_ref()
+                    .map_or(v.address.span(), |x| x.span());
+                err(span, &format!("vip[{i}].no-redirect"), e)
+            })?;
             vips.push(Vip {
                 address,
                 redirect,
                 vlans,
+                no_redirect,
             });
         }
         if raw.target.len() > MAX_TARGETS {
@@ -416,6 +449,7 @@ impl Config {
             iface,
             xdp_mode,
             rate_limit,
+            forward_encap,
             vips,
             targets,
             cluster,

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 use lb_userspace::config::{Config, XdpModeCfg};
 use lb_userspace::control::Command;
@@ -76,8 +76,16 @@ enum Cmd {
     /// Run only the cluster's load reporter ([cluster] of the config): a member that
     /// is not a VIP candidate.
     Member {
+        /// The cluster configuration; optional with --decap alone.
         #[arg(long)]
-        config: PathBuf,
+        config: Option<PathBuf>,
+        /// Unwrap the balancer's IP-in-IP to this member's addresses in XDP (the kernel
+        /// needs no tunnel modules; docs/architecture.md §6.4).
+        #[arg(long)]
+        decap: bool,
+        /// The interface for --decap (default: the configuration's [dataplane].iface).
+        #[arg(long)]
+        iface: Option<String>,
     },
     /// Show a running instance's state: config generation and last reload, roles,
     /// members, fast-path counters.
@@ -209,14 +217,11 @@ fn main() -> Result<()> {
         }
         Cmd::AttachPass { iface } => attach_pass(&iface),
         Cmd::Flood(args) => Ok(lb_userspace::flood::cli::run(&args)?),
-        Cmd::Member { config } => daemon::run(Options {
+        Cmd::Member {
             config,
-            member: true,
-            iface: None,
-            xdp_mode: None,
-            ike_keylog: None,
-        })
-        .context("cluster member"),
+            decap,
+            iface,
+        } => member(config, decap, iface),
         Cmd::Reload { at } => control(at, Command::Reload),
         Cmd::Drain {
             member,
@@ -305,6 +310,11 @@ fn stats(iface: &str, json: bool) -> Result<()> {
             ))
         })
         .collect();
+    let members: Vec<(u16, String)> = names
+        .iter()
+        .map(|(i, n, _)| (*i as u16, n.clone()))
+        .collect();
+    let fwd = dataplane::forward::read_pinned(&dir, &members)?;
     if json {
         let targets: Vec<serde_json::Value> = names
             .iter()
@@ -317,6 +327,7 @@ fn stats(iface: &str, json: bool) -> Result<()> {
             obj.insert((*n).into(), (*v).into());
         }
         obj.insert("targets".into(), targets.into());
+        obj.insert("forwarded".into(), serde_json::to_value(&fwd)?);
         println!("{}", serde_json::Value::Object(obj));
     } else {
         for (n, v) in &c.stats {
@@ -330,8 +341,48 @@ fn stats(iface: &str, json: bool) -> Result<()> {
                 c.per_target.get(*i).copied().unwrap_or(0)
             );
         }
+        for r in &fwd {
+            println!(
+                "forwarded {:<24} {:<12} {:<14} {} packets {} bytes",
+                r.vip, r.member, r.kind, r.packets, r.bytes
+            );
+        }
     }
     Ok(())
+}
+
+/// `ikelb member`: the cluster reporter, with `--decap` the IP-in-IP unwrapper beside
+/// it (or alone, without a configuration).
+/// `ikelb member`: the load reporter of `--config`, and with `--decap` the XDP program
+/// that unwraps the balancer's IP-in-IP (docs/architecture.md §6.4), or both.
+fn member(config: Option<PathBuf>, decap: bool, iface: Option<String>) -> Result<()> {
+    let _decap = if decap {
+        let c = config.as_ref().map(|p| Config::load(p)).transpose()?;
+        let Some(iface) = iface.or_else(|| c.as_ref().and_then(|c| c.iface.clone())) else {
+            bail!("--decap needs --iface or [dataplane].iface");
+        };
+        let mut dp = Dataplane::load(None).context("loading the XDP object")?;
+        let addrs = dp.attach_decap(&iface)?;
+        info!(%iface, ?addrs, "decapsulating IP-in-IP");
+        Some(dp)
+    } else {
+        None
+    };
+    match config {
+        Some(config) => daemon::run(Options {
+            config,
+            member: true,
+            iface: None,
+            xdp_mode: None,
+            ike_keylog: None,
+        })
+        .context("cluster member"),
+        None if decap => {
+            info!("ready");
+            wait_for_signal()
+        }
+        None => bail!("ikelb member needs --config, --decap, or both"),
+    }
 }
 
 fn attach_pass(iface: &str) -> Result<()> {

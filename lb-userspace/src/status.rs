@@ -196,6 +196,22 @@ pub fn render(r: &Value) -> String {
                 ));
             }
         }
+        if let Some(fw) = fp["forwarded"].as_array().filter(|a| !a.is_empty()) {
+            line(format!(
+                "  {:<24} {:<12} {:<14} {:>10} {:>12}",
+                "Forwarded to VIP", "member", "kind", "packets", "bytes"
+            ));
+            for x in fw {
+                line(format!(
+                    "  {:<24} {:<12} {:<14} {:>10} {:>12}",
+                    s(&x["vip"]),
+                    s(&x["member"]),
+                    s(&x["kind"]),
+                    s(&x["packets"]),
+                    s(&x["bytes"])
+                ));
+            }
+        }
     }
     o
 }
@@ -223,7 +239,9 @@ mod tests {
                                      "share_pct": 62.5, "slots": 640, "last_heard_ms": 0,
                                      "redirects": 9, "drain": false}]},
             "fast_path": {"active": true, "stats": [["seen", 10], ["redirected", 9], ["pass_other", 0]],
-                          "targets": [{"name": "member-1", "identity": "192.0.2.1", "redirects": 9}]}
+                          "targets": [{"name": "member-1", "identity": "192.0.2.1", "redirects": 9}],
+                          "forwarded": [{"vip": "10.0.0.100", "member": "member-1",
+                                         "kind": "esp_in_udp", "packets": 7, "bytes": 980}]}
         });
         let t = render(&r);
         assert!(t.contains("VRID 51 ipv4: ACTIVE"), "{t}");
@@ -240,6 +258,11 @@ mod tests {
         assert!(t.contains("62.5%"), "{t}");
         assert!(t.contains("redirected"), "{t}");
         assert!(!t.contains("pass_other"), "{t}");
+        assert!(
+            t.lines()
+                .any(|l| l.contains("10.0.0.100") && l.contains("esp_in_udp") && l.contains("980")),
+            "{t}"
+        );
         assert_eq!(
             default_socket(Some("eth1"), None),
             Path::new("/run/ikelb/eth1.sock")

@@ -471,6 +471,7 @@ mod tests {
         let auth = Vip {
             mode: VIP_MODE_AUTH,
             vlans: 0,
+            fwd: 0,
         };
         assert_eq!(
             parse(&req, true, |_, _| Some(auth)),

@@ -149,6 +149,14 @@ async fn run_async(opts: Options) -> Result<()> {
                 "--xdp-mode off serves static [[target]]s only: [cluster] and [[vrrp]] need the XDP dataplane"
             );
         }
+        if !with_xdp
+            && cfg
+                .vips
+                .iter()
+                .any(|v| v.no_redirect == crate::config::NoRedirect::Forward)
+        {
+            bail!("--xdp-mode off: no-redirect = \"forward\" happens in the XDP program");
+        }
     }
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = Tasks::new();
@@ -161,6 +169,7 @@ async fn run_async(opts: Options) -> Result<()> {
         let mut dp = Dataplane::load(Some(&pins)).context("loading the XDP program")?;
         dp.set_vips(&cfg.vips).context("installing VIPs")?;
         dp.set_rate_limit(cfg.rate_limit)?;
+        dp.set_forward_encap(cfg.forward_encap);
         dp.set_targets(&static_entries(&cfg))
             .context("installing targets")?;
         // With VRRP the fast path answers only while this node is the Active.

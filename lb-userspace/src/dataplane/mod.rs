@@ -2,6 +2,9 @@
 //! slot tables (A/B, flipped atomically), attaches and detaches.
 
 pub mod choice;
+mod decap;
+pub mod forward;
+mod neigh;
 pub mod stats;
 pub mod tables;
 
@@ -78,6 +81,7 @@ pub struct Dataplane {
     index: HashMap<(String, Identity), u16>,
     vips: Vec<IpAddr>,
     attached: Option<String>,
+    fwd: forward::FwdState,
 }
 
 /// The bpffs directory of an interface's pins.
@@ -134,7 +138,10 @@ impl Dataplane {
                 path: dir.into(),
                 what: e.to_string(),
             })?;
-            for name in m::PINNED_MAPS {
+            for name in m::PINNED_MAPS
+                .into_iter()
+                .chain(lb_common::forward::PINNED_FWD_MAPS)
+            {
                 loader.map_pin_path(name, dir.join(name));
             }
         }
@@ -166,6 +173,7 @@ impl Dataplane {
             index: HashMap::new(),
             vips: Vec::new(),
             attached: None,
+            fwd: forward::FwdState::default(),
         };
         dp.write_config()?;
         Ok(dp)
@@ -230,6 +238,7 @@ impl Dataplane {
 
     /// Installs the VIP set (added, updated, removed as needed).
     pub fn set_vips(&mut self, vips: &[Vip]) -> Result<(), DataplaneError> {
+        let start_forwarding = self.assign_forward_vips(vips)?;
         let entries: Vec<(IpAddr, MapVip)> = vips
             .iter()
             .map(|v| {
@@ -238,7 +247,8 @@ impl Dataplane {
                     RedirectMode::Auth => m::VIP_MODE_AUTH,
                 };
                 let vlans = v.vlans.map_value();
-                (v.address, MapVip { mode, vlans })
+                let fwd = self.fwd.vip_value(v);
+                (v.address, MapVip { mode, vlans, fwd })
             })
             .collect();
         let stale: Vec<IpAddr> = self
@@ -254,7 +264,11 @@ impl Dataplane {
         let config = self.write_config();
         written?;
         self.vips = entries.into_iter().map(|(a, _)| a).collect();
-        config
+        config?;
+        if start_forwarding {
+            self.start_forwarding()?;
+        }
+        Ok(())
     }
 
     fn write_vips(
@@ -347,10 +361,11 @@ impl Dataplane {
                 .set(m::slot_table_index(gen_next, v6), table, 0)
                 .map_err(map_err(m::MAP_SLOTS))?;
         }
+        self.install_forward(targets, &next, gen_next)?;
         self.generation = gen_next;
         self.write_config()?;
         self.index = next;
-        Ok(())
+        self.retire_forward()
     }
 
     /// Adds one to target `idx`'s redirect counter, for a redirect the userspace
@@ -557,7 +572,10 @@ fn remove_pins(dir: &Path) -> Result<(), DataplaneError> {
     if !dir.exists() {
         return Ok(());
     }
-    for name in m::PINNED_MAPS {
+    for name in m::PINNED_MAPS
+        .into_iter()
+        .chain(lb_common::forward::PINNED_FWD_MAPS)
+    {
         let p = dir.join(name);
         if p.exists() {
             std::fs::remove_file(&p).map_err(|e| DataplaneError::Pin {

@@ -18,7 +18,7 @@ use super::{
     BG_PORT, Family, FloodError, GEN_IF, GEN_MAC, Netns, Options, RESP_IF, RESP_MAC, Responder,
     Sender, Topology, pluto, setup, template, threads,
 };
-use crate::config::{Identity, RedirectMode, Vip, VlanBinding};
+use crate::config::{Identity, NoRedirect, RedirectMode, Vip, VlanBinding};
 use crate::dataplane::{Dataplane, TargetEntry};
 use crate::frames::RequestSpec;
 
@@ -257,6 +257,7 @@ fn flood(opts: &Options, target: Target, threads: u32, queues: u32) -> Result<Ou
                 address: vip,
                 redirect: RedirectMode::Init,
                 vlans: VlanBinding::default(),
+                no_redirect: NoRedirect::Pass,
             }])?;
             dp.set_targets(&[TargetEntry {
                 name: "gw".into(),

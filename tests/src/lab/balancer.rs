@@ -76,6 +76,9 @@ impl Lab {
             },
         )?;
         self.lb_daemons.push(pass);
+        if self.config.ikelb_forward_encap {
+            self.start_decap(bin)?;
+        }
         let conf = dir.join("ikelb.toml");
         let pki = super::pki::pki_dir(&self.run_dir);
         std::fs::write(&conf, self.config.ikelb_toml_at(xdp_mode, &pki))?;
@@ -102,6 +105,25 @@ impl Lab {
         });
         self.lb_daemons.push(d);
         ready
+    }
+
+    /// `ikelb member --decap` on every member, before the balancer resolves them.
+    fn start_decap(&mut self, bin: &Path) -> Result<()> {
+        for m in &self.members {
+            let mut c = m.netns.nsenter(&bin.to_string_lossy());
+            c.args(["member", "--decap", "--iface", &m.iface])
+                .env("RUST_LOG", "info")
+                .env("NO_COLOR", "1");
+            let log = self.run_dir.join(&m.name).join("decap.log");
+            let mut d = Daemon::spawn(&format!("ikelb decap {}", m.name), c, &log)?;
+            let ready = d.wait_log_line("`ready`", Duration::from_secs(10), |l| {
+                l.split(|c: char| !c.is_ascii_alphanumeric())
+                    .any(|w| w == "ready")
+            });
+            self.lb_daemons.push(d);
+            ready?;
+        }
+        Ok(())
     }
 
     /// Where ikelb writes its IKE keys (tshark `ikev2_decryption_table` rows) when the
@@ -170,11 +192,18 @@ impl LabConfig {
     /// [`LabConfig::ikelb_auth_cert`] in `pki` ([`super::pki::generate`]).
     pub fn ikelb_toml_at(&self, xdp_mode: &str, pki: &Path) -> String {
         use super::pki::{cert_path, key_path};
-        let mut s = format!("[dataplane]\nxdp-mode = \"{xdp_mode}\"\n\n");
+        let mut s = format!("[dataplane]\nxdp-mode = \"{xdp_mode}\"\n");
+        if self.ikelb_forward_encap {
+            s.push_str("forward-encap = \"ipip\"\n");
+        }
+        s.push('\n');
         for fam in [Family::V4, Family::V6] {
             s.push_str(&format!("[[vip]]\naddress = \"{}\"\n", vip(fam)));
             if let Some(m) = &self.ikelb_auth {
                 s.push_str(&format!("redirect = \"auth\"\nauth-redirect = \"{m}\"\n"));
+            }
+            if self.ikelb_forward {
+                s.push_str("no-redirect = \"forward\"\n");
             }
             s.push('\n');
         }

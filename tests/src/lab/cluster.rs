@@ -61,8 +61,13 @@ impl Lab {
                 m.iface
             );
             if let Some(p) = priority {
+                let fwd = if self.config.ikelb_forward {
+                    "no-redirect = \"forward\"\n"
+                } else {
+                    ""
+                };
                 t.push_str(&format!(
-                    "xdp-mode = \"skb\"\n\n[[vip]]\naddress = \"{vip4}\"\n\n[[vrrp]]\n\
+                    "xdp-mode = \"skb\"\n\n[[vip]]\naddress = \"{vip4}\"\n{fwd}\n[[vrrp]]\n\
                      vrid = {VRID}\npriority = {p}\ninterval-cs = 10\nvips = [\"{vip4}\"]\n"
                 ));
             }

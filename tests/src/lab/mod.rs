@@ -190,6 +190,12 @@ pub struct LabConfig {
     /// RADIUS servers and EAP at ikelb and the members ([`eap`]); clients with
     /// [`ClientSpec::eap`] use it.
     pub eap: Option<EapLab>,
+    /// ikelb's VIPs forward clients without REDIRECT_SUPPORTED to the members
+    /// (`no-redirect = "forward"`, same L2); the members own the VIPs on `lo`.
+    pub ikelb_forward: bool,
+    /// With [`LabConfig::ikelb_forward`]: inside IP-in-IP (`forward-encap = "ipip"`),
+    /// each member unwrapping with `ikelb member --decap` (docs/architecture.md §6.4).
+    pub ikelb_forward_encap: bool,
 }
 
 impl Default for LabConfig {
@@ -205,6 +211,8 @@ impl Default for LabConfig {
             ikelb_auth_cert: None,
             cluster_report_ms: 1000,
             eap: None,
+            ikelb_forward: false,
+            ikelb_forward_encap: false,
         }
     }
 }
@@ -365,6 +373,15 @@ impl Lab {
             self.lb.tx_csum_off(&lb_iface)?;
         } else {
             self.plug(None, &lb_iface, &lb_peer, 1)?;
+            if self.config.ikelb_forward {
+                // The members own the VIP too and drop ARP requests from it as from a
+                // martian source: the lb resolves them from an address of its own,
+                // the primary one of the subnet (added first).
+                self.lb.addr_add(
+                    &lb_iface,
+                    &format!("{}/{}", segment_addr(Family::V4, 2), prefix_len(Family::V4)),
+                )?;
+            }
             for fam in [Family::V4, Family::V6] {
                 self.lb
                     .addr_add(&lb_iface, &format!("{}/{}", vip(fam), prefix_len(fam)))?;
@@ -396,9 +413,19 @@ impl Lab {
                     &format!("{}/{}", segment_addr(fam, host), prefix_len(fam)),
                 )?;
                 ns.addr_add("lo", &format!("{}/{}", service_addr(fam), host_len(fam)))?;
+                if self.config.ikelb_forward {
+                    // Direct server return: the member answers forwarded clients from
+                    // the VIP (docs/architecture.md §6).
+                    ns.addr_add("lo", &format!("{}/{}", vip(fam), host_len(fam)))?;
+                }
             }
             // The service address is on every member's lo: only answer ARP for eth0's.
             ns.sysctl("net.ipv4.conf.all.arp_ignore", "1")?;
+            if self.config.ikelb_forward {
+                // Never announce the VIP (on lo) as ARP sender address: a client that
+                // learnt the member's MAC for the VIP would bypass the balancer.
+                ns.sysctl("net.ipv4.conf.all.arp_announce", "2")?;
+            }
             let dir = self.run_dir.join(&name);
             let opts = match &eap {
                 Some(e) => eap::member_options(&self.config.charon, e),

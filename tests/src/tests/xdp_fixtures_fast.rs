@@ -10,7 +10,7 @@ use std::time::Instant;
 use aya::programs::{TestRun, TestRunOptions};
 use lb_common::maps::{self as m, Stat};
 use lb_common::wire::request;
-use lb_userspace::config::{Identity, RateLimit, RedirectMode, Vip, VlanBinding};
+use lb_userspace::config::{Identity, NoRedirect, RateLimit, RedirectMode, Vip, VlanBinding};
 use lb_userspace::dataplane::{Dataplane, TargetEntry, choice, tables};
 use lb_userspace::frames::RequestSpec;
 
@@ -52,6 +52,7 @@ fn xdp_fixtures_vlan_binding() {
                 address,
                 redirect: RedirectMode::Init,
                 vlans: binding.clone(),
+                no_redirect: NoRedirect::Pass,
             })
             .collect();
         h.set_vips_bound(&vips);
@@ -99,6 +100,7 @@ fn vector_vips(dp: &mut Dataplane) {
             address,
             redirect: RedirectMode::Init,
             vlans: VlanBinding::default(),
+            no_redirect: NoRedirect::Pass,
         })
         .collect();
     dp.set_vips(&vips).expect("VIPs");

@@ -16,7 +16,7 @@ use aya::maps::{MapData, PerCpuArray};
 use aya::programs::{TestRun, TestRunOptions};
 use lb_common::maps::{self as m, Stat, Target};
 use lb_common::wire::request;
-use lb_userspace::config::{Identity, RedirectMode, Vip, VlanBinding};
+use lb_userspace::config::{Identity, NoRedirect, RedirectMode, Vip, VlanBinding};
 use lb_userspace::dataplane::{Dataplane, TargetEntry};
 
 use super::xdp_fixtures_answer::{Answer, check_reply, tshark_check};
@@ -186,6 +186,7 @@ impl Harness {
                 address: *a,
                 redirect: *r,
                 vlans: VlanBinding::Any,
+                no_redirect: NoRedirect::Pass,
             })
             .collect();
         self.set_vips_bound(&v);
@@ -287,6 +288,8 @@ impl Harness {
                         RedirectMode::Auth => m::VIP_MODE_AUTH,
                     },
                     vlans: v.vlans.map_value(),
+                    // Forwarding is not part of the model's decision (xdp_fixtures_forward).
+                    fwd: 0,
                 })
             })
         };
