@@ -7,7 +7,7 @@
 extern crate alloc;
 
 use crate::checksum;
-use crate::wire::{be16, l2l3};
+use crate::wire::l2l3;
 
 /// The member's map of its own IPv4 addresses (keys as `crate::maps::vip4_key`).
 pub const MAP_DECAP: &str = "IKELB_DECAP";
@@ -42,15 +42,7 @@ pub fn outer_header(inner_v6: bool, inner_len: usize, src: [u8; 4], dst: [u8; 4]
 
 /// Length of the Ethernet header with its VLAN tags, and whether the packet is IPv6.
 pub fn l2_of(frame: &[u8]) -> Option<(usize, bool)> {
-    let mut etype = be16(frame, l2l3::ETH_TYPE)?;
-    let mut l2 = l2l3::ETH_HLEN;
-    for _ in 0..l2l3::MAX_VLAN {
-        if !l2l3::is_vlan_tpid(etype) {
-            break;
-        }
-        etype = be16(frame, l2 + 2)?;
-        l2 += l2l3::VLAN_HLEN;
-    }
+    let (etype, l2) = l2l3::l3_of(frame)?;
     match etype {
         l2l3::ETHERTYPE_IPV4 => Some((l2, false)),
         l2l3::ETHERTYPE_IPV6 => Some((l2, true)),
@@ -87,7 +79,7 @@ pub fn encap(
 pub fn decap(frame: &[u8], local: impl Fn([u8; 4]) -> bool) -> Option<alloc::vec::Vec<u8>> {
     let (l2, v6) = l2_of(frame)?;
     let h = frame.get(l2..l2 + OUTER_HLEN)?;
-    if v6 || h[0] != 0x45 || be16(h, 6)? & l2l3::ipv4::FRAG_MASK != 0 {
+    if v6 || h[0] != 0x45 || crate::wire::be16(h, 6)? & l2l3::ipv4::FRAG_MASK != 0 {
         return None;
     }
     let inner_v6 = match h[9] {

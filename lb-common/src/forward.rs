@@ -10,8 +10,8 @@
 //! client to a live member.
 
 use crate::maps::{MAX_TARGETS, Stat};
+use crate::wire::l2l3;
 use crate::wire::request::mix64;
-use crate::wire::{be16, l2l3};
 
 /// Map names (at most 15 bytes, as `crate::maps`).
 pub const MAP_FWD_TABLE: &str = "IKELB_FWD_TABLE";
@@ -205,15 +205,7 @@ pub struct Forwarded {
 /// the caller). The frame is then sent unchanged but for the Ethernet addresses
 /// ([`rewrite_l2`]).
 pub fn classify(frame: &[u8], outcome: Stat) -> Option<Forwarded> {
-    let mut etype = be16(frame, l2l3::ETH_TYPE)?;
-    let mut l2 = l2l3::ETH_HLEN;
-    for _ in 0..l2l3::MAX_VLAN {
-        if !l2l3::is_vlan_tpid(etype) {
-            break;
-        }
-        etype = be16(frame, l2 + 2)?;
-        l2 += l2l3::VLAN_HLEN;
-    }
+    let (etype, l2) = l2l3::l3_of(frame)?;
     let ip = frame.get(l2..)?;
     let (v6, proto, src, dst) = match etype {
         l2l3::ETHERTYPE_IPV4 => {

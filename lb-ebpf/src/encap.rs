@@ -14,7 +14,7 @@ use lb_common::{
     wire::l2l3,
 };
 
-use crate::parse::load;
+use crate::parse::{l3_of, load};
 
 /// The member's own IPv4 addresses (raw words) whose IP-in-IP packets it unwraps.
 #[map(name = "IKELB_DECAP")]
@@ -85,21 +85,9 @@ pub fn encap(ctx: &XdpContext, l2: usize, inner_v6: bool, m: &FwdMember) -> Opti
 /// unchanged.
 #[inline(always)]
 pub fn decap(ctx: &XdpContext) -> u32 {
-    let Some(etype0) = load::<u16>(ctx, l2l3::ETH_TYPE) else {
+    let Some((etype, l2)) = l3_of(ctx) else {
         return XDP_PASS;
     };
-    let mut etype = u16::from_be(etype0);
-    let mut l2 = l2l3::ETH_HLEN;
-    for _ in 0..l2l3::MAX_VLAN {
-        if !l2l3::is_vlan_tpid(etype) {
-            break;
-        }
-        let Some(t) = load::<u16>(ctx, l2 + 2) else {
-            return XDP_PASS;
-        };
-        etype = u16::from_be(t);
-        l2 += l2l3::VLAN_HLEN;
-    }
     if etype != l2l3::ETHERTYPE_IPV4 {
         return XDP_PASS;
     }

@@ -20,7 +20,7 @@ use lb_common::{
 };
 
 use crate::maps;
-use crate::parse::load;
+use crate::parse::{l3_of, load};
 
 #[map(name = "IKELB_FWD_TABLE")]
 static FWD_TABLE: Array<u16> = Array::with_max_entries(FWD_TABLE_ENTRIES, 0);
@@ -67,21 +67,7 @@ pub fn forward(ctx: &XdpContext, outcome: Stat) -> Option<u32> {
     if !candidate(outcome) {
         return None;
     }
-    let Some(etype0) = load::<u16>(ctx, l2l3::ETH_TYPE) else {
-        return None;
-    };
-    let mut etype = u16::from_be(etype0);
-    let mut l2 = l2l3::ETH_HLEN;
-    for _ in 0..l2l3::MAX_VLAN {
-        if !l2l3::is_vlan_tpid(etype) {
-            break;
-        }
-        let Some(t) = load::<u16>(ctx, l2 + 2) else {
-            return None;
-        };
-        etype = u16::from_be(t);
-        l2 += l2l3::VLAN_HLEN;
-    }
+    let (etype, l2) = l3_of(ctx)?;
     // The parser has validated these headers already (it reached a pass outcome past
     // its VIP check); only what the choice needs is read again.
     let (key, proto, fwd) = if etype == l2l3::ETHERTYPE_IPV6 {

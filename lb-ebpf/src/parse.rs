@@ -40,6 +40,22 @@ pub struct Req {
     pub spi: u64,
 }
 
+/// The EtherType after up to `MAX_VLAN` tags, and the offset of the L3 header (for the
+/// programs that only need to find the IP header: forwarding and decapsulation).
+#[inline(always)]
+pub fn l3_of(ctx: &XdpContext) -> Option<(u16, usize)> {
+    let mut etype = u16::from_be(load::<u16>(ctx, l2l3::ETH_TYPE)?);
+    let mut l2 = l2l3::ETH_HLEN;
+    for _ in 0..l2l3::MAX_VLAN {
+        if !l2l3::is_vlan_tpid(etype) {
+            break;
+        }
+        etype = u16::from_be(load::<u16>(ctx, l2 + 2)?);
+        l2 += l2l3::VLAN_HLEN;
+    }
+    Some((etype, l2))
+}
+
 /// A `T` at `off` bytes from the frame start, or `None` past the end. A plain (aligned)
 /// load so LLVM emits one instruction instead of a byte loop; BPF on the JITs we run
 /// on has no alignment requirement for packet memory.

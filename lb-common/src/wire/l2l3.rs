@@ -20,6 +20,20 @@ pub const fn is_vlan_tpid(t: u16) -> bool {
     t == ETHERTYPE_VLAN || t == ETHERTYPE_QINQ || t == ETHERTYPE_QINQ_OLD
 }
 
+/// The EtherType after up to `MAX_VLAN` tags, and the offset of the L3 header.
+pub fn l3_of(frame: &[u8]) -> Option<(u16, usize)> {
+    let mut etype = super::be16(frame, ETH_TYPE)?;
+    let mut l2 = ETH_HLEN;
+    for _ in 0..MAX_VLAN {
+        if !is_vlan_tpid(etype) {
+            break;
+        }
+        etype = super::be16(frame, l2 + 2)?;
+        l2 += VLAN_HLEN;
+    }
+    Some((etype, l2))
+}
+
 pub mod ipv4 {
     pub const HLEN: usize = 20;
     pub const VER_IHL: usize = 0;
