@@ -3,6 +3,7 @@
 
 pub mod choice;
 mod decap;
+mod error;
 pub mod forward;
 mod neigh;
 pub mod stats;
@@ -21,40 +22,14 @@ use lb_common::maps::{
 };
 
 use crate::config::{Identity, RateLimit, RedirectMode, Vip, XdpModeCfg};
+pub use error::DataplaneError;
+use error::map_err;
 
 /// The XDP object built by `cargo xtask build` (empty in a plain `cargo build`).
 static EBPF_OBJ: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/ikelb.bpf.o"));
 
 /// Root of our pins in bpffs; each interface gets its own directory below it.
 pub const PIN_ROOT: &str = "/sys/fs/bpf/ikelb";
-
-#[derive(Debug, thiserror::Error)]
-pub enum DataplaneError {
-    #[error(
-        "this ikelb binary was built without its eBPF object: build it with `cargo xtask build`"
-    )]
-    NoObject,
-    #[error("loading the eBPF object: {0}")]
-    Load(String),
-    #[error("{path}: {what}")]
-    Pin { path: PathBuf, what: String },
-    #[error("map {0}: {1}")]
-    Map(String, String),
-    #[error("program {0}: {1}")]
-    Program(String, String),
-    #[error("attach XDP to {iface} ({mode}): {what}")]
-    Attach {
-        iface: String,
-        mode: &'static str,
-        what: String,
-    },
-    #[error("{0}")]
-    Io(String),
-}
-
-fn map_err(name: &str) -> impl Fn(aya::maps::MapError) -> DataplaneError + '_ {
-    move |e| DataplaneError::Map(name.into(), e.to_string())
-}
 
 /// One gateway identity to install, with its slot-table weight.
 #[derive(Clone, Debug, PartialEq, Eq)]
