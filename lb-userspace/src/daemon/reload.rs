@@ -48,6 +48,9 @@ pub fn restart_only(old: &Config, new: &Config) -> Option<String> {
     if old.rate_limit != new.rate_limit {
         return Some("dataplane.rate-per-source / burst-per-source".into());
     }
+    if old.forward_encap != new.forward_encap {
+        return Some("dataplane.forward-encap".into());
+    }
     if old.status != new.status {
         return Some("[status]".into());
     }
@@ -292,6 +295,17 @@ mod tests {
         assert!(restart_only(&old, &vrid).unwrap().contains("vrrp[0]"));
         let iface = parse(&BASE.replace("eth1", "eth2"));
         assert_eq!(restart_only(&old, &iface).unwrap(), "dataplane.iface");
+        let rate = parse(&BASE.replace("eth1\"\n", "eth1\"\nrate-per-source = 5\n"));
+        assert!(
+            restart_only(&old, &rate)
+                .unwrap()
+                .contains("rate-per-source")
+        );
+        let encap = parse(&BASE.replace("eth1\"\n", "eth1\"\nforward-encap = \"ipip\"\n"));
+        assert_eq!(
+            restart_only(&old, &encap).unwrap(),
+            "dataplane.forward-encap"
+        );
         let mut radius = old.clone();
         radius.ike.radius = Some(crate::config::RadiusCfg {
             servers: Vec::new(),
