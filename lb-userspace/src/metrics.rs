@@ -142,6 +142,27 @@ pub fn encode_report(r: &Value) -> String {
         fast.get_or_create(&vec![("reason".into(), txt(&x[0]))])
             .inc_by(u(&x[1]));
     }
+    let fwd_packets = Family::<Labels, Counter>::default();
+    let fwd_bytes = Family::<Labels, Counter>::default();
+    reg.register(
+        "forwarded_packets",
+        "Packets forwarded to a member (no-redirect = forward) by VIP and kind",
+        fwd_packets.clone(),
+    );
+    reg.register(
+        "forwarded_bytes",
+        "Bytes forwarded to a member by VIP and kind",
+        fwd_bytes.clone(),
+    );
+    for x in r["fast_path"]["forwarded"].as_array().into_iter().flatten() {
+        let l = vec![
+            ("vip".to_string(), txt(&x["vip"])),
+            ("member".to_string(), txt(&x["member"])),
+            ("kind".to_string(), txt(&x["kind"])),
+        ];
+        fwd_packets.get_or_create(&l).inc_by(u(&x["packets"]));
+        fwd_bytes.get_or_create(&l).inc_by(u(&x["bytes"]));
+    }
     let mut out = String::new();
     // Writing into a String cannot fail.
     let _ = encode(&mut out, &reg);
@@ -187,7 +208,9 @@ mod tests {
             "vrrp": [{"iface": "eth1", "vrid": 51, "family": "ipv4", "state": "active", "sent": 3, "accepted": 1}],
             "cluster": {"sent": 2, "accepted": 4, "dropped": [["bad_tag", 1]],
                         "members": [{"id": 2, "active_sas": 7, "capacity": 100, "share_pct": 25.0, "slots": 256, "redirects": 5}]},
-            "fast_path": {"stats": [["redirected", 9]]}
+            "fast_path": {"stats": [["redirected", 9]],
+                          "forwarded": [{"vip": "192.0.2.1", "member": "gw1", "kind": "esp",
+                                         "packets": 3, "bytes": 420}]}
         });
         let t = encode_report(&r);
         assert!(
@@ -204,6 +227,12 @@ mod tests {
             "{t}"
         );
         assert!(t.contains("outcome=\"dropped_bad_tag\""), "{t}");
+        assert!(
+            t.contains(
+                "ikelb_forwarded_bytes_total{vip=\"192.0.2.1\",member=\"gw1\",kind=\"esp\"} 420"
+            ),
+            "{t}"
+        );
         assert!(t.contains("ikelb_config_generation 4"), "{t}");
         assert!(t.contains("ikelb_config_last_reload_ok 0"), "{t}");
         assert!(t.ends_with("# EOF\n"), "{t}");

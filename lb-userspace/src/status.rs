@@ -196,6 +196,9 @@ pub fn render(r: &Value) -> String {
                 ));
             }
         }
+        if let Some(e) = fp["forwarded"]["error"].as_str() {
+            line(format!("  forwarded counters unreadable: {e}"));
+        }
         if let Some(fw) = fp["forwarded"].as_array().filter(|a| !a.is_empty()) {
             line(format!(
                 "  {:<24} {:<12} {:<14} {:>10} {:>12}",

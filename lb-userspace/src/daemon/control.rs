@@ -70,7 +70,12 @@ impl Shared {
                                    "redirects": c.per_target.get(usize::from(*i)).copied().unwrap_or(0)})
                         })
                         .collect();
-                    json!({"active": active, "stats": c.stats, "targets": targets})
+                    let forwarded = dp.forwarded().map_or_else(
+                        |e| json!({"error": e.to_string()}),
+                        |rows| serde_json::to_value(rows).unwrap_or(Value::Null),
+                    );
+                    json!({"active": active, "stats": c.stats, "targets": targets,
+                           "forwarded": forwarded})
                 }
                 Err(e) => json!({"active": active, "error": e.to_string()}),
             }

@@ -11,6 +11,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{info, warn};
 
 use crate::config::{Identity, Vip};
+use crate::dataplane::forward::FwdRow;
 use crate::dataplane::stats::{Counters, PinnedCounters};
 use crate::dataplane::{Dataplane, DataplaneError, TargetEntry};
 
@@ -43,12 +44,25 @@ pub struct Handle {
     pub names: watch::Receiver<Names>,
     pub active: watch::Receiver<bool>,
     counters: Arc<PinnedCounters>,
+    pins: std::path::PathBuf,
 }
 
 impl Handle {
     /// The fast path's counters, read from the pinned maps.
     pub fn counters(&self) -> Result<Counters, DataplaneError> {
         self.counters.read()
+    }
+
+    /// The non-zero forwarded counters per VIP, member and kind, read from the pinned
+    /// maps (the dataplane task may be busy writing; reads need no turn).
+    pub fn forwarded(&self) -> Result<Vec<FwdRow>, DataplaneError> {
+        let names: Vec<(u16, String)> = self
+            .names
+            .borrow()
+            .iter()
+            .map(|(i, n, _)| (*i, n.clone()))
+            .collect();
+        crate::dataplane::forward::read_pinned(&self.pins, &names)
     }
 
     /// A counting callback for [`crate::dataplane::choice::SlotChooser`]. (Once the
@@ -127,6 +141,7 @@ pub fn task(
             names,
             active,
             counters,
+            pins: dir,
         },
     ))
 }

@@ -163,6 +163,17 @@ impl Lab {
         cmd::run(&mut self.ikelb_stats_cmd(false)?)
     }
 
+    /// `ikelb status --iface <lb> --json` (the daemon's control socket), parsed.
+    pub fn ikelb_status(&self) -> Result<serde_json::Value> {
+        let Some(bin) = self.ikelb_bin() else {
+            bail!("the lab's balancer is not ikelb");
+        };
+        let mut c = self.lb.nsenter(&bin.to_string_lossy());
+        c.args(["status", "--iface", &self.lb_iface, "--json"]);
+        let out = cmd::run(&mut c)?;
+        serde_json::from_str(out.trim()).with_context(|| format!("parse ikelb status: {out}"))
+    }
+
     /// How XDP is attached to the lb interface, as `ip -d link` says: `xdp` (native),
     /// `xdpgeneric` (skb), `xdpoffload`, `xdpmulti`; `None` when no program is attached.
     pub fn lb_xdp_attachment(&self) -> Result<Option<String>> {

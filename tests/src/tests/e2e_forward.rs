@@ -177,6 +177,21 @@ fn ikelb_forwards_clients_without_redirect_support() {
     let text = lab.ikelb_stats_text().unwrap_or_else(|e| panic!("{e:#}"));
     eprintln!("{text}");
     assert!(text.contains("forwarded"), "{text}");
+    // The running daemon's `ikelb status` shows the same rows (read at least as late
+    // as `ikelb stats`, so every row there is in it with at least its packets).
+    let status = lab.ikelb_status().unwrap_or_else(|e| panic!("{e:#}"));
+    let live = status["fast_path"]["forwarded"]
+        .as_array()
+        .unwrap_or_else(|| panic!("status.fast_path.forwarded: {status}"));
+    for r in fwd {
+        assert!(
+            live.iter().any(|l| l["vip"] == r["vip"]
+                && l["member"] == r["member"]
+                && l["kind"] == r["kind"]
+                && l["packets"].as_u64() >= r["packets"].as_u64()),
+            "ikelb status lacks {r}: {status}"
+        );
+    }
 }
 
 /// The same through IP-in-IP (`forward-encap = "ipip"`): every member unwraps with
