@@ -138,7 +138,10 @@ pub struct FloodCheck {
     pub echo_nonce_off: u32,
     /// Non-zero: the counter turns each correct answer into its CPU's next request
     /// (the AF_XDP sender's in-kernel loop); userspace clears it to stop the loop.
-    pub recycle: u32,
+    pub recycle: u16,
+    /// Non-zero: requests come back forwarded, not reflected (ikelb's `no-redirect =
+    /// "forward"`): addresses and ports unchanged, so the client is the source.
+    pub forwarded: u16,
 }
 
 /// Counter indices of the per-CPU `IKELB_FLOOD_CNT` array (by the CPU that received).
@@ -149,7 +152,7 @@ pub enum Answer {
     RedirectOk = 0,
     /// An IKE_SA_INIT response that fails a check.
     RedirectBad,
-    /// Our request reflected back (MAC/IP/port swap), fields intact.
+    /// Our request reflected back (MAC/IP/port swap) or forwarded, fields intact.
     EchoOk,
     /// A reflected request that fails a check.
     EchoBad,

@@ -217,14 +217,17 @@ fn classify(ctx: &XdpContext) -> Answer {
     let Some(etype) = load::<u16>(ctx, l2l3::ETH_TYPE) else {
         return Answer::Other;
     };
-    let (uoff, dst_word) = if c.v6 != 0 {
+    // The client's address: the destination of an answer or a reflected request, the
+    // source of a forwarded one (as is its port).
+    let fwd = c.forwarded != 0;
+    let (uoff, client_word) = if c.v6 != 0 {
         let Some(w) = load::<[u32; 10]>(ctx, l3) else {
             return Answer::Other;
         };
         if u16::from_be(etype) != l2l3::ETHERTYPE_IPV6 || (w[1] >> 16) as u8 != udp::PROTO {
             return Answer::Other;
         }
-        (l3 + ipv6::HLEN, w[9])
+        (l3 + ipv6::HLEN, if fwd { w[5] } else { w[9] })
     } else {
         let Some(w) = load::<[u32; 5]>(ctx, l3) else {
             return Answer::Other;
@@ -235,7 +238,7 @@ fn classify(ctx: &XdpContext) -> Answer {
         {
             return Answer::Other;
         }
-        (l3 + ipv4::HLEN, w[4])
+        (l3 + ipv4::HLEN, if fwd { w[3] } else { w[4] })
     };
     let Some(uh) = load::<[u16; 4]>(ctx, uoff) else {
         return Answer::Other;
@@ -262,7 +265,8 @@ fn classify(ctx: &XdpContext) -> Answer {
     }
     let idx = flood::client_index(cpu, c.ncpu, seq);
     let (host, port) = flood::client(idx, c.host_base, c.host_count, c.port_base, c.port_count);
-    if dst_word != host.to_be() || uh[1] != port.to_be() {
+    let client_port = if fwd { uh[0] } else { uh[1] };
+    if client_word != host.to_be() || client_port != port.to_be() {
         return bad;
     }
     let nw = c.nonce_words;

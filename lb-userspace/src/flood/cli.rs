@@ -8,7 +8,7 @@ use super::{Family, FloodError, Options, Responder, Sender};
 #[derive(Clone, Debug, clap::Args)]
 pub struct Args {
     /// Responders to flood, in order.
-    #[arg(long, value_delimiter = ',', default_values = ["reflector", "ikelb", "libreswan"])]
+    #[arg(long, value_delimiter = ',', default_values = ["reflector", "ikelb", "ikelb-forward", "libreswan"])]
     pub responder: Vec<Responder>,
     /// Frames per flood (all threads together).
     #[arg(long, default_value_t = 2_000_000)]

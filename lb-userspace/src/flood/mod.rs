@@ -66,6 +66,9 @@ pub enum Responder {
     Reflector,
     /// ikelb's XDP fast path (`ikelb_xdp`).
     Ikelb,
+    /// The same program forwarding requests without REDIRECT_SUPPORTED to a member on
+    /// the segment (`no-redirect = "forward"`, a MAC rewrite and XDP_TX).
+    IkelbForward,
     /// libreswan pluto with `global-redirect=yes` (skipped when not installed).
     Libreswan,
 }
@@ -75,6 +78,7 @@ impl Responder {
         match self {
             Responder::Reflector => "reflector",
             Responder::Ikelb => "ikelb",
+            Responder::IkelbForward => "ikelb-forward",
             Responder::Libreswan => "libreswan",
         }
     }
@@ -277,7 +281,11 @@ pub fn run(opts: &Options, who: &[Responder], scale: bool) -> Result<Report, Flo
             rep.notes.push(note);
         }
     }
-    for (a, b) in [("ikelb", "reflector"), ("ikelb", "libreswan")] {
+    for (a, b) in [
+        ("ikelb", "reflector"),
+        ("ikelb-forward", "reflector"),
+        ("ikelb", "libreswan"),
+    ] {
         if let Some(x) = rep.ratio(a, b) {
             rep.ratios.push((format!("answered pps {a}/{b}"), x));
         }

@@ -173,7 +173,7 @@ pub fn run_one(
     let secs = r.seconds.max(1e-9);
     r.pps_sent = r.sent as f64 / secs;
     r.pps_answered = r.answered as f64 / secs;
-    if who == Responder::Ikelb {
+    if matches!(who, Responder::Ikelb | Responder::IkelbForward) {
         let c = o.dp.counters()?;
         r.responder_counters = c
             .stats
@@ -252,13 +252,21 @@ fn flood(opts: &Options, target: Target, threads: u32, queues: u32) -> Result<Ou
             attach(&mut dp, &topo.resp, "ikelb_reflect", RESP_IF)?;
             None
         }
-        Target::Responder(Responder::Ikelb) => {
+        Target::Responder(w @ (Responder::Ikelb | Responder::IkelbForward)) => {
+            let forward = w == Responder::IkelbForward;
             dp.set_vips(&[Vip {
                 address: vip,
                 redirect: RedirectMode::Init,
                 vlans: VlanBinding::default(),
-                no_redirect: NoRedirect::Pass,
+                no_redirect: if forward {
+                    NoRedirect::Forward
+                } else {
+                    NoRedirect::Pass
+                },
             }])?;
+            // The member is the generator's end of the veth: forwarded requests come
+            // back to the counter as reflected ones do.
+            dp.set_member_mac(target_addr, GEN_MAC);
             dp.set_targets(&[TargetEntry {
                 name: "gw".into(),
                 identity: Identity::Ip(target_addr),
@@ -296,6 +304,7 @@ fn flood(opts: &Options, target: Target, threads: u32, queues: u32) -> Result<Ou
         n as u32
     };
 
+    let forwarded = target == Target::Responder(Responder::IkelbForward);
     let tag = (std::process::id() as u16 ^ 0x5a5a) | 1;
     let frac = |f: f64| (f.clamp(0.0, 1.0) * 65_536.0) as u32;
     let params = template::Params {
@@ -310,7 +319,12 @@ fn flood(opts: &Options, target: Target, threads: u32, queues: u32) -> Result<Ou
         port_base: 1024,
         port_count: 64_000,
         mix_udp: frac(opts.mix_udp),
-        mix_no_rs: frac(opts.mix_no_rs),
+        // Forwarding is for clients without REDIRECT_SUPPORTED: every request lacks it.
+        mix_no_rs: if forwarded {
+            1 << 16
+        } else {
+            frac(opts.mix_no_rs)
+        },
         bg_dport: BG_PORT,
     };
     let spec = RequestSpec {
@@ -321,6 +335,7 @@ fn flood(opts: &Options, target: Target, threads: u32, queues: u32) -> Result<Ou
         ..RequestSpec::default()
     };
     let (g, mut check) = template::build(&spec, &params).map_err(FloodError::Setup)?;
+    check.forwarded = u16::from(forwarded);
     let limits: Vec<u64> = (0..n)
         .map(|i| opts.count / n + u64::from(i < opts.count % n))
         .collect();

@@ -154,6 +154,7 @@ pub fn build(spec: &RequestSpec, p: &Params) -> Result<(FloodGen, FloodCheck), S
         port_count: p.port_count,
         echo_nonce_off: r.nonce_off as u32,
         recycle: 0,
+        forwarded: 0,
     };
     Ok((g, c))
 }

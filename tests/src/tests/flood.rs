@@ -126,6 +126,24 @@ fn flood_ipv6_ikelb_and_reflector_answer_every_request() {
     }
 }
 
+/// Requests without REDIRECT_SUPPORTED to a VIP with `no-redirect = "forward"`: every
+/// one comes back forwarded to the member unchanged (the client still the source, nonce
+/// intact), counted as forwarded and never answered with a REDIRECT; both families, and
+/// the in-kernel loop at full speed.
+#[test]
+fn flood_forwarding_forwards_every_request() {
+    crate::require_root!();
+    for family in [Family::V4, Family::V6] {
+        let r = flood_family(Responder::IkelbForward, Some(RELIABLE_RATE), family);
+        assert_eq!(r.answered, r.sent, "{r:#?}");
+        assert_eq!(r.sent_no_redirect_supported, r.sent, "{r:#?}");
+        assert_eq!(counter(&r, "forwarded"), COUNT, "{r:#?}");
+        assert_eq!(counter(&r, "redirected"), 0, "{r:#?}");
+    }
+    let r = flood(Responder::IkelbForward, None);
+    assert!(r.answered > 0 && r.answered <= r.sent, "{r:#?}");
+}
+
 /// The AF_XDP sender on its own (on a kernel with live frames `auto` never picks it):
 /// paced, every request answered and right; unpaced, the in-kernel loop recycles
 /// answers into requests and still only correct answers come back.
