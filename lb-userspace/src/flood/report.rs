@@ -99,7 +99,7 @@ pub struct Report {
 
 fn header() {
     println!(
-        "{:<10} {:<6} {:>3} {:>3} {:>10} {:>10} {:>10} {:>9} {:>8} {:>7} {:>12} {:>12}  limit",
+        "{:<13} {:<6} {:>3} {:>3} {:>10} {:>10} {:>10} {:>9} {:>8} {:>7} {:>12} {:>12}  limit",
         "responder",
         "sender",
         "thr",
@@ -123,7 +123,7 @@ fn row(r: &RunReport) {
         None => "",
     };
     println!(
-        "{:<10} {:<6} {:>3} {:>3} {:>10} {:>10} {:>10} {:>9} {:>8} {:>7.3} {:>12.0} {:>12.0}  {}",
+        "{:<13} {:<6} {:>3} {:>3} {:>10} {:>10} {:>10} {:>9} {:>8} {:>7.3} {:>12.0} {:>12.0}  {}",
         r.responder,
         sender,
         r.threads,
@@ -142,7 +142,7 @@ fn row(r: &RunReport) {
 
 fn sink_row(s: &SinkRun) {
     println!(
-        "{:<10} {:<6} {:>3} {:>3} {:>10} {:>10} {:>10} {:>9} {:>8} {:>7.3} {:>12.0} {:>12.0}  sender alone",
+        "{:<13} {:<6} {:>3} {:>3} {:>10} {:>10} {:>10} {:>9} {:>8} {:>7.3} {:>12.0} {:>12.0}  sender alone",
         "(sink)",
         s.sender,
         s.threads,
@@ -188,10 +188,10 @@ impl Report {
                 .iter()
                 .map(|c| format!("cpu{} sent {} answered {}", c.cpu, c.sent, c.answered))
                 .collect();
-            println!("  {:<10} {}", r.responder, split.join(", "));
+            println!("  {:<13} {}", r.responder, split.join(", "));
             if r.sent_udp + r.sent_no_redirect_supported > 0 {
                 println!(
-                    "  {:<10} mixed: {} IKE with REDIRECT_SUPPORTED, {} background UDP, {} IKE without",
+                    "  {:<13} mixed: {} IKE with REDIRECT_SUPPORTED, {} background UDP, {} IKE without",
                     "", r.sent_ike, r.sent_udp, r.sent_no_redirect_supported
                 );
             }
@@ -201,7 +201,7 @@ impl Report {
                     .iter()
                     .map(|(n, v)| format!("{n}={v}"))
                     .collect();
-                println!("  {:<10} counters: {}", "", c.join(" "));
+                println!("  {:<13} counters: {}", "", c.join(" "));
             }
         }
         for (name, v) in &self.ratios {
