@@ -238,7 +238,7 @@ fn main() -> Result<()> {
         Cmd::Status { at, json } => {
             let r = lb_userspace::status::query(&at.path())?;
             if json {
-                println!("{r}");
+                println!("{}", serde_json::to_string(&r)?);
             } else {
                 print!("{}", lb_userspace::status::render(&r));
             }

@@ -10,26 +10,26 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
-use serde_json::Value;
 use tokio::net::TcpListener;
 
 use crate::listen::{self, Limits};
+use crate::status::Report;
 
 type Labels = Vec<(String, String)>;
 
-fn u(v: &Value) -> u64 {
-    v.as_u64().unwrap_or(0)
+fn labels(pairs: &[(&str, String)]) -> Labels {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_string(), v.clone()))
+        .collect()
 }
 
-fn txt(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        o => o.to_string(),
-    }
+fn gauge_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
 }
 
 /// The exposition text of a status report.
-pub fn encode_report(r: &Value) -> String {
+pub fn encode_report(r: &Report) -> String {
     let mut reg = Registry::with_prefix("ikelb");
     let role = Family::<Labels, Gauge>::default();
     let vrrp_adverts = Family::<Labels, Counter>::default();
@@ -43,37 +43,35 @@ pub fn encode_report(r: &Value) -> String {
         "VRRP adverts by direction",
         vrrp_adverts.clone(),
     );
-    for v in r["vrrp"].as_array().into_iter().flatten() {
-        let base = vec![
-            ("iface".to_string(), txt(&v["iface"])),
-            ("vrid".to_string(), txt(&v["vrid"])),
-            ("family".to_string(), txt(&v["family"])),
-        ];
+    for v in &r.vrrp {
+        let base = labels(&[
+            ("iface", v.iface.clone()),
+            ("vrid", v.vrid.to_string()),
+            ("family", v.family.clone()),
+        ]);
         role.get_or_create(&base)
-            .set(i64::from(v["state"].as_str() == Some("active")));
-        for (dir, key) in [("sent", "sent"), ("accepted", "accepted")] {
+            .set(i64::from(v.state == "active"));
+        for (dir, n) in [("sent", v.sent), ("accepted", v.accepted)] {
             let mut l = base.clone();
             l.push(("direction".into(), dir.into()));
-            vrrp_adverts.get_or_create(&l).inc_by(u(&v[key]));
+            vrrp_adverts.get_or_create(&l).inc_by(n);
         }
     }
     // The reload state: an alert on a refused reload needs no log scraping.
-    if let Some(c) = r.get("config").filter(|c| !c.is_null()) {
-        let generation = Gauge::<i64, std::sync::atomic::AtomicI64>::default();
-        generation.set(i64::try_from(u(&c["generation"])).unwrap_or(i64::MAX));
-        reg.register(
-            "config_generation",
-            "Configuration generation: 1 at start, +1 per applied reload",
-            generation,
-        );
-        let ok = Gauge::<i64, std::sync::atomic::AtomicI64>::default();
-        ok.set(i64::from(c["last"]["ok"].as_bool() != Some(false)));
-        reg.register(
-            "config_last_reload_ok",
-            "0 when the latest reload was refused (nothing changed), else 1",
-            ok,
-        );
-    }
+    let generation = Gauge::<i64, std::sync::atomic::AtomicI64>::default();
+    generation.set(gauge_i64(r.config.generation));
+    reg.register(
+        "config_generation",
+        "Configuration generation: 1 at start, +1 per applied reload",
+        generation,
+    );
+    let ok = Gauge::<i64, std::sync::atomic::AtomicI64>::default();
+    ok.set(i64::from(r.config.last.as_ref().is_none_or(|l| l.ok)));
+    reg.register(
+        "config_last_reload_ok",
+        "0 when the latest reload was refused (nothing changed), else 1",
+        ok,
+    );
     let members = Family::<Labels, Gauge>::default();
     let sas = Family::<Labels, Gauge>::default();
     let cap = Family::<Labels, Gauge>::default();
@@ -104,44 +102,33 @@ pub fn encode_report(r: &Value) -> String {
         "Load reports by outcome",
         reports.clone(),
     );
-    let c = &r["cluster"];
-    if !c.is_null() {
-        let ms = c["members"].as_array().cloned().unwrap_or_default();
+    if let Some(c) = &r.cluster {
         members
             .get_or_create(&Vec::new())
-            .set(i64::try_from(ms.len()).unwrap_or(i64::MAX));
-        for m in &ms {
-            let l = vec![("member".to_string(), txt(&m["id"]))];
-            sas.get_or_create(&l)
-                .set(i64::try_from(u(&m["active_sas"])).unwrap_or(0));
-            cap.get_or_create(&l)
-                .set(i64::try_from(u(&m["capacity"])).unwrap_or(0));
-            share
-                .get_or_create(&l)
-                .set(m["share_pct"].as_f64().unwrap_or(0.0) / 100.0);
-            slots
-                .get_or_create(&l)
-                .set(i64::try_from(u(&m["slots"])).unwrap_or(0));
-            redirects.get_or_create(&l).inc_by(u(&m["redirects"]));
+            .set(gauge_i64(c.members.len() as u64));
+        for m in &c.members {
+            let l = labels(&[("member", m.id.to_string())]);
+            sas.get_or_create(&l).set(i64::from(m.active_sas));
+            cap.get_or_create(&l).set(i64::from(m.capacity));
+            share.get_or_create(&l).set(m.share_pct / 100.0);
+            slots.get_or_create(&l).set(i64::from(m.slots));
+            redirects.get_or_create(&l).inc_by(m.redirects);
         }
+        let outcome = |o: String| labels(&[("outcome", o)]);
         reports
-            .get_or_create(&vec![("outcome".into(), "sent".into())])
-            .inc_by(u(&c["sent"]));
+            .get_or_create(&outcome("sent".into()))
+            .inc_by(c.sent);
         reports
-            .get_or_create(&vec![("outcome".into(), "accepted".into())])
-            .inc_by(u(&c["accepted"]));
-        for d in c["dropped"].as_array().into_iter().flatten() {
+            .get_or_create(&outcome("accepted".into()))
+            .inc_by(c.accepted);
+        for (why, n) in &c.dropped {
             reports
-                .get_or_create(&vec![("outcome".into(), format!("dropped_{}", txt(&d[0])))])
-                .inc_by(u(&d[1]));
+                .get_or_create(&outcome(format!("dropped_{why}")))
+                .inc_by(*n);
         }
     }
     let fast = Family::<Labels, Counter>::default();
     reg.register("fastpath", "Fast-path counters by reason", fast.clone());
-    for x in r["fast_path"]["stats"].as_array().into_iter().flatten() {
-        fast.get_or_create(&vec![("reason".into(), txt(&x[0]))])
-            .inc_by(u(&x[1]));
-    }
     let fwd_packets = Family::<Labels, Counter>::default();
     let fwd_bytes = Family::<Labels, Counter>::default();
     reg.register(
@@ -154,14 +141,20 @@ pub fn encode_report(r: &Value) -> String {
         "Bytes forwarded to a member by VIP and kind",
         fwd_bytes.clone(),
     );
-    for x in r["fast_path"]["forwarded"].as_array().into_iter().flatten() {
-        let l = vec![
-            ("vip".to_string(), txt(&x["vip"])),
-            ("member".to_string(), txt(&x["member"])),
-            ("kind".to_string(), txt(&x["kind"])),
-        ];
-        fwd_packets.get_or_create(&l).inc_by(u(&x["packets"]));
-        fwd_bytes.get_or_create(&l).inc_by(u(&x["bytes"]));
+    if let Some(fp) = &r.fast_path {
+        for (reason, n) in &fp.stats {
+            fast.get_or_create(&labels(&[("reason", reason.clone())]))
+                .inc_by(*n);
+        }
+        for x in &fp.forwarded {
+            let l = labels(&[
+                ("vip", x.vip.to_string()),
+                ("member", x.member.clone()),
+                ("kind", x.kind.clone()),
+            ]);
+            fwd_packets.get_or_create(&l).inc_by(x.packets);
+            fwd_bytes.get_or_create(&l).inc_by(x.bytes);
+        }
     }
     let mut out = String::new();
     // Writing into a String cannot fail.
@@ -173,7 +166,7 @@ pub fn encode_report(r: &Value) -> String {
 pub async fn serve(
     listener: TcpListener,
     limits: Limits,
-    report: impl Fn() -> Value + Send + Sync + 'static,
+    report: impl Fn() -> Report + Send + Sync + 'static,
 ) {
     let report = std::sync::Arc::new(report);
     listen::serve(listener, limits, move |_uid, req| {
@@ -184,7 +177,7 @@ pub async fn serve(
 }
 
 /// The HTTP answer to one request line.
-fn scrape(req: &str, report: &dyn Fn() -> Value) -> Vec<u8> {
+fn scrape(req: &str, report: &dyn Fn() -> Report) -> Vec<u8> {
     let (code, body) = if req.starts_with("GET /metrics") {
         ("200 OK", encode_report(&report()))
     } else {
@@ -203,23 +196,15 @@ mod tests {
 
     #[test]
     fn report_becomes_metrics() {
-        let r = serde_json::json!({
-            "config": {"generation": 4, "last": {"ok": false, "at": 1, "message": "line 3"}},
-            "vrrp": [{"iface": "eth1", "vrid": 51, "family": "ipv4", "state": "active", "sent": 3, "accepted": 1}],
-            "cluster": {"sent": 2, "accepted": 4, "dropped": [["bad_tag", 1]],
-                        "members": [{"id": 2, "active_sas": 7, "capacity": 100, "share_pct": 25.0, "slots": 256, "redirects": 5}]},
-            "fast_path": {"stats": [["redirected", 9]],
-                          "forwarded": [{"vip": "192.0.2.1", "member": "gw1", "kind": "esp",
-                                         "packets": 3, "bytes": 420}]}
-        });
+        let r = crate::status::sample();
         let t = encode_report(&r);
         assert!(
             t.contains("ikelb_vrrp_active{iface=\"eth1\",vrid=\"51\",family=\"ipv4\"} 1"),
             "{t}"
         );
-        assert!(t.contains("ikelb_member_active_sas{member=\"2\"} 7"), "{t}");
+        assert!(t.contains("ikelb_member_active_sas{member=\"1\"} 4"), "{t}");
         assert!(
-            t.contains("ikelb_member_share_ratio{member=\"2\"} 0.25"),
+            t.contains("ikelb_member_share_ratio{member=\"1\"} 0.625"),
             "{t}"
         );
         assert!(
@@ -229,11 +214,11 @@ mod tests {
         assert!(t.contains("outcome=\"dropped_bad_tag\""), "{t}");
         assert!(
             t.contains(
-                "ikelb_forwarded_bytes_total{vip=\"192.0.2.1\",member=\"gw1\",kind=\"esp\"} 420"
+                "ikelb_forwarded_bytes_total{vip=\"10.0.0.100\",member=\"member-1\",kind=\"esp_in_udp\"} 980"
             ),
             "{t}"
         );
-        assert!(t.contains("ikelb_config_generation 4"), "{t}");
+        assert!(t.contains("ikelb_config_generation 3"), "{t}");
         assert!(t.contains("ikelb_config_last_reload_ok 0"), "{t}");
         assert!(t.ends_with("# EOF\n"), "{t}");
     }

@@ -119,7 +119,7 @@ pub enum Cmd {
 }
 
 /// One row of the member table as `ikelb status` prints it.
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct MemberRow {
     pub id: u32,
     pub local: bool,
@@ -140,7 +140,7 @@ pub struct MemberRow {
 }
 
 /// The exchange's part of `ikelb status`.
-#[derive(Clone, Debug, Default, serde::Serialize)]
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct Status {
     pub member_id: u32,
     pub transport: String,

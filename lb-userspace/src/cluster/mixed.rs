@@ -9,7 +9,7 @@ use crate::config::Target;
 use crate::dataplane::TargetEntry;
 
 /// A static target in a mixed pool, as `ikelb status` shows it.
-#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct StaticRow {
     pub name: String,
     pub identity: String,

@@ -7,7 +7,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::net::UnixListener;
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::info;
@@ -17,25 +17,8 @@ use crate::cluster::io as cio;
 use crate::config::Group;
 use crate::control::{Command, Response, parse_request};
 use crate::listen::{self, Limits};
+use crate::status::{FastPath, ReloadState, Report, TargetRow};
 use crate::vrrp::io as vio;
-
-/// The outcome of the latest reload, for `ikelb status`.
-#[derive(Clone, Debug, Default, serde::Serialize)]
-pub struct ReloadState {
-    /// Starts at 1 with the configuration read at startup; +1 per applied reload.
-    pub generation: u64,
-    /// `None` before the first reload.
-    pub last: Option<LastReload>,
-}
-
-#[derive(Clone, Debug, serde::Serialize)]
-pub struct LastReload {
-    pub ok: bool,
-    /// Seconds since the Unix epoch.
-    pub at: u64,
-    /// What changed, or why nothing did.
-    pub message: String,
-}
 
 /// What `status` and `/metrics` read: snapshots the tasks publish.
 #[derive(Clone)]
@@ -48,46 +31,46 @@ pub struct Shared {
 }
 
 impl Shared {
-    pub fn report(&self) -> Value {
-        let vrrp: Vec<Value> = self
-            .vrrp
-            .iter()
-            .map(|r| serde_json::to_value(&*r.borrow()).unwrap_or(Value::Null))
-            .collect();
-        let cluster = self.cluster.as_ref().map_or(Value::Null, |r| {
-            serde_json::to_value(&*r.borrow()).unwrap_or(Value::Null)
-        });
-        let fast_path = self.dp.as_ref().map_or(Value::Null, |dp| {
-            let active = *dp.active.borrow();
+    pub fn report(&self) -> Report {
+        let fast_path = self.dp.as_ref().map(|dp| {
+            let mut fp = FastPath {
+                active: *dp.active.borrow(),
+                ..FastPath::default()
+            };
             match dp.counters() {
                 Ok(c) => {
-                    let targets: Vec<Value> = dp
+                    fp.targets = dp
                         .names
                         .borrow()
                         .iter()
-                        .map(|(i, n, id)| {
-                            json!({"index": i, "name": n, "identity": id.to_string(),
-                                   "redirects": c.per_target.get(usize::from(*i)).copied().unwrap_or(0)})
+                        .map(|(i, n, id)| TargetRow {
+                            index: *i,
+                            name: n.clone(),
+                            identity: id.to_string(),
+                            redirects: c.per_target.get(usize::from(*i)).copied().unwrap_or(0),
                         })
                         .collect();
-                    let forwarded = dp.forwarded().map_or_else(
-                        |e| json!({"error": e.to_string()}),
-                        |rows| serde_json::to_value(rows).unwrap_or(Value::Null),
-                    );
-                    json!({"active": active, "stats": c.stats, "targets": targets,
-                           "forwarded": forwarded})
+                    fp.stats = c.stats.iter().map(|&(n, v)| (n.to_string(), v)).collect();
                 }
-                Err(e) => json!({"active": active, "error": e.to_string()}),
+                Err(e) => fp.error = Some(e.to_string()),
             }
+            match dp.forwarded() {
+                Ok(rows) => fp.forwarded = rows,
+                Err(e) => fp.forwarded_error = Some(e.to_string()),
+            }
+            fp
         });
-        let config = {
-            let c = self
+        Report {
+            iface: self.iface.clone(),
+            config: self
                 .config
                 .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            serde_json::to_value(&*c).unwrap_or(Value::Null)
-        };
-        json!({"iface": self.iface, "config": config, "vrrp": vrrp, "cluster": cluster, "fast_path": fast_path})
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clone(),
+            vrrp: self.vrrp.iter().map(|r| r.borrow().clone()).collect(),
+            cluster: self.cluster.as_ref().map(|r| r.borrow().clone()),
+            fast_path,
+        }
     }
 }
 
@@ -151,7 +134,7 @@ async fn answer(
         return Response::error("only root may change the daemon; the group may read status");
     }
     if req.cmd == Command::Status {
-        return Response::ok(shared.report());
+        return Response::ok(serde_json::to_value(shared.report()).unwrap_or(Value::Null));
     }
     let (reply, rx) = oneshot::channel();
     if tx.send((req.cmd, reply)).await.is_err() {
@@ -212,10 +195,10 @@ mod tests {
         let sup = tokio::spawn(async move {
             let (cmd, reply) = rx.recv().await.unwrap();
             assert_eq!(cmd, Command::Reload);
-            reply.send(Response::ok(json!("done"))).unwrap();
+            reply.send(Response::ok(serde_json::json!("done"))).unwrap();
         });
         let r = answer(Some(0), reload, &shared, &tx).await;
-        assert_eq!(r.result, json!("done"));
+        assert_eq!(r.result, serde_json::json!("done"));
         sup.await.unwrap();
     }
 }

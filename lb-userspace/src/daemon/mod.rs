@@ -32,8 +32,9 @@ use crate::dataplane::choice::{SlotChooser, StaticChooser};
 use crate::dataplane::{self as dpl, Dataplane, TargetEntry};
 use crate::ike::io::{Control, KeyLogFile};
 use crate::ike::{Responder, TargetChooser};
+use crate::status::ReloadState;
 use crate::vrrp::io as vio;
-use control::{ReloadState, Shared};
+use control::Shared;
 
 /// How the daemon was started.
 pub struct Options {

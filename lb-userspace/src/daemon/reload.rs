@@ -13,11 +13,11 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{info, warn};
 
-use super::control::{LastReload, ReloadState};
 use super::dataplane::{Cmd, Handle};
 use crate::cluster::io as cio;
 use crate::config::{Config, VrrpCfg};
 use crate::ike::io::{Control, Listener, bind_vips};
+use crate::status::{LastReload, ReloadState};
 
 /// The running IKE responder, as a reload reaches it.
 pub struct Ike {

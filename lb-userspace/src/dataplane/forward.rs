@@ -365,11 +365,11 @@ impl Dataplane {
 }
 
 /// One non-zero counter of `IKELB_FWD_STATS`.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct FwdRow {
     pub vip: IpAddr,
     pub member: String,
-    pub kind: &'static str,
+    pub kind: String,
     pub packets: u64,
     pub bytes: u64,
 }
@@ -435,7 +435,7 @@ fn rows<T: Borrow<MapData>>(
                     rows.push(FwdRow {
                         vip,
                         member: name.clone(),
-                        kind: kind.name(),
+                        kind: kind.name().into(),
                         packets,
                         bytes,
                     });

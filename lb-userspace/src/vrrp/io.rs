@@ -34,12 +34,14 @@ pub struct Instance {
 }
 
 /// What `ikelb status` shows of an instance.
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Status {
     pub iface: String,
     pub vrid: u8,
-    pub family: &'static str,
-    pub state: &'static str,
+    /// `ipv4` or `ipv6`.
+    pub family: String,
+    /// `init`, `backup` or `active`.
+    pub state: String,
     pub priority: u8,
     pub interval_cs: u16,
     pub primary: IpAddr,
@@ -60,8 +62,8 @@ impl Status {
         Status {
             iface: inst.iface.clone(),
             vrid: c.vrid,
-            family: if c.primary.is_ipv6() { "ipv6" } else { "ipv4" },
-            state: "init",
+            family: if c.primary.is_ipv6() { "ipv6" } else { "ipv4" }.into(),
+            state: "init".into(),
             priority: c.priority,
             interval_cs: c.interval_cs,
             primary: c.primary,
@@ -83,12 +85,14 @@ impl Status {
             family: match Family::of(c.primary) {
                 Family::V4 => "ipv4",
                 Family::V6 => "ipv6",
-            },
+            }
+            .into(),
             state: match v.state() {
                 State::Initialize => "init",
                 State::Backup => "backup",
                 State::Active => "active",
-            },
+            }
+            .into(),
             priority: c.priority,
             interval_cs: c.interval_cs,
             primary: c.primary,

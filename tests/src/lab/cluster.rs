@@ -167,14 +167,19 @@ impl Lab {
             .collect()
     }
 
-    /// `ikelb status --json` of member `name`'s ikelb, parsed.
-    pub fn cluster_status(&self, name: &str) -> Result<serde_json::Value> {
+    /// The status report of member `name`'s ikelb.
+    pub fn cluster_report(&self, name: &str) -> Result<lb_userspace::status::Report> {
         let c = self
             .cluster
             .iter()
             .find(|c| c.member == name)
             .with_context(|| format!("no ikelb on {name}"))?;
         Ok(lb_userspace::status::query(&c.socket)?)
+    }
+
+    /// `ikelb status --json` of member `name`'s ikelb, as JSON.
+    pub fn cluster_status(&self, name: &str) -> Result<serde_json::Value> {
+        Ok(serde_json::to_value(self.cluster_report(name)?)?)
     }
 
     /// The status table of the current master (or of the first live candidate).
@@ -185,7 +190,7 @@ impl Lab {
                 .find(|c| c.priority.is_some() && self.cluster_status(&c.member).is_ok())
                 .map(|c| c.member.clone())
         });
-        match name.map(|n| (self.cluster_status(&n), n)) {
+        match name.map(|n| (self.cluster_report(&n), n)) {
             Some((Ok(r), n)) => format!(
                 "[ikelb status on {n}]\n{}",
                 lb_userspace::status::render(&r)

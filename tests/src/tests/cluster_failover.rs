@@ -166,7 +166,7 @@ fn run(failure: Failure) -> Result<Duration> {
         || {
             lb_userspace::status::query(&b_sock)
                 .ok()
-                .and_then(|r| r["cluster"]["members"].as_array().map(Vec::len))
+                .and_then(|r| r.cluster.map(|c| c.members.len()))
                 == Some(3)
         },
     )?;
@@ -210,7 +210,12 @@ fn run(failure: Failure) -> Result<Duration> {
     let (b_ns, b_if) = &nss[1];
     assert!(has_addr(b_ns, b_if, VIP), "B holds the VIP");
     let st = lb_userspace::status::query(&b_sock)?;
-    assert_eq!(st["vrrp"][0]["state"], "active");
+    assert_eq!(
+        st.vrrp.first().map(|v| v.state.as_str()),
+        Some("active"),
+        "{}",
+        lb_userspace::status::render(&st)
+    );
     println!(
         "failover ({}): {gap:?} from the last redirect of the old Active to the first of the new \
          ({before} answers before, {after} after)",

@@ -75,10 +75,11 @@ fn mixed_pool_of_members_and_a_static_target() {
         "both members at full share",
         Duration::from_secs(15),
         || {
-            let st = status();
-            st["cluster"]["members"].as_array().is_some_and(|ms| {
-                ms.len() == 2 && ms.iter().all(|m| m["share_pct"].as_f64() > Some(30.0))
-            }) && st["cluster"]["statics"][0]["name"] == "legacy"
+            status().cluster.is_some_and(|c| {
+                c.members.len() == 2
+                    && c.members.iter().all(|m| m.share_pct > 30.0)
+                    && c.statics.first().is_some_and(|t| t.name == "legacy")
+            })
         },
     )
     .unwrap();

@@ -35,8 +35,13 @@ fn balancer_toml(iface: &str, sock: &str, targets: &[(&str, &str, u32)]) -> Stri
     t
 }
 
-fn status(sock: &std::path::Path) -> serde_json::Value {
+fn report(sock: &std::path::Path) -> lb_userspace::status::Report {
     lb_userspace::status::query(sock).unwrap_or_default()
+}
+
+/// The report as the JSON `ikelb status --json` prints.
+fn status(sock: &std::path::Path) -> serde_json::Value {
+    serde_json::to_value(report(sock)).unwrap_or_default()
 }
 
 #[test]
@@ -297,7 +302,7 @@ fn key_rollover_across_three_nodes_rejects_no_report() {
         || dropped(&status(&socks[0])) > base[0],
     )
     .unwrap();
-    println!("{}", lb_userspace::status::render(&st));
+    println!("{}", lb_userspace::status::render(&report(&socks[0])));
     // A VRRP priority reload: b rises above a and, preempting, takes the VIP over.
     let s = socks[1].to_string_lossy().into_owned();
     std::fs::write(

@@ -111,12 +111,7 @@ fn active_table(nodes: &[Node], failed: Option<usize>) -> Option<Vec<u32>> {
         .map(|(_, n)| n)
         .find(|n| has_addr(&n.ns, &n.iface, VIP))?;
     let st = lb_userspace::status::query(&active.sock).ok()?;
-    let ids = st["cluster"]["members"]
-        .as_array()?
-        .iter()
-        .filter_map(|m| m["id"].as_u64().map(|i| i as u32))
-        .collect();
-    Some(ids)
+    Some(st.cluster?.members.iter().map(|m| m.id).collect())
 }
 
 #[test]
