@@ -42,7 +42,7 @@ pub const KIND_NO_RS: u32 = 2;
 /// the state the generator keeps, and the template frame it rewrites in place (each
 /// CPU owns its copy) and stores into the packet on every run.
 #[repr(C)]
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
 pub struct FloodGen {
     /// Frames this CPU sends, at most.
     pub limit: u64,
@@ -122,7 +122,7 @@ impl Default for FloodGen {
 
 /// Single entry of `IKELB_FLOOD_CHK`: what the counter needs to recompute a request.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, bytemuck::Pod, bytemuck::Zeroable)]
 pub struct FloodCheck {
     /// Largest sequence number + 1 any CPU may send.
     pub limit: u64,
@@ -252,13 +252,7 @@ pub const fn kind(seq: u64, mix_udp: u32, mix_no_rs: u32) -> u32 {
     }
 }
 
-#[cfg(feature = "user")]
-mod pod {
-    // SAFETY: #[repr(C)] integers and byte arrays; every field is 8-byte aligned in
-    // sequence with no implicit padding (checked by the layout test).
-    unsafe impl aya::Pod for super::FloodGen {}
-    unsafe impl aya::Pod for super::FloodCheck {}
-}
+crate::aya_pod!(FloodGen, FloodCheck);
 
 #[cfg(test)]
 mod tests {

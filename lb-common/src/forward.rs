@@ -55,7 +55,7 @@ pub const MEMBER_ENCAP: u32 = 4;
 
 /// Value of `IKELB_FWD_MEMB`, indexed like `IKELB_TARGETS`.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, bytemuck::Pod, bytemuck::Zeroable)]
 pub struct FwdMember {
     pub flags: u32,
     /// Destination MAC of frames forwarded to this member: its own on the same L2
@@ -71,7 +71,7 @@ pub struct FwdMember {
 /// Key of `IKELB_FWD_CONN`: client and VIP address as raw words (bytes in wire order
 /// read as native integers; IPv4 in the first word, the rest zero) and the family.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, bytemuck::Pod, bytemuck::Zeroable)]
 pub struct ConnKey {
     pub v6: u32,
     pub client: [u32; 4],
@@ -80,7 +80,7 @@ pub struct ConnKey {
 
 /// Value of `IKELB_FWD_CONN`.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, bytemuck::Pod, bytemuck::Zeroable)]
 pub struct ConnValue {
     /// Member (target index) the client is pinned to.
     pub member: u32,
@@ -89,7 +89,7 @@ pub struct ConnValue {
 /// Forwarded packet and byte counts, per (forward VIP, member, kind) in
 /// `IKELB_FWD_STATS` (per CPU).
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, bytemuck::Pod, bytemuck::Zeroable)]
 pub struct FwdCount {
     pub packets: u64,
     pub bytes: u64,
@@ -244,14 +244,7 @@ pub fn rewrite_l2(frame: &mut [u8], member_mac: &[u8; 6]) {
     frame[l2l3::ETH_DST].copy_from_slice(member_mac);
 }
 
-#[cfg(feature = "user")]
-mod pod {
-    // SAFETY: #[repr(C)] plain integers and arrays with explicit padding.
-    unsafe impl aya::Pod for super::FwdMember {}
-    unsafe impl aya::Pod for super::ConnKey {}
-    unsafe impl aya::Pod for super::ConnValue {}
-    unsafe impl aya::Pod for super::FwdCount {}
-}
+crate::aya_pod!(FwdMember, ConnKey, ConnValue, FwdCount);
 
 #[cfg(test)]
 mod tests {

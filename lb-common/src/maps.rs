@@ -60,7 +60,7 @@ pub const VIP_GEN_MASK: u32 = u32::MAX >> VIP_GEN_SHIFT;
 
 /// Single entry (index 0) of `IKELB_CONFIG`.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, bytemuck::Pod, bytemuck::Zeroable)]
 pub struct Config {
     /// Which generation of slot tables is live: 0 or 1. Userspace fills the other one,
     /// then flips this word, so the data path never sees a half-written table.
@@ -119,7 +119,7 @@ pub const VIP_MODE_AUTH: u32 = 1;
 
 /// Value of `IKELB_VIPS4` and `IKELB_VIPS6`.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, bytemuck::Pod, bytemuck::Zeroable)]
 pub struct Vip {
     pub mode: u32,
     /// The VLAN tag stack the VIP lives behind ([`vlan_stack`]; 0: untagged), or
@@ -166,7 +166,7 @@ pub const fn vlan_stack(vids: &[u16]) -> u32 {
 /// serves this family (the program then passes the request up); otherwise every one of
 /// the `SLOTS` entries is valid.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, bytemuck::Pod, bytemuck::Zeroable)]
 pub struct SlotTable {
     pub len: u32,
     pub _pad: u32,
@@ -185,7 +185,7 @@ impl Default for SlotTable {
 
 /// A pre-encoded gateway identity (RFC 5685 §9.2), value of `IKELB_TARGETS`.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, bytemuck::Pod, bytemuck::Zeroable)]
 pub struct Target {
     /// GW Ident Type: 1 IPv4, 2 IPv6, 3 FQDN. 0 marks an unused entry.
     pub ident_type: u8,
@@ -345,14 +345,7 @@ impl Stat {
     }
 }
 
-#[cfg(feature = "user")]
-mod pod {
-    // SAFETY: all are #[repr(C)] plain integers/arrays with explicit padding fields.
-    unsafe impl aya::Pod for super::Config {}
-    unsafe impl aya::Pod for super::Vip {}
-    unsafe impl aya::Pod for super::SlotTable {}
-    unsafe impl aya::Pod for super::Target {}
-}
+crate::aya_pod!(Config, Vip, SlotTable, Target, BenchTemplate);
 
 #[cfg(test)]
 mod tests {
@@ -432,13 +425,9 @@ pub const BENCH_REFLECT: u32 = 1;
 pub const BENCH_REDIRECT: u32 = 2;
 
 #[repr(C)]
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
 pub struct BenchTemplate {
     pub len: u32,
     pub mode: u32,
     pub frame: [u8; BENCH_FRAME_MAX],
 }
-
-#[cfg(feature = "user")]
-// SAFETY: #[repr(C)], integers and a byte array, no padding.
-unsafe impl aya::Pod for BenchTemplate {}

@@ -91,8 +91,7 @@ fn try_respond(ctx: &XdpContext, r: &Req) -> Result<(), Stat> {
     if table.len == 0 {
         return Err(Stat::PassNoTarget);
     }
-    // SAFETY: [u32; 4] and [u8; 16] have the same size; any bytes are valid.
-    let cli: [u8; 16] = unsafe { core::mem::transmute(r.src) };
+    let cli: [u8; 16] = bytemuck::cast(r.src);
     let spi = r.spi.to_ne_bytes();
     let sport = u16::from_be(r.ports as u16);
     let slot = flow_hash(&r.cfg.hash_key, &cli, sport, &spi) as usize & (SLOTS - 1);
