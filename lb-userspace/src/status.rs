@@ -86,6 +86,10 @@ pub fn render(r: &Value) -> String {
                 .collect();
             line(format!("  drained here: {}", ds.join(", ")));
         }
+        let migration = c.get("migration").cloned().unwrap_or(Value::Null);
+        if let Ok(p) = serde_json::from_value::<crate::cluster::migrate::Progress>(migration) {
+            line(format!("  {}", p.summary()));
+        }
     }
     if let Some(vs) = r["vrrp"].as_array() {
         for v in vs {
@@ -232,6 +236,11 @@ mod tests {
             "cluster": {"member_id": 1, "transport": "multicast 239.255.77.1:4790", "sent": 3,
                         "accepted": 5, "probe_errors": 0, "dropped": [["bad_tag", 2]],
                         "drained": [[2, 30], [3, null]],
+                        "migration": {"state": "running", "total": 12, "migrated": 5,
+                                      "failed": 1, "ended": 0, "remaining": 6, "in_flight": 2,
+                                      "skipped": 0, "waiting": false, "batches": 2,
+                                      "targets": {"2": 3, "3": 2}, "batch": 3,
+                                      "interval_ms": 1000},
                         "statics": [{"name": "lancom", "identity": "198.51.100.9",
                                      "share_pct": 37.5, "slots": 384}],
                         "members": [{"id": 1, "local": true, "identities": ["192.0.2.1"],
@@ -252,6 +261,14 @@ mod tests {
             "{t}"
         );
         assert!(t.contains("drained here: 2 (deadline in 30 s), 3"), "{t}");
+        assert!(
+            t.contains(
+                "migration running: 5 of 12 migrated, 1 failed, 0 ended, 6 remaining \
+                 (2 in flight), 0 skipped; batches of 3 every 1000 ms; redirected to \
+                 member 2: 3, member 3: 2"
+            ),
+            "{t}"
+        );
         assert!(t.contains("[lancom]") && t.contains("37.5%"), "{t}");
         assert!(t.contains("master 10.0.0.2 (this node)"), "{t}");
         assert!(t.contains("bad_tag 2"), "{t}");
