@@ -2,7 +2,7 @@
 //! bytes), packets (a type byte, a name behind a length byte for the named types, then
 //! a message) and messages (a flat run of elements that encodes a tree of sections,
 //! key/values and lists). strongSwan's `vici_message.h`, `vici_socket.c` and the
-//! plugin's README define it; docs/protocol.md §9 sums up what we rely on.
+//! plugin's README define it; docs/protocol.md §7 sums up what we rely on.
 //!
 //! Decoding never panics and never allocates more than the input's length: every
 //! length is checked against what is left, sections nest at most [`MAX_DEPTH`] deep,
