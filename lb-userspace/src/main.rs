@@ -146,7 +146,7 @@ struct MigrateArgs {
     #[arg(long, default_value = "1s", requires = "migrate",
           value_parser = lb_userspace::cluster::migrate::cli::parse_interval)]
     interval: std::time::Duration,
-    /// Return after the first batch instead of following the progress.
+    /// Return once the migration has started instead of following its progress.
     #[arg(long, requires = "migrate")]
     no_wait: bool,
 }

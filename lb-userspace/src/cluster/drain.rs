@@ -99,7 +99,8 @@ impl Drains {
             });
             match migrate::run::start(start, first) {
                 Ok(h) => self.migration = Some(h),
-                Err(e) => info!(error = %e, "migration thread not started"),
+                // `first` has told the requester.
+                Err(e) => tracing::warn!(error = %e, "migration not started"),
             }
             return true;
         }

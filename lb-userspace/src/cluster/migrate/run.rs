@@ -5,6 +5,7 @@
 
 use std::path::PathBuf;
 use std::sync::mpsc::{self, RecvTimeoutError, TryRecvError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
@@ -54,17 +55,20 @@ pub struct Start {
 /// asked.
 pub type First = Box<dyn FnOnce(Result<Progress, String>) + Send>;
 
-/// Starts the migration's thread.
+/// Starts the migration's thread. If it cannot be started, `first` gets that error.
 pub fn start(s: Start, first: First) -> std::io::Result<Handle> {
     let (stop_tx, stop) = mpsc::channel();
     let (progress_tx, progress) = watch::channel(Progress::default());
     let (members, members_rx) = watch::channel(s.members.clone());
     let mut m = Migration::new(s.own_id, s.opts, s.slow_start_reports);
     progress_tx.send_replace(m.progress().clone());
-    std::thread::Builder::new()
+    // The thread takes `first`; a spawn that fails hands it back through here.
+    let slot = Arc::new(Mutex::new(Some(first)));
+    let in_thread = slot.clone();
+    let spawned = std::thread::Builder::new()
         .name("ikelb-migrate".into())
         .spawn(move || {
-            let mut first = Some(first);
+            let mut first = in_thread.lock().unwrap_or_else(PoisonError::into_inner).take();
             let end = drive(&s, &mut m, &stop, &members_rx, &progress_tx, &mut first);
             let (state, error) = match end {
                 Ok(state) => (state, None),
@@ -81,7 +85,13 @@ pub fn start(s: Start, first: First) -> std::io::Result<Handle> {
                 f(Err(p.error.clone().unwrap_or_else(|| "the migration ended".into())));
             }
             progress_tx.send_replace(p.clone());
-        })?;
+        });
+    if let Err(e) = spawned {
+        if let Some(f) = slot.lock().unwrap_or_else(PoisonError::into_inner).take() {
+            f(Err(format!("no thread for the migration: {e}")));
+        }
+        return Err(e);
+    }
     Ok(Handle {
         _stop: stop_tx,
         progress,
