@@ -5,8 +5,13 @@
 //!
 //! ```text
 //! → {"v":1,"cmd":"drain","member":3,"deadline_s":600}
-//! ← {"v":1,"ok":true,"result":{"member":3,"drain":true,...}}
+//! ← {"v":1,"ok":true,"result":"member 3: draining"}
+//! → {"v":1,"cmd":"drain","member":3,"migrate":{"batch":50,"interval_ms":1000}}
+//! ← {"v":1,"ok":true,"result":{"message":"member 3: draining","migration":{...}}}
 //! ```
+//!
+//! Fields added later are optional, so the version stays: a daemon that predates one
+//! ignores it, and the CLI tells that from the answer (a drain without `migration`).
 //!
 //! `status` may be asked by root and by the configured `[status] group`; every other
 //! command changes the daemon and only root may send it.
@@ -30,14 +35,25 @@ pub enum Command {
     /// Re-read the configuration file and apply it all or nothing.
     Reload,
     /// Stop new redirects to `member` at the next table rebuild; with a deadline, the
-    /// daemon logs at that time how many SAs the member still holds.
+    /// daemon logs at that time how many SAs the member still holds. With `migrate`
+    /// (only on the member itself), also move its established IKE SAs to the other
+    /// members; the answer is then an object with the migration's first progress.
     Drain {
         member: u32,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         deadline_s: Option<u64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        migrate: Option<Migrate>,
     },
     /// Give `member` new clients again.
     Undrain { member: u32 },
+}
+
+/// How `drain --migrate` moves the SAs: `batch` redirects every `interval_ms`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Migrate {
+    pub batch: u32,
+    pub interval_ms: u64,
 }
 
 impl Command {
@@ -155,10 +171,15 @@ mod tests {
             Command::Drain {
                 member: 3,
                 deadline_s: Some(600),
+                migrate: None,
             },
             Command::Drain {
                 member: 4,
                 deadline_s: None,
+                migrate: Some(Migrate {
+                    batch: 50,
+                    interval_ms: 1000,
+                }),
             },
             Command::Undrain { member: 3 },
         ] {
@@ -174,10 +195,24 @@ mod tests {
             cmd: Command::Drain {
                 member: 3,
                 deadline_s: Some(600),
+                migrate: None,
             },
         })
         .unwrap();
+        // Without `migrate` the line is what earlier releases sent.
         assert_eq!(line, r#"{"v":1,"cmd":"drain","member":3,"deadline_s":600}"#);
+        let line = r#"{"v":1,"cmd":"drain","member":3,"migrate":{"batch":5,"interval_ms":200}}"#;
+        assert_eq!(
+            parse_request(line).unwrap().cmd,
+            Command::Drain {
+                member: 3,
+                deadline_s: None,
+                migrate: Some(Migrate {
+                    batch: 5,
+                    interval_ms: 200
+                }),
+            }
+        );
     }
 
     #[test]

@@ -15,4 +15,5 @@ pub mod net;
 pub mod radius;
 pub mod select;
 pub mod status;
+pub mod vici;
 pub mod vrrp;

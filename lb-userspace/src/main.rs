@@ -110,6 +110,8 @@ enum Cmd {
         #[arg(long, value_name = "SECONDS")]
         deadline: Option<u64>,
         #[command(flatten)]
+        migrate: MigrateArgs,
+        #[command(flatten)]
         at: Socket,
     },
     /// Give a drained member new clients again.
@@ -127,6 +129,26 @@ enum Cmd {
         #[arg(long)]
         iface: String,
     },
+}
+
+/// `ikelb drain --migrate` and its pacing.
+#[derive(Args)]
+struct MigrateArgs {
+    /// Also move the member's established IKE SAs to the other members (RFC 5685
+    /// redirects of the active sessions, over strongSwan's VICI); only through the
+    /// member's own socket. Prints the progress until it ends.
+    #[arg(long)]
+    migrate: bool,
+    /// SAs redirected per batch.
+    #[arg(long, default_value_t = 50, requires = "migrate")]
+    batch: u32,
+    /// Time between batches (500ms, 1s, 2m).
+    #[arg(long, default_value = "1s", requires = "migrate",
+          value_parser = lb_userspace::cluster::migrate::cli::parse_interval)]
+    interval: std::time::Duration,
+    /// Return once the migration has started instead of following its progress.
+    #[arg(long, requires = "migrate")]
+    no_wait: bool,
 }
 
 /// Which running instance a control command goes to.
@@ -226,12 +248,29 @@ fn main() -> Result<()> {
         Cmd::Drain {
             member,
             deadline,
+            migrate: m,
             at,
+        } if m.migrate => lb_userspace::cluster::migrate::cli::drain_and_migrate(
+            &at.path(),
+            member,
+            deadline,
+            lb_userspace::control::Migrate {
+                batch: m.batch,
+                interval_ms: u64::try_from(m.interval.as_millis()).unwrap_or(u64::MAX),
+            },
+            !m.no_wait,
+        ),
+        Cmd::Drain {
+            member,
+            deadline,
+            at,
+            ..
         } => control(
             at,
             Command::Drain {
                 member,
                 deadline_s: deadline,
+                migrate: None,
             },
         ),
         Cmd::Undrain { member, at } => control(at, Command::Undrain { member }),

@@ -2,56 +2,26 @@
 //! socket, from the kernel's XFRM netlink family, or from a command. The parsers in
 //! `probe.rs` turn them into counts; the driver runs these on a blocking thread.
 
-use std::io::{self, Read, Write};
+use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::probe::{
-    CommandProbe, Fixed, ProbeError, SaProbe, ViciFormat, ViciProbe, XfrmFormat, XfrmProbe, vici,
-    xfrm,
+    CommandProbe, Fixed, ProbeError, SaProbe, ViciFormat, ViciProbe, XfrmFormat, XfrmProbe, xfrm,
 };
 use crate::config::ProbeCfg;
 
 const TIMEOUT: Duration = Duration::from_secs(2);
 
-fn vici_packet(kind: u8, name: &str) -> Vec<u8> {
-    let mut body = vec![kind, name.len() as u8];
-    body.extend_from_slice(name.as_bytes());
-    let mut p = (body.len() as u32).to_be_bytes().to_vec();
-    p.extend_from_slice(&body);
-    p
-}
-
-/// Registers for `list-sa` events, sends `list-sas` and returns everything charon
-/// wrote up to and including the command's response.
+/// Everything charon streams for `list-sas` (our VICI client registers for `list-sa`
+/// events, sends the command, reads up to its response and unregisters).
 pub fn vici_list_sas(socket: &Path) -> io::Result<Vec<u8>> {
-    let mut s = UnixStream::connect(socket)?;
-    s.set_read_timeout(Some(TIMEOUT))?;
-    s.set_write_timeout(Some(TIMEOUT))?;
-    s.write_all(&vici_packet(vici::EVENT_REGISTER, "list-sa"))?;
-    s.write_all(&vici_packet(vici::CMD_REQUEST, "list-sas"))?;
-    let mut out = Vec::new();
-    loop {
-        let mut len = [0u8; 4];
-        s.read_exact(&mut len)?;
-        let n = u32::from_be_bytes(len) as usize;
-        if n > 16 << 20 {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                "VICI packet too large",
-            ));
-        }
-        let mut body = vec![0u8; n];
-        s.read_exact(&mut body)?;
-        let kind = body.first().copied();
-        out.extend_from_slice(&len);
-        out.extend_from_slice(&body);
-        if let Some(vici::CMD_RESPONSE | vici::CMD_UNKNOWN) = kind {
-            return Ok(out);
-        }
-    }
+    let raw = crate::vici::Client::connect(socket, TIMEOUT).and_then(|mut c| c.list_sas_raw());
+    raw.map_err(|e| match e {
+        crate::vici::ViciError::Io(e) => e,
+        e => io::Error::new(io::ErrorKind::InvalidData, e.to_string()),
+    })
 }
 
 /// The kernel's `XFRM_MSG_NEWSADINFO` answer.
@@ -146,15 +116,6 @@ pub type ProbeResult = Result<u32, ProbeError>;
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn vici_request_packets() {
-        let p = vici_packet(vici::CMD_REQUEST, "list-sas");
-        assert_eq!(&p[..4], &10u32.to_be_bytes());
-        assert_eq!(p[4], vici::CMD_REQUEST);
-        assert_eq!(p[5], 8);
-        assert_eq!(&p[6..], b"list-sas");
-    }
 
     #[test]
     fn command_probe_runs_the_shell() {

@@ -15,7 +15,9 @@ use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, info, warn};
 
-use super::drain::{Drain, drained_rows, set_drain};
+use super::cpu::Cpu;
+use super::drain::{DrainCmd, Drains, Reply, drained_rows};
+use super::migrate;
 use super::mixed::{StaticRow, fixed, mix_statics};
 use super::{Config, DropReason, Keyring, LoadExchange, LocalLoad, LocalMember, Member};
 use crate::config::{ClusterCfg, Identity, Target, Transport};
@@ -111,7 +113,9 @@ pub enum Cmd {
         drain: bool,
         /// When to log how many SAs the member still holds.
         deadline: Option<Duration>,
-        reply: oneshot::Sender<Result<String, String>>,
+        /// On the member itself: move its IKE SAs to the other members.
+        migrate: Option<migrate::Options>,
+        reply: Reply,
     },
     /// New settings and static targets from a reload, checked by the daemon (valid,
     /// nothing that needs a restart changed).
@@ -155,42 +159,10 @@ pub struct Status {
     /// Members drained on this node (`ikelb drain`), with the seconds left to their
     /// deadline.
     pub drained: Vec<(u32, Option<u64>)>,
+    /// This member's latest migration (`ikelb drain --migrate`).
+    pub migration: Option<migrate::Progress>,
     /// A mixed pool's static targets, with their share of the table.
     pub statics: Vec<StaticRow>,
-}
-
-/// A sampler of CPU load in per mille, from `/proc/stat` deltas.
-#[derive(Default)]
-struct Cpu {
-    last: Option<(u64, u64)>,
-}
-
-impl Cpu {
-    fn sample(&mut self) -> u16 {
-        let Ok(s) = std::fs::read_to_string("/proc/stat") else {
-            return 0;
-        };
-        let Some(line) = s.lines().next() else {
-            return 0;
-        };
-        let v: Vec<u64> = line
-            .split_whitespace()
-            .skip(1)
-            .filter_map(|x| x.parse().ok())
-            .collect();
-        let total: u64 = v.iter().sum();
-        let idle = v.get(3).copied().unwrap_or(0) + v.get(4).copied().unwrap_or(0);
-        let r = match self.last {
-            Some((t0, i0)) if total > t0 => {
-                let dt = total - t0;
-                let busy = dt.saturating_sub(idle.saturating_sub(i0));
-                u16::try_from(busy * 1000 / dt).unwrap_or(1000)
-            }
-            _ => 0,
-        };
-        self.last = Some((total, idle));
-        r
-    }
 }
 
 async fn open_socket(
@@ -298,7 +270,7 @@ pub async fn run(
         include_local: c.include_local,
         slow_start_reports: c.slow_start_reports,
     };
-    let mut drained: BTreeMap<u32, Drain> = BTreeMap::new();
+    let mut drains = Drains::default();
     let mut inflight = InFlight::default();
     let mut installed: Option<Vec<TargetEntry>> = None;
     let mut weights: Vec<(u32, u32)> = Vec::new();
@@ -327,7 +299,7 @@ pub async fn run(
             changed = true;
         }
         let deadline = lx.poll_timeout();
-        let drain_due = drained.values().filter_map(|d| d.deadline).min();
+        let drain_due = drains.drained.values().filter_map(|d| d.deadline).min();
         let mut do_rebuild = changed;
         // Re-read the wall clock every time round: a node started before its clock was
         // set (NTP) would otherwise judge every report's timestamp against the wrong time.
@@ -361,7 +333,7 @@ pub async fn run(
             () = sleep_until_opt(drain_due) => {
                 let now = Instant::now();
                 let members = lx.members();
-                for (id, d) in &mut drained {
+                for (id, d) in &mut drains.drained {
                     if d.deadline.is_some_and(|t| t <= now) {
                         d.deadline = None;
                         let sas = members.iter().find(|m| m.id == *id).map(|m| m.active_sas);
@@ -375,13 +347,10 @@ pub async fn run(
                     info!("load exchange stopped");
                     return Ok(());
                 }
-                Some(Cmd::Drain { member, drain, deadline, reply }) => {
-                    let now = Instant::now();
-                    let r = set_drain(&mut lx, table.is_some(), &mut drained, member, drain, deadline.map(|d| now + d), now);
-                    if r.is_ok() {
-                        do_rebuild = true;
-                    }
-                    let _ = reply.send(r);
+                Some(Cmd::Drain { member, drain, deadline, migrate, reply }) => {
+                    let deadline = deadline.map(|d| Instant::now() + d);
+                    let cmd = DrainCmd { member, drain, deadline, migrate };
+                    do_rebuild |= drains.command(&mut lx, &c, table.is_some(), cmd, reply);
                 }
                 Some(Cmd::Reload(new, new_statics, reply)) => {
                     statics = new_statics;
@@ -401,6 +370,7 @@ pub async fn run(
             do_rebuild = true;
         }
         let members = lx.members();
+        drains.members(&members);
         if let Some(t) = table.as_mut()
             && do_rebuild
         {
@@ -408,7 +378,7 @@ pub async fn run(
                 .iter()
                 .map(|m| {
                     let mut l = m.load();
-                    l.drain |= drained.contains_key(&m.id);
+                    l.drain |= drains.drained.contains_key(&m.id);
                     l
                 })
                 .collect();
@@ -443,7 +413,11 @@ pub async fn run(
             installs,
         ));
         status.send_modify(|s| {
-            s.drained = drained_rows(&drained);
+            s.drained = drained_rows(&drains.drained);
+            s.migration = drains
+                .migration
+                .as_ref()
+                .map(migrate::run::Handle::progress);
             mix_statics(s, &weights, &static_entries);
         });
     }
@@ -516,6 +490,7 @@ fn snapshot(
         held_out: lx.held_out(),
         installs,
         drained: Vec::new(),
+        migration: None,
         statics: Vec::new(),
     }
 }

@@ -25,11 +25,13 @@
 //! skew, so a replay after the window is forgotten is still dropped as too old.
 
 mod auth;
+mod cpu;
 mod damping;
 mod drain;
 pub mod fetch;
 pub mod io;
 mod member;
+pub mod migrate;
 mod mixed;
 pub mod probe;
 mod reconfig;

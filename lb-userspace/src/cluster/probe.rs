@@ -2,13 +2,16 @@
 //! each report. Each probe here is a fetch (bytes from a socket or a command, supplied
 //! by the driver as a closure) and a pure parser of those bytes, which is what the
 //! tests cover:
-//! - strongSwan VICI `list-sas`: [`vici_list_sas`] over the raw response stream, or
+//! - strongSwan VICI `list-sas`: [`vici_list_sas`] over the raw response stream
+//!   ([`crate::vici`] decodes it), or
 //!   [`swanctl_list_sas_raw`] over `swanctl --list-sas --raw` text;
 //! - the kernel's XFRM state count: [`xfrm_sadinfo`] over the `XFRM_MSG_NEWSADINFO`
 //!   answer to `XFRM_MSG_GETSADINFO`, or [`xfrm_dump`] over an `XFRM_MSG_GETSA` dump;
 //! - a command's output: [`command_output`], one integer.
 
 use std::io;
+
+use crate::vici::ViciError;
 
 /// Why no count came out.
 #[derive(Debug, thiserror::Error)]
@@ -114,160 +117,30 @@ impl<F: FnMut() -> io::Result<Vec<u8>>> SaProbe for CommandProbe<F> {
     }
 }
 
-/// VICI packet types (strongSwan `src/libcharon/plugins/vici/README.md`).
-pub mod vici {
-    pub const CMD_REQUEST: u8 = 0;
-    pub const CMD_RESPONSE: u8 = 1;
-    pub const CMD_UNKNOWN: u8 = 2;
-    pub const EVENT_REGISTER: u8 = 3;
-    pub const EVENT_UNREGISTER: u8 = 4;
-    pub const EVENT_CONFIRM: u8 = 5;
-    pub const EVENT_UNKNOWN: u8 = 6;
-    pub const EVENT: u8 = 7;
-    // Message elements.
-    pub const SECTION_START: u8 = 1;
-    pub const SECTION_END: u8 = 2;
-    pub const KEY_VALUE: u8 = 3;
-    pub const LIST_START: u8 = 4;
-    pub const LIST_ITEM: u8 = 5;
-    pub const LIST_END: u8 = 6;
-    /// The event each IKE SA of `list-sas` comes in.
-    pub const LIST_SA_EVENT: &[u8] = b"list-sa";
-}
-
-/// A byte cursor that reports where it failed.
-struct Cursor<'a> {
-    b: &'a [u8],
-    at: usize,
-    what: &'static str,
-}
-
-impl<'a> Cursor<'a> {
-    fn err(&self) -> ProbeError {
-        ProbeError::Malformed {
-            what: self.what,
-            at: self.at,
-        }
-    }
-    fn take(&mut self, n: usize) -> Result<&'a [u8], ProbeError> {
-        let s = self
-            .b
-            .get(self.at..self.at.saturating_add(n))
-            .ok_or_else(|| self.err())?;
-        self.at += n;
-        Ok(s)
-    }
-    fn u8(&mut self) -> Result<u8, ProbeError> {
-        Ok(self.take(1)?[0])
-    }
-    fn be16(&mut self) -> Result<usize, ProbeError> {
-        let s = self.take(2)?;
-        Ok(usize::from(u16::from_be_bytes([s[0], s[1]])))
-    }
-    fn name(&mut self) -> Result<&'a [u8], ProbeError> {
-        let n = usize::from(self.u8()?);
-        self.take(n)
-    }
-    fn done(&self) -> bool {
-        self.at >= self.b.len()
-    }
-}
-
 /// Counts the IKE SAs in the VICI stream charon sends after a client registered for
-/// `list-sa` events and sent `list-sas`: an optional EVENT_CONFIRM, one `list-sa`
-/// EVENT per IKE SA (a message whose top-level sections are IKE SAs with a `state`
-/// key), and the CMD_RESPONSE that ends it. Other events are skipped.
+/// `list-sa` events and sent `list-sas` ([`crate::vici::sa::list_sas_stream`]).
 pub fn vici_list_sas(stream: &[u8]) -> Result<SaCount, ProbeError> {
-    let mut c = Cursor {
-        b: stream,
-        at: 0,
-        what: "VICI packet",
-    };
-    let mut count = SaCount::default();
-    while !c.done() {
-        let len = {
-            let s = c.take(4)?;
-            u32::from_be_bytes([s[0], s[1], s[2], s[3]]) as usize
-        };
-        let start = c.at;
-        let body = c.take(len)?;
-        let mut p = Cursor {
-            b: body,
-            at: 0,
-            what: "VICI packet",
-        };
-        match p.u8()? {
-            vici::CMD_RESPONSE => return Ok(count),
-            vici::CMD_UNKNOWN | vici::EVENT_UNKNOWN => return Err(ProbeError::Unknown),
-            vici::EVENT_CONFIRM => {}
-            vici::EVENT => {
-                if p.name()? == vici::LIST_SA_EVENT {
-                    list_sa_message(&body[p.at..], &mut count).map_err(|e| match e {
-                        ProbeError::Malformed { what, at } => ProbeError::Malformed {
-                            what,
-                            at: start + p.at + at,
-                        },
-                        e => e,
-                    })?;
-                }
-            }
-            _ => {
-                return Err(ProbeError::Malformed {
-                    what: "VICI packet type",
-                    at: start,
-                });
-            }
-        }
-    }
-    Err(ProbeError::Incomplete)
+    let sas = crate::vici::sa::list_sas_stream(stream)?;
+    let n = |k: usize| u32::try_from(k).unwrap_or(u32::MAX);
+    Ok(SaCount {
+        ike_sas: n(sas.len()),
+        established: n(sas.iter().filter(|s| s.established()).count()),
+    })
 }
 
-/// One `list-sa` message: each top-level section is an IKE SA.
-fn list_sa_message(msg: &[u8], count: &mut SaCount) -> Result<(), ProbeError> {
-    let mut c = Cursor {
-        b: msg,
-        at: 0,
-        what: "VICI message",
-    };
-    let mut depth = 0usize;
-    let mut in_list = false;
-    while !c.done() {
-        match c.u8()? {
-            vici::SECTION_START => {
-                c.name()?;
-                if depth == 0 {
-                    count.ike_sas += 1;
-                }
-                depth += 1;
-            }
-            vici::SECTION_END => depth = depth.checked_sub(1).ok_or_else(|| c.err())?,
-            vici::KEY_VALUE => {
-                let key = c.name()?;
-                let n = c.be16()?;
-                let value = c.take(n)?;
-                if depth == 1 && key == b"state" && value == b"ESTABLISHED" {
-                    count.established += 1;
-                }
-            }
-            vici::LIST_START if !in_list => {
-                c.name()?;
-                in_list = true;
-            }
-            vici::LIST_ITEM if in_list => {
-                let n = c.be16()?;
-                c.take(n)?;
-            }
-            vici::LIST_END if in_list => in_list = false,
-            _ => {
-                c.at -= 1;
-                return Err(c.err());
-            }
+impl From<ViciError> for ProbeError {
+    fn from(e: ViciError) -> Self {
+        match e {
+            ViciError::Io(e) => ProbeError::Io(e),
+            ViciError::Wire(w) => ProbeError::Malformed {
+                what: w.what,
+                at: w.at,
+            },
+            ViciError::Incomplete => ProbeError::Incomplete,
+            ViciError::Unknown(_) => ProbeError::Unknown,
+            ViciError::Unexpected(what) => ProbeError::Malformed { what, at: 0 },
         }
     }
-    if depth != 0 || in_list {
-        return Err(c.err());
-    }
-    Ok(())
 }
 
 /// Counts the IKE SAs in `swanctl --list-sas --raw` output: lines

@@ -1,4 +1,5 @@
 use super::*;
+use crate::vici::wire::{element, packet};
 
 /// VICI message elements, encoded as the README describes.
 enum El<'a> {
@@ -21,23 +22,23 @@ fn message(els: &[El<'_>]) -> Vec<u8> {
     for e in els {
         match e {
             El::Sec(n) => {
-                m.push(vici::SECTION_START);
+                m.push(element::SECTION_START);
                 name(&mut m, n);
             }
-            El::End => m.push(vici::SECTION_END),
+            El::End => m.push(element::SECTION_END),
             El::Kv(k, v) => {
-                m.push(vici::KEY_VALUE);
+                m.push(element::KEY_VALUE);
                 name(&mut m, k);
                 value(&mut m, v);
             }
             El::List(n, items) => {
-                m.push(vici::LIST_START);
+                m.push(element::LIST_START);
                 name(&mut m, n);
                 for i in *items {
-                    m.push(vici::LIST_ITEM);
+                    m.push(element::LIST_ITEM);
                     value(&mut m, i);
                 }
-                m.push(vici::LIST_END);
+                m.push(element::LIST_END);
             }
         }
     }
@@ -77,28 +78,28 @@ fn ike_sa(name: &str, state: &str) -> Vec<u8> {
 }
 
 fn stream() -> Vec<u8> {
-    let mut s = packet(vici::EVENT_CONFIRM, None, &[]);
+    let mut s = packet(packet::EVENT_CONFIRM, None, &[]);
     s.extend(packet(
-        vici::EVENT,
+        packet::EVENT,
         Some("list-sa"),
         &ike_sa("vip", "ESTABLISHED"),
     ));
     s.extend(packet(
-        vici::EVENT,
+        packet::EVENT,
         Some("ike-updown"),
         &ike_sa("x", "ESTABLISHED"),
     ));
     s.extend(packet(
-        vici::EVENT,
+        packet::EVENT,
         Some("list-sa"),
         &ike_sa("vip", "CONNECTING"),
     ));
     s.extend(packet(
-        vici::EVENT,
+        packet::EVENT,
         Some("list-sa"),
         &ike_sa("rw", "ESTABLISHED"),
     ));
-    s.extend(packet(vici::CMD_RESPONSE, None, &[]));
+    s.extend(packet(packet::CMD_RESPONSE, None, &[]));
     s
 }
 
@@ -113,7 +114,7 @@ fn vici_counts_established_ike_sas() {
         }
     );
     // Nothing listed.
-    let empty = packet(vici::CMD_RESPONSE, None, &[]);
+    let empty = packet(packet::CMD_RESPONSE, None, &[]);
     assert_eq!(vici_list_sas(&empty).unwrap(), SaCount::default());
 }
 
@@ -121,17 +122,17 @@ fn vici_counts_established_ike_sas() {
 fn vici_errors() {
     let s = stream();
     // Every cut before the response is an error, never a panic or a short count.
-    let resp_len = packet(vici::CMD_RESPONSE, None, &[]).len();
+    let resp_len = packet(packet::CMD_RESPONSE, None, &[]).len();
     for cut in 0..s.len() - resp_len + 1 {
         assert!(vici_list_sas(&s[..cut]).is_err(), "cut {cut}");
     }
     assert!(matches!(
-        vici_list_sas(&packet(vici::CMD_UNKNOWN, None, &[])),
+        vici_list_sas(&packet(packet::CMD_UNKNOWN, None, &[])),
         Err(ProbeError::Unknown)
     ));
     let mut bad = ike_sa("vip", "ESTABLISHED");
     bad.pop(); // unbalanced sections
-    let s = packet(vici::EVENT, Some("list-sa"), &bad);
+    let s = packet(packet::EVENT, Some("list-sa"), &bad);
     assert!(matches!(
         vici_list_sas(&s),
         Err(ProbeError::Malformed { .. })

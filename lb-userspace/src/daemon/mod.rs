@@ -391,16 +391,25 @@ async fn command(running: &mut reload::Running, cmd: Command) -> Response {
             Ok(m) => Response::ok(serde_json::json!(m)),
             Err(e) => Response::error(e),
         },
-        Command::Drain { member, deadline_s } => {
-            drain(
-                running,
-                member,
-                true,
-                deadline_s.map(std::time::Duration::from_secs),
-            )
-            .await
+        Command::Drain {
+            member,
+            deadline_s,
+            migrate,
+        } => {
+            let migrate = match migrate
+                .map(|m| {
+                    let every = std::time::Duration::from_millis(m.interval_ms);
+                    crate::cluster::migrate::Options::new(m.batch, every)
+                })
+                .transpose()
+            {
+                Ok(m) => m,
+                Err(e) => return Response::error(format!("--migrate: {e}")),
+            };
+            let deadline = deadline_s.map(std::time::Duration::from_secs);
+            drain(running, member, true, deadline, migrate).await
         }
-        Command::Undrain { member } => drain(running, member, false, None).await,
+        Command::Undrain { member } => drain(running, member, false, None, None).await,
     }
 }
 
@@ -409,6 +418,7 @@ async fn drain(
     member: u32,
     on: bool,
     deadline: Option<std::time::Duration>,
+    migrate: Option<crate::cluster::migrate::Options>,
 ) -> Response {
     let Some(tx) = &running.cluster else {
         return Response::error("no [cluster]: drain applies to reporting members");
@@ -418,13 +428,14 @@ async fn drain(
         member,
         drain: on,
         deadline,
+        migrate,
         reply,
     };
     if tx.send(cmd).await.is_err() {
         return Response::error("the load exchange is gone");
     }
     match rx.await {
-        Ok(Ok(m)) => Response::ok(serde_json::json!(m)),
+        Ok(Ok(m)) => Response::ok(m),
         Ok(Err(e)) => Response::error(e),
         Err(_) => Response::error("the load exchange is gone"),
     }

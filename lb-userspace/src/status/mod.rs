@@ -80,6 +80,9 @@ pub fn render(r: &Report) -> String {
                 .collect();
             line(format!("  drained here: {}", ds.join(", ")));
         }
+        if let Some(p) = &c.migration {
+            line(format!("  {}", p.summary()));
+        }
     }
     for v in &r.vrrp {
         let master = match v.state.as_str() {
@@ -207,6 +210,14 @@ mod tests {
             "{t}"
         );
         assert!(t.contains("drained here: 2 (deadline in 30 s), 3"), "{t}");
+        assert!(
+            t.contains(
+                "migration running: 5 of 12 migrated, 1 failed, 0 ended, 6 remaining \
+                 (2 in flight), 0 skipped; batches of 3 every 1000 ms; redirected to \
+                 member 2: 3, member 3: 2"
+            ),
+            "{t}"
+        );
         assert!(t.contains("[lancom]") && t.contains("37.5%"), "{t}");
         assert!(t.contains("master 10.0.0.2 (this node)"), "{t}");
         assert!(t.contains("bad_tag 2"), "{t}");

@@ -9,6 +9,7 @@ mod fixtures;
 mod flood;
 mod ops_drain;
 mod ops_ike_reload;
+mod ops_migrate;
 mod ops_mixed;
 mod ops_net;
 mod ops_reload;
