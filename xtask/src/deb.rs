@@ -12,7 +12,7 @@ use anyhow::{Context, Result, bail};
 use crate::build::{self, Built};
 use crate::{deps, exec, root};
 
-/// Builds, renders the generated files and packages; returns the .deb's path.
+/// Renders the generated files, then packages the build `b`; returns the .deb's path.
 pub fn package(b: &Built, cargo_deb_args: &[String]) -> Result<PathBuf> {
     deps::ensure_cargo_deb()?;
     println!("== man pages and completions (ikelb generate)");

@@ -40,11 +40,11 @@ impl Generate {
     pub fn run(self) -> Result<()> {
         let (out, files) = match self.what {
             What::Man { out } => {
-                let files = mkdir(&out).and_then(|()| man_pages(&out));
+                let files = std::fs::create_dir_all(&out).and_then(|()| man_pages(&out));
                 (out, files)
             }
             What::Completions { shell, out } => {
-                let file = mkdir(&out).and_then(|()| {
+                let file = std::fs::create_dir_all(&out).and_then(|()| {
                     clap_complete::generate_to(shell, &mut Cli::command(), "ikelb", &out)
                 });
                 (out, file.map(|f| vec![f]))
@@ -57,12 +57,8 @@ impl Generate {
     }
 }
 
-fn mkdir(dir: &Path) -> std::io::Result<()> {
-    std::fs::create_dir_all(dir)
-}
-
-/// What the top page says beyond the command line: where things live, the signals,
-/// and the units of the package.
+/// What the top page says beyond the command line: where things live (with the
+/// package's units), the signals, related commands.
 const TOP_PAGE_TAIL: &str = r#".SH FILES
 .TP
 \fI/etc/ikelb/<iface>.toml\fR
