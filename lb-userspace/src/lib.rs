@@ -1,6 +1,7 @@
 //! ikelb daemon library: configuration, dataplane control and the protocol state
 //! machines. `main.rs` is only the CLI on top.
 pub mod bench;
+pub mod cli;
 pub mod cluster;
 pub mod config;
 pub mod control;

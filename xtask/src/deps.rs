@@ -1,5 +1,6 @@
 //! Idempotent installation of what the build and the tests need on a fresh Debian
-//! machine: apt packages, then bpf-linker. Each step is skipped when already done.
+//! machine: apt packages, then bpf-linker, and the cargo tools the checks and the
+//! package need. Each step is skipped when already done.
 
 use std::process::Command;
 
@@ -29,6 +30,10 @@ const APT: &[&str] = &[
     // Used by the tests: test PKI (openssl genpkey, pkcs12) and UDP probes (python3).
     "openssl",
     "python3",
+    // `cargo xtask deb` and its test: strip (cargo-deb), systemd-analyze, groff.
+    "binutils",
+    "systemd",
+    "groff-base",
 ];
 
 /// The rustc that ships a precompiled `core` for bpfel-unknown-none.
@@ -36,6 +41,7 @@ pub const BPF_RUSTC: &str = "/usr/bin/rustc";
 const LLVM_PREFIX: &str = "/usr/lib/llvm-22";
 const BPF_LINKER_VERSION: &str = "0.13.0";
 const CARGO_DENY_VERSION: &str = "0.20.2";
+const CARGO_DEB_VERSION: &str = "3.8.0";
 
 fn is_root() -> bool {
     Command::new("id")
@@ -94,22 +100,30 @@ pub fn ensure() -> Result<()> {
     Ok(())
 }
 
-/// cargo-deny for the licence, ban and source checks of `cargo xtask test` (from the
-/// registry, into the user's cargo bin; no root needed).
+/// cargo-deny for the licence, ban and source checks of `cargo xtask test`.
 pub fn ensure_cargo_deny() -> Result<()> {
+    ensure_cargo_tool("deny", CARGO_DENY_VERSION)
+}
+
+/// cargo-deb for `cargo xtask deb`.
+pub fn ensure_cargo_deb() -> Result<()> {
+    ensure_cargo_tool("deb", CARGO_DEB_VERSION)
+}
+
+/// Installs `cargo-<name>` at `version` (from the registry, with its own lock file,
+/// into the user's cargo bin; no root needed) unless that version answers already.
+fn ensure_cargo_tool(name: &str, version: &str) -> Result<()> {
     let ok = Command::new(crate::build::cargo())
-        .args(["deny", "--version"])
+        .args([name, "--version"])
         .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains(CARGO_DENY_VERSION));
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains(version));
     if !ok {
-        println!("== installing cargo-deny {CARGO_DENY_VERSION} (a few minutes)");
-        exec(Command::new(crate::build::cargo()).args([
-            "install",
-            "cargo-deny",
-            "--locked",
-            "--version",
-            CARGO_DENY_VERSION,
-        ]))?;
+        println!("== installing cargo-{name} {version} (a few minutes)");
+        exec(
+            Command::new(crate::build::cargo())
+                .args(["install", &format!("cargo-{name}"), "--locked"])
+                .args(["--version", version]),
+        )?;
     }
     Ok(())
 }

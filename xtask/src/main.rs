@@ -1,6 +1,8 @@
-//! `cargo xtask`: build (installing what is missing), run, lab, test, flood, fuzz, soak, bench.
+//! `cargo xtask`: build (installing what is missing), run, lab, test, flood, fuzz, soak,
+//! bench, deb.
 
 mod build;
+mod deb;
 mod deps;
 
 use std::path::{Path, PathBuf};
@@ -74,6 +76,12 @@ enum Cmd {
     },
     /// Build, then time the redirect program against an XDP_TX reflector.
     Bench {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Build, then the Debian package (cargo-deb) in target/debian/; arguments after
+    /// `--` go to cargo-deb (e.g. `-- --maintainer "Name <mail>" --deb-revision 2`).
+    Deb {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
@@ -190,12 +198,18 @@ fn main() -> Result<()> {
             c.arg("bench").args(args);
             exec(&mut c)?;
         }
+        Cmd::Deb { args } => {
+            let b = build::all()?;
+            deb::package(&b, &args)?;
+        }
     }
     Ok(())
 }
 
 fn test() -> Result<()> {
     let b = build::all()?;
+    // Built once here; the package test (tests::package) inspects this one.
+    let deb = deb::package(&b, &[])?;
     let cargo = build::cargo();
     println!("== format");
     exec(
@@ -228,6 +242,7 @@ fn test() -> Result<()> {
     exec(
         b.env(&mut Command::new(&cargo))
             .current_dir(root())
+            .env("IKELB_DEB", &deb)
             .args(["test", "--locked", "-p", "ikelb-tests"])
             .args(["--", "--test-threads", "1"]),
     )?;

@@ -13,6 +13,8 @@ mod ops_migrate;
 mod ops_mixed;
 mod ops_net;
 mod ops_reload;
+mod package;
+mod package_run;
 mod peers;
 mod soak;
 mod vrrp_keepalived;
