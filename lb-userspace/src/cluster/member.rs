@@ -1,12 +1,12 @@
 //! A member's figures: as received ([`Figures`]) and as the table shows them ([`Member`]).
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::time::Instant;
 
-use lb_common::wire::load::{self as wire, Repr};
+use lb_common::wire::load::Repr;
 
-use crate::config::{Identity, parse_identity};
-use crate::select::Load;
+use crate::target::Identity;
+use crate::target::weights::Load;
 
 /// The latest figures of a member.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -34,7 +34,7 @@ pub struct Member {
 }
 
 impl Member {
-    /// The figures [`crate::select::weights`] works on.
+    /// The figures [`crate::target::weights`] works on.
     pub fn load(&self) -> Load {
         Load {
             id: self.id,
@@ -68,13 +68,10 @@ impl Figures {
     pub(super) fn of(r: &Repr<'_>) -> Option<Figures> {
         let mut identities = Vec::new();
         for id in r.identities.iter() {
-            identities.push(match id {
-                wire::Identity::Ipv4(a) => Identity::Ip(IpAddr::from(a)),
-                wire::Identity::Ipv6(a) => Identity::Ip(IpAddr::from(a)),
-                wire::Identity::Fqdn(n) => parse_identity(std::str::from_utf8(n).ok()?).ok()?,
-                // A later version's type: not ours to hand out.
-                wire::Identity::Unknown(..) => continue,
-            });
+            // A later version's type is not ours to hand out.
+            if let Some(id) = Identity::from_wire(id).ok()? {
+                identities.push(id);
+            }
         }
         Some(Figures {
             identities,

@@ -1,7 +1,7 @@
 //! The cluster's load exchange, as a deterministic sans-IO state machine.
 //!
 //! Every member sends a load report ([`lb_common::wire::load`]) every interval; the
-//! VIP's Active collects them into the member table that [`crate::select`] turns into
+//! VIP's Active collects them into the member table that [`crate::target::weights`] turns into
 //! slot weights. No sockets and no clock reads: the driver passes time in and moves
 //! bytes. It creates a [`LoadExchange`] with the monotonic and the wall clock of one
 //! moment, then in a loop:
@@ -40,7 +40,7 @@ mod tests;
 mod trust;
 
 use std::collections::{BTreeMap, VecDeque};
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use lb_common::wire::load::{self as wire, Identities, Packet, Repr};
@@ -53,7 +53,7 @@ pub use member::Member;
 pub use stats::{DropReason, Stats};
 pub use trust::{Trust, in_prefix, unicast_host};
 
-use crate::config::Identity;
+use crate::target::Identity;
 
 /// Default report interval.
 pub const INTERVAL_DEFAULT: Duration = Duration::from_secs(1);
@@ -458,15 +458,7 @@ impl LoadExchange {
             return;
         };
         self.seq = (self.seq + 1).max(clock);
-        let ids: Vec<wire::Identity<'_>> = local
-            .identities
-            .iter()
-            .map(|i| match i {
-                Identity::Ip(IpAddr::V4(a)) => wire::Identity::Ipv4(a.octets()),
-                Identity::Ip(IpAddr::V6(a)) => wire::Identity::Ipv6(a.octets()),
-                Identity::Fqdn(n) => wire::Identity::Fqdn(n.as_bytes()),
-            })
-            .collect();
+        let ids: Vec<wire::Identity<'_>> = local.identities.iter().map(Identity::to_wire).collect();
         let repr = Repr {
             key_id: self.config.keys.send_id(),
             member_id: self.config.member_id,

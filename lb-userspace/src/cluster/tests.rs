@@ -3,7 +3,7 @@
 
 use super::*;
 use hex_literal::hex;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 
 const S: Duration = Duration::from_secs(1);
 const MS: Duration = Duration::from_millis(1);

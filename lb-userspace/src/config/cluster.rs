@@ -10,8 +10,9 @@ use lb_common::wire::vrrp::{ChecksumForm, Family};
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::{ConfigError, Identity, parse_identity};
+use super::ConfigError;
 use crate::cluster::Trust;
+use crate::target::Identity;
 
 /// Default UDP port of the load exchange.
 pub const CLUSTER_PORT_DEFAULT: u16 = 4790;
@@ -326,7 +327,7 @@ impl Ctx<'_> {
         }
         for s in ids.get_ref() {
             let id =
-                parse_identity(s).map_err(|m| self.err(ids.span(), "cluster.identities", m))?;
+                Identity::parse(s).map_err(|m| self.err(ids.span(), "cluster.identities", m))?;
             if identities.contains(&id) {
                 return Err(self.err(
                     ids.span(),

@@ -66,7 +66,7 @@ impl Shared {
                         .borrow()
                         .iter()
                         .map(|(i, n, id)| {
-                            json!({"index": i, "name": n, "identity": id.to_string(),
+                            json!({"index": i, "name": n.to_string(), "identity": id.to_string(),
                                    "redirects": c.per_target.get(usize::from(*i)).copied().unwrap_or(0)})
                         })
                         .collect();

@@ -125,7 +125,10 @@ fn errors_name_line_and_key() {
          [cluster]\nmember-id = 1\n{key}"
     );
     let c = Config::parse(&mixed).unwrap();
-    assert_eq!((c.targets[0].capacity, c.targets[0].weight), (300, 1));
+    assert_eq!(
+        (c.targets[0].capacity, c.targets[0].target.weight),
+        (300, 1)
+    );
     assert!(c.cluster.is_some());
     let e = error_of(&mixed.replace("name = \"a\"", "name = \"member-3\""));
     assert!(e.contains("line 4") && e.contains("target[0].name"), "{e}");
