@@ -11,6 +11,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use lb_common::maps::SLOTS;
+use lb_common::wire::load::Figures;
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, info, warn};
@@ -33,10 +34,12 @@ pub fn exchange_config(c: &ClusterCfg) -> Result<Config, super::ClusterError> {
     if !c.identities.is_empty() {
         x.local = Some(LocalMember {
             identities: c.identities.clone(),
-            capacity: c.capacity,
-            weight: c.weight,
-            overload_pct: c.overload_pct,
-            drain: false,
+            figures: Figures {
+                capacity: c.capacity,
+                weight: c.weight,
+                overload_pct: c.overload_pct,
+                ..Figures::default()
+            },
         });
     }
     x.validate()?;
@@ -115,12 +118,8 @@ pub struct MemberRow {
     pub local: bool,
     pub addr: Option<SocketAddr>,
     pub identities: Vec<String>,
-    pub active_sas: u32,
-    pub capacity: u32,
-    pub weight: u32,
-    pub cpu_permille: u16,
-    pub overload_pct: u16,
-    pub drain: bool,
+    #[serde(flatten)]
+    pub figures: Figures,
     /// Percent of the slot table.
     pub share_pct: f64,
     pub slots: u32,
@@ -354,7 +353,7 @@ pub async fn run(
                 for (id, d) in &mut drained {
                     if d.deadline.is_some_and(|t| t <= now) {
                         d.deadline = None;
-                        let sas = members.iter().find(|m| m.id == *id).map(|m| m.active_sas);
+                        let sas = members.iter().find(|m| m.id == *id).map(|m| m.figures.active_sas);
                         warn!(member = id, active_sas = ?sas, "drain deadline passed");
                     }
                 }
@@ -398,7 +397,7 @@ pub async fn run(
                 .iter()
                 .map(|m| {
                     let mut l = m.load();
-                    l.drain |= drained.contains_key(&m.id);
+                    l.figures.drain |= drained.contains_key(&m.id);
                     l
                 })
                 .collect();
@@ -484,12 +483,7 @@ fn snapshot(
                     local: m.local,
                     addr: m.addr,
                     identities: m.identities.iter().map(ToString::to_string).collect(),
-                    active_sas: m.active_sas,
-                    capacity: m.capacity,
-                    weight: m.weight,
-                    cpu_permille: m.cpu_permille,
-                    overload_pct: m.overload_pct,
-                    drain: m.drain,
+                    figures: m.figures,
                     share_pct: share * 100.0,
                     slots: (share * SLOTS as f64).round() as u32,
                     last_heard_ms: if m.local {
@@ -521,12 +515,12 @@ mod tests {
             local: false,
             addr: None,
             identities: ids.iter().map(|s| Identity::parse(s).unwrap()).collect(),
-            active_sas: 0,
-            capacity: 100,
-            weight: 1,
-            cpu_permille: 0,
-            overload_pct: 100,
-            drain: false,
+            figures: Figures {
+                capacity: 100,
+                weight: 1,
+                overload_pct: 100,
+                ..Figures::default()
+            },
             seq: 1,
             last_heard: t,
             joined: t,
@@ -578,6 +572,6 @@ mod tests {
         assert_eq!(x.member_id, 4);
         assert_eq!(x.keys.send_id(), 9);
         assert_eq!(x.holdtime, Duration::from_millis(300));
-        assert_eq!(x.local.unwrap().capacity, 1000);
+        assert_eq!(x.local.unwrap().figures.capacity, 1000);
     }
 }

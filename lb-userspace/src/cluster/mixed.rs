@@ -81,12 +81,12 @@ mod tests {
                 local: false,
                 addr: None,
                 identities: Vec::new(),
-                active_sas: 0,
-                capacity: 1000,
-                weight: 1,
-                cpu_permille: 0,
-                overload_pct: 100,
-                drain: false,
+                figures: lb_common::wire::load::Figures {
+                    capacity: 1000,
+                    weight: 1,
+                    overload_pct: 100,
+                    ..Default::default()
+                },
                 share_pct: 100.0,
                 slots: SLOTS as u32,
                 last_heard_ms: 0,

@@ -13,9 +13,9 @@ impl LoadExchange {
     /// drain state stays as it was. Takes effect with the next report sent and the next
     /// report received.
     pub fn reconfigure(&mut self, mut new: Config) {
-        let drain = self.config.local.as_ref().is_some_and(|l| l.drain);
+        let drain = self.config.local.as_ref().is_some_and(|l| l.figures.drain);
         if let Some(l) = &mut new.local {
-            l.drain = drain;
+            l.figures.drain = drain;
         }
         new.member_id = self.config.member_id;
         new.interval = self.config.interval;
@@ -79,8 +79,8 @@ mod tests {
         lx.reconfigure(exchange_config(&new).unwrap());
         assert_eq!(lx.config().keys.send_id(), 2);
         let local = lx.config().local.clone().unwrap();
-        assert_eq!(local.capacity, 50);
-        assert!(local.drain, "the drain state survives a reload");
+        assert_eq!(local.figures.capacity, 50);
+        assert!(local.figures.drain, "the drain state survives a reload");
         assert_eq!(
             restart_only(&old, &cfg("interval-ms = 200\n")),
             Some("cluster.interval-ms")

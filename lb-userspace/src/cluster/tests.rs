@@ -29,10 +29,12 @@ fn member_config(id: u32, capacity: u32) -> Config {
                 Identity::Ip(addr(id).ip()),
                 Identity::Fqdn(format!("gw{id}.example")),
             ],
-            capacity,
-            weight: 1,
-            overload_pct: 90,
-            drain: false,
+            figures: Figures {
+                capacity,
+                weight: 1,
+                overload_pct: 90,
+                ..Figures::default()
+            },
         }),
         ..Config::new(id, keys(1, &[1]))
     }
@@ -152,8 +154,9 @@ fn members_learn_each_other_and_their_figures() {
             Identity::Fqdn("gw2.example".into())
         ]
     );
-    assert_eq!((m.active_sas, m.capacity, m.weight), (120, 2000, 1));
-    assert_eq!((m.cpu_permille, m.overload_pct, m.drain), (250, 90, false));
+    let f = &m.figures;
+    assert_eq!((f.active_sas, f.capacity, f.weight), (120, 2000, 1));
+    assert_eq!((f.cpu_permille, f.overload_pct, f.drain), (250, 90, false));
     assert_eq!((m.reports, m.joined), (1, t0));
     let me = &lan.nodes[0].members()[0];
     assert!(me.local && me.addr.is_none());
@@ -415,7 +418,7 @@ fn drain_is_sent_at_once() {
         .into_iter()
         .find(|m| m.id == 2)
         .unwrap();
-    assert!(m.drain);
+    assert!(m.figures.drain);
     assert_eq!(m.reports, 2);
     // The regular schedule goes on from the extra report.
     assert_eq!(lan.nodes[1].poll_timeout(), Some(lan.now + S));
@@ -468,7 +471,7 @@ fn late_report_does_not_roll_figures_back() {
         Err(DropReason::Replayed)
     );
     let m = b.members().into_iter().find(|m| m.id == 1).unwrap();
-    assert_eq!((m.active_sas, m.reports), (20, 1));
+    assert_eq!((m.figures.active_sas, m.reports), (20, 1));
 }
 
 #[test]

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use lb_common::maps::SLOTS;
+use lb_common::wire::load::Figures;
 use lb_common::wire::request::{flow_hash, mix64};
 
 use super::tables;
@@ -154,12 +155,13 @@ pub fn simulate(policy: SimPolicy, scenario: &Scenario) -> SimResult {
         .map(|i| Load {
             id: i as u32,
             local: false,
-            active_sas: sc.initial[i],
-            capacity: sc.capacities[i],
-            weight: 1,
-            cpu_permille: 0,
-            overload_pct: sc.overload_pct,
-            drain: false,
+            figures: Figures {
+                active_sas: sc.initial[i],
+                capacity: sc.capacities[i],
+                weight: 1,
+                overload_pct: sc.overload_pct,
+                ..Figures::default()
+            },
             reports: 1000,
             seq: 0,
         })
@@ -181,7 +183,9 @@ pub fn simulate(policy: SimPolicy, scenario: &Scenario) -> SimResult {
             }
             SimPolicy::RoundRobin => (0..n as u16).map(|i| (i, 1)).collect(),
             SimPolicy::LeastLoaded => {
-                let util = |l: &Load| f64::from(l.active_sas) / f64::from(l.capacity.max(1));
+                let util = |l: &Load| {
+                    f64::from(l.figures.active_sas) / f64::from(l.figures.capacity.max(1))
+                };
                 let best = reported
                     .iter()
                     .min_by(|a, b| util(a).total_cmp(&util(b)))
@@ -200,7 +204,7 @@ pub fn simulate(policy: SimPolicy, scenario: &Scenario) -> SimResult {
         for (i, r) in reported.iter_mut().enumerate() {
             let phase = i as u64 * sc.report_interval_ms / n as u64;
             if now % sc.report_interval_ms == phase {
-                r.active_sas = u32::try_from(sas[i]).unwrap_or(u32::MAX);
+                r.figures.active_sas = u32::try_from(sas[i]).unwrap_or(u32::MAX);
                 r.seq += 1;
                 rebuild |= policy != SimPolicy::RoundRobin;
             }

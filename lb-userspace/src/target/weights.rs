@@ -17,18 +17,15 @@
 
 use std::collections::BTreeMap;
 
-/// The figures of one member that the choice uses ([`crate::cluster::Member::load`]).
+use lb_common::wire::load::Figures;
+
+/// One member as the choice sees it ([`crate::cluster::Member::load`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Load {
     pub id: u32,
     /// This node.
     pub local: bool,
-    pub active_sas: u32,
-    pub capacity: u32,
-    pub weight: u32,
-    pub cpu_permille: u16,
-    pub overload_pct: u16,
-    pub drain: bool,
+    pub figures: Figures,
     /// Reports since the member (re)joined.
     pub reports: u64,
     /// Changes exactly when the figures are refreshed (the report's sequence number).
@@ -56,7 +53,7 @@ impl Default for Policy {
 
 /// SAs the member can still take before its limit, `in_flight` included; 0 when it
 /// drains, has weight 0, or is at its limit of SAs or CPU.
-pub fn headroom(m: &Load, in_flight: u64) -> u64 {
+pub fn headroom(m: &Figures, in_flight: u64) -> u64 {
     let limit = u64::from(m.capacity) * u64::from(m.overload_pct) / 100;
     let used = u64::from(m.active_sas) + in_flight;
     let cpu_over = u32::from(m.cpu_permille) >= u32::from(m.overload_pct) * 10;
@@ -93,9 +90,9 @@ pub fn weights_mixed(
         .iter()
         .filter(|m| policy.include_local || !m.local)
         .map(|m| {
-            let h = headroom(m, in_flight.get(&m.id).copied().unwrap_or(0));
+            let h = headroom(&m.figures, in_flight.get(&m.id).copied().unwrap_or(0));
             let ramp = m.reports.min(n);
-            let w = u128::from(h) * u128::from(m.weight) * u128::from(ramp) / u128::from(n);
+            let w = u128::from(h) * u128::from(m.figures.weight) * u128::from(ramp) / u128::from(n);
             (m.id, w)
         })
         .collect();
@@ -158,12 +155,14 @@ mod tests {
         Load {
             id,
             local: false,
-            active_sas,
-            capacity,
-            weight: 1,
-            cpu_permille: 100,
-            overload_pct: 90,
-            drain: false,
+            figures: Figures {
+                active_sas,
+                capacity,
+                weight: 1,
+                cpu_permille: 100,
+                overload_pct: 90,
+                drain: false,
+            },
             reports: 100,
             seq: 1,
         }
@@ -197,12 +196,12 @@ mod tests {
     #[test]
     fn drain_over_limit_cpu_and_zero_weight_get_nothing() {
         let mut d = load(1, 1000, 0);
-        d.drain = true;
+        d.figures.drain = true;
         let over = load(2, 1000, 900);
         let mut cpu = load(3, 1000, 0);
-        cpu.cpu_permille = 900;
+        cpu.figures.cpu_permille = 900;
         let mut zero = load(4, 1000, 0);
-        zero.weight = 0;
+        zero.figures.weight = 0;
         let ok = load(5, 1000, 899);
         assert_eq!(
             w(&[d, over, cpu, zero, ok]),
@@ -219,14 +218,14 @@ mod tests {
     #[test]
     fn weight_multiplies_and_large_values_scale_together() {
         let mut a = load(1, 1000, 0);
-        a.weight = 3;
+        a.figures.weight = 3;
         assert_eq!(w(&[a, load(2, 1000, 0)]), [(1, 2700), (2, 900)]);
         let mut big = load(1, u32::MAX, 0);
-        big.overload_pct = u16::MAX;
-        big.weight = u32::MAX;
+        big.figures.overload_pct = u16::MAX;
+        big.figures.weight = u32::MAX;
         let mut half = big;
         half.id = 2;
-        half.weight = u32::MAX / 2;
+        half.figures.weight = u32::MAX / 2;
         let got = w(&[big, half]);
         assert!(got[0].1 > u32::MAX / 2, "{got:?}");
         let ratio = f64::from(got[0].1) / f64::from(got[1].1);
