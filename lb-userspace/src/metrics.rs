@@ -78,6 +78,8 @@ pub fn encode_report(r: &Value) -> String {
     let sas = Family::<Labels, Gauge>::default();
     let cap = Family::<Labels, Gauge>::default();
     let share = Family::<Labels, Gauge<f64, AtomicU64>>::default();
+    let cpu = Family::<Labels, Gauge<f64, AtomicU64>>::default();
+    let memory = Family::<Labels, Gauge<f64, AtomicU64>>::default();
     let slots = Family::<Labels, Gauge>::default();
     let redirects = Family::<Labels, Counter>::default();
     let reports = Family::<Labels, Counter>::default();
@@ -88,6 +90,12 @@ pub fn encode_report(r: &Value) -> String {
         sas.clone(),
     );
     reg.register("member_capacity", "SAs a member is sized for", cap.clone());
+    reg.register("member_cpu_ratio", "CPU load a member reports", cpu.clone());
+    reg.register(
+        "member_memory_ratio",
+        "Memory in use a member reports",
+        memory.clone(),
+    );
     reg.register(
         "member_share_ratio",
         "Share of the slot table",
@@ -119,6 +127,11 @@ pub fn encode_report(r: &Value) -> String {
             share
                 .get_or_create(&l)
                 .set(m["share_pct"].as_f64().unwrap_or(0.0) / 100.0);
+            cpu.get_or_create(&l)
+                .set(m["cpu_permille"].as_f64().unwrap_or(0.0) / 1000.0);
+            memory
+                .get_or_create(&l)
+                .set(m["memory_permille"].as_f64().unwrap_or(0.0) / 1000.0);
             slots
                 .get_or_create(&l)
                 .set(i64::try_from(u(&m["slots"])).unwrap_or(0));
@@ -186,7 +199,8 @@ mod tests {
             "config": {"generation": 4, "last": {"ok": false, "at": 1, "message": "line 3"}},
             "vrrp": [{"iface": "eth1", "vrid": 51, "family": "ipv4", "state": "active", "sent": 3, "accepted": 1}],
             "cluster": {"sent": 2, "accepted": 4, "dropped": [["bad_tag", 1]],
-                        "members": [{"id": 2, "active_sas": 7, "capacity": 100, "share_pct": 25.0, "slots": 256, "redirects": 5}]},
+                        "members": [{"id": 2, "active_sas": 7, "capacity": 100, "share_pct": 25.0, "slots": 256, "redirects": 5,
+                                     "cpu_permille": 250, "memory_permille": 500}]},
             "fast_path": {"stats": [["redirected", 9]]}
         });
         let t = encode_report(&r);
@@ -195,6 +209,14 @@ mod tests {
             "{t}"
         );
         assert!(t.contains("ikelb_member_active_sas{member=\"2\"} 7"), "{t}");
+        assert!(
+            t.contains("ikelb_member_cpu_ratio{member=\"2\"} 0.25"),
+            "{t}"
+        );
+        assert!(
+            t.contains("ikelb_member_memory_ratio{member=\"2\"} 0.5"),
+            "{t}"
+        );
         assert!(
             t.contains("ikelb_member_share_ratio{member=\"2\"} 0.25"),
             "{t}"

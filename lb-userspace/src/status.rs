@@ -113,11 +113,12 @@ pub fn render(r: &Value) -> String {
     if let Some(ms) = r["cluster"]["members"].as_array() {
         line(String::new());
         line(format!(
-            "{:<10} {:<28} {:>10} {:>9} {:>6} {:>7} {:>6} {:>11} {:>10}",
+            "{:<10} {:<28} {:>10} {:>9} {:>9} {:>6} {:>7} {:>6} {:>11} {:>10}",
             "Member",
             "Identity",
             "Active SAs",
             "Capacity",
+            "CPU/Mem %",
             "Weight",
             "Share",
             "Slots",
@@ -143,12 +144,18 @@ pub fn render(r: &Value) -> String {
             } else {
                 ""
             };
+            let system = format!(
+                "{}/{}",
+                m["cpu_permille"].as_u64().unwrap_or(0) / 10,
+                m["memory_permille"].as_u64().unwrap_or(0) / 10
+            );
             line(format!(
-                "{:<10} {:<28} {:>10} {:>9} {:>6} {:>6.1}% {:>6} {:>9}ms {:>10}{flags}",
+                "{:<10} {:<28} {:>10} {:>9} {:>9} {:>6} {:>6.1}% {:>6} {:>9}ms {:>10}{flags}",
                 id,
                 ids,
                 s(&m["active_sas"]),
                 s(&m["capacity"]),
+                system,
                 s(&m["weight"]),
                 m["share_pct"].as_f64().unwrap_or(0.0),
                 s(&m["slots"]),
@@ -158,9 +165,10 @@ pub fn render(r: &Value) -> String {
         }
         for t in r["cluster"]["statics"].as_array().into_iter().flatten() {
             line(format!(
-                "{:<10} {:<28} {:>10} {:>9} {:>6} {:>6.1}% {:>6}",
+                "{:<10} {:<28} {:>10} {:>9} {:>9} {:>6} {:>6.1}% {:>6}",
                 format!("[{}]", s(&t["name"])),
                 s(&t["identity"]),
+                "-",
                 "-",
                 "-",
                 "-",
@@ -236,6 +244,7 @@ mod tests {
                                      "share_pct": 37.5, "slots": 384}],
                         "members": [{"id": 1, "local": true, "identities": ["192.0.2.1"],
                                      "active_sas": 4, "capacity": 100, "weight": 1,
+                                     "cpu_permille": 305, "memory_permille": 412,
                                      "share_pct": 62.5, "slots": 640, "last_heard_ms": 0,
                                      "redirects": 9, "drain": false}]},
             "fast_path": {"active": true, "stats": [["seen", 10], ["redirected", 9], ["pass_other", 0]],
@@ -256,6 +265,11 @@ mod tests {
         assert!(t.contains("master 10.0.0.2 (this node)"), "{t}");
         assert!(t.contains("bad_tag 2"), "{t}");
         assert!(t.contains("62.5%"), "{t}");
+        assert!(
+            t.lines()
+                .any(|l| l.starts_with("1*") && l.contains(" 30/41 ") && l.contains("62.5%")),
+            "{t}"
+        );
         assert!(t.contains("redirected"), "{t}");
         assert!(!t.contains("pass_other"), "{t}");
         assert!(

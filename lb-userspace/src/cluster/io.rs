@@ -18,7 +18,8 @@ use tracing::{debug, info, warn};
 
 use super::drain::{Drain, drained_rows, set_drain};
 use super::mixed::{StaticRow, fixed, mix_statics};
-use super::{Config, DropReason, Keyring, LoadExchange, LocalLoad, LocalMember, Member};
+use super::system::Sampler;
+use super::{Config, DropReason, Keyring, LoadExchange, LocalMember, Member};
 use crate::config::{ClusterCfg, Transport};
 use crate::target::weights::{self, InFlight, Policy};
 use crate::target::{Identity, Owner, StaticTarget, Target};
@@ -34,12 +35,7 @@ pub fn exchange_config(c: &ClusterCfg) -> Result<Config, super::ClusterError> {
     if !c.identities.is_empty() {
         x.local = Some(LocalMember {
             identities: c.identities.clone(),
-            figures: Figures {
-                capacity: c.capacity,
-                weight: c.weight,
-                overload_pct: c.overload_pct,
-                ..Figures::default()
-            },
+            figures: c.figures,
         });
     }
     x.validate()?;
@@ -146,40 +142,6 @@ pub struct Status {
     pub drained: Vec<(u32, Option<u64>)>,
     /// A mixed pool's static targets, with their share of the table.
     pub statics: Vec<StaticRow>,
-}
-
-/// A sampler of CPU load in per mille, from `/proc/stat` deltas.
-#[derive(Default)]
-struct Cpu {
-    last: Option<(u64, u64)>,
-}
-
-impl Cpu {
-    fn sample(&mut self) -> u16 {
-        let Ok(s) = std::fs::read_to_string("/proc/stat") else {
-            return 0;
-        };
-        let Some(line) = s.lines().next() else {
-            return 0;
-        };
-        let v: Vec<u64> = line
-            .split_whitespace()
-            .skip(1)
-            .filter_map(|x| x.parse().ok())
-            .collect();
-        let total: u64 = v.iter().sum();
-        let idle = v.get(3).copied().unwrap_or(0) + v.get(4).copied().unwrap_or(0);
-        let r = match self.last {
-            Some((t0, i0)) if total > t0 => {
-                let dt = total - t0;
-                let busy = dt.saturating_sub(idle.saturating_sub(i0));
-                u16::try_from(busy * 1000 / dt).unwrap_or(1000)
-            }
-            _ => 0,
-        };
-        self.last = Some((total, idle));
-        r
-    }
 }
 
 async fn open_socket(
@@ -295,7 +257,7 @@ pub async fn run(
     let mut redirects: BTreeMap<u32, u64> = BTreeMap::new();
     let mut rebuild = tokio::time::interval(c.rebuild);
     rebuild.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut cpu = Cpu::default();
+    let mut system = Sampler::default();
     let mut probe_errors = 0u64;
     let mut installs = 0u64;
     let mut buf = vec![0u8; 2048];
@@ -331,7 +293,7 @@ pub async fn run(
                 }
             }
             s = samples.recv() => match s {
-                Some(Ok(n)) => lx.handle_local_sample(Instant::now(), LocalLoad { active_sas: n, cpu_permille: cpu.sample() }),
+                Some(Ok(n)) => lx.handle_local_sample(Instant::now(), system.sample(n)),
                 Some(Err(e)) => {
                     probe_errors += 1;
                     if probe_errors.is_power_of_two() {
@@ -518,7 +480,7 @@ mod tests {
             figures: Figures {
                 capacity: 100,
                 weight: 1,
-                overload_pct: 100,
+                crypto_overload_pct: 100,
                 ..Figures::default()
             },
             seq: 1,

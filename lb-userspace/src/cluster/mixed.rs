@@ -84,7 +84,7 @@ mod tests {
                 figures: lb_common::wire::load::Figures {
                     capacity: 1000,
                     weight: 1,
-                    overload_pct: 100,
+                    crypto_overload_pct: 100,
                     ..Default::default()
                 },
                 share_pct: 100.0,

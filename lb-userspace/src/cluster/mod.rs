@@ -34,6 +34,7 @@ mod mixed;
 pub mod probe;
 mod reconfig;
 mod stats;
+mod system;
 pub use reconfig::restart_only;
 #[cfg(test)]
 mod tests;
@@ -84,6 +85,8 @@ pub struct LocalLoad {
     pub active_sas: u32,
     /// CPU load in per mille of all CPUs.
     pub cpu_permille: u16,
+    /// Memory in use in per mille of all memory.
+    pub memory_permille: u16,
 }
 
 /// Load-exchange settings. [`Config::new`] gives the defaults.
@@ -264,6 +267,7 @@ impl LoadExchange {
         Figures {
             active_sas: self.local_load.active_sas,
             cpu_permille: self.local_load.cpu_permille,
+            memory_permille: self.local_load.memory_permille,
             ..l.figures
         }
     }

@@ -12,6 +12,7 @@
 //! - [`simulate`]: the policies compared on a simulated cluster (`ikelb simulate`).
 
 pub mod choice;
+pub mod headroom;
 pub mod identity;
 pub mod simulate;
 pub mod tables;

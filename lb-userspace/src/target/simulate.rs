@@ -8,6 +8,7 @@ use lb_common::maps::SLOTS;
 use lb_common::wire::load::Figures;
 use lb_common::wire::request::{flow_hash, mix64};
 
+use super::headroom::{CRYPTO_LOAD_WEIGHT_DEFAULT, SYSTEM_LOAD_WEIGHT_DEFAULT};
 use super::tables;
 use super::weights::{InFlight, Load, Policy, weights};
 
@@ -49,7 +50,10 @@ pub struct Scenario {
     pub capacities: Vec<u32>,
     /// SAs each member carries at the start.
     pub initial: Vec<u32>,
-    pub overload_pct: u16,
+    /// What every member reports besides its SAs and capacity: weight, limits, load
+    /// weights, CPU and memory (the same for all and constant: the simulation models
+    /// SAs only).
+    pub figures: Figures,
     pub report_interval_ms: u64,
     /// Clients per burst, inclusive range.
     pub burst: (u32, u32),
@@ -77,7 +81,14 @@ impl Default for Scenario {
             clients: 10_000,
             capacities,
             initial,
-            overload_pct: 100,
+            figures: Figures {
+                weight: 1,
+                crypto_overload_pct: 100,
+                system_overload_pct: 100,
+                crypto_load_weight: CRYPTO_LOAD_WEIGHT_DEFAULT,
+                system_load_weight: SYSTEM_LOAD_WEIGHT_DEFAULT,
+                ..Figures::default()
+            },
             report_interval_ms: 1000,
             burst: (200, 1500),
             gap_ms: (1000, 4000),
@@ -158,9 +169,7 @@ pub fn simulate(policy: SimPolicy, scenario: &Scenario) -> SimResult {
             figures: Figures {
                 active_sas: sc.initial[i],
                 capacity: sc.capacities[i],
-                weight: 1,
-                overload_pct: sc.overload_pct,
-                ..Figures::default()
+                ..sc.figures
             },
             reports: 1000,
             seq: 0,
@@ -289,6 +298,21 @@ mod tests {
                 r[0] <= 1.10 && r[0] < r[1] && r[0] < r[2],
                 "seed {seed}: {r:?}"
             );
+        }
+    }
+
+    /// A system load every member shares (one busy machine) scales every share alike:
+    /// the spread still meets the goal, and nobody is left out.
+    #[test]
+    fn a_shared_system_load_leaves_the_spread() {
+        for (cpu, memory) in [(600, 300), (1000, 1000)] {
+            let mut sc = Scenario::default();
+            sc.figures.cpu_permille = cpu;
+            sc.figures.memory_permille = memory;
+            let r = simulate(SimPolicy::Ikelb, &sc);
+            println!("CPU {cpu} ‰, memory {memory} ‰: max/mean {:.3}", r.ratio());
+            assert!(r.ratio() <= 1.10, "{r:?}");
+            assert_eq!(r.redirected, sc.clients, "{r:?}");
         }
     }
 }

@@ -2,14 +2,13 @@
 //! redirects sent to each since then to the weights of the slot table
 //! ([`super::tables::build`]).
 //!
-//! A member's share is proportional to its headroom,
-//! `capacity × overload limit − active SAs − redirects since its last report`, times
-//! its weight. The redirects since the last report are clients already sent its way
-//! that its report does not count yet: without them every table built between two
-//! reports would keep sending new clients to the member that looked emptiest (the
-//! herding the "least loaded" baseline of [`super::simulate`] shows). Members that drain, are
-//! at or over their limit (of SAs or of CPU), or have weight 0 get no share. A member
-//! that (re)joined ramps up over [`Policy::slow_start_reports`] reports.
+//! A member's share is proportional to its [`headroom`] (its crypto and system load
+//! composed) times its weight. The redirects sent to it since its last report count
+//! against its crypto load: they are clients already sent its way that its report does
+//! not count yet, and without them every table built between two reports would keep
+//! sending new clients to the member that looked emptiest (the herding the "least
+//! loaded" baseline of [`super::simulate`] shows). A member that (re)joined ramps up
+//! over [`Policy::slow_start_reports`] reports.
 //!
 //! The driver rebuilds the table on every accepted report and at a short period in
 //! between (the simulation uses 100 ms), reading the per-target redirect counters
@@ -18,6 +17,8 @@
 use std::collections::BTreeMap;
 
 use lb_common::wire::load::Figures;
+
+use super::headroom::headroom;
 
 /// One member as the choice sees it ([`crate::cluster::Member::load`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -49,18 +50,6 @@ impl Default for Policy {
             slow_start_reports: 5,
         }
     }
-}
-
-/// SAs the member can still take before its limit, `in_flight` included; 0 when it
-/// drains, has weight 0, or is at its limit of SAs or CPU.
-pub fn headroom(m: &Figures, in_flight: u64) -> u64 {
-    let limit = u64::from(m.capacity) * u64::from(m.overload_pct) / 100;
-    let used = u64::from(m.active_sas) + in_flight;
-    let cpu_over = u32::from(m.cpu_permille) >= u32::from(m.overload_pct) * 10;
-    if m.drain || m.weight == 0 || cpu_over {
-        return 0;
-    }
-    limit.saturating_sub(used)
 }
 
 /// Slot weights as `(member id, weight)`, by id, one entry per member taken into
@@ -160,7 +149,11 @@ mod tests {
                 capacity,
                 weight: 1,
                 cpu_permille: 100,
-                overload_pct: 90,
+                memory_permille: 200,
+                crypto_overload_pct: 90,
+                system_overload_pct: 95,
+                crypto_load_weight: 100,
+                system_load_weight: 0,
                 drain: false,
             },
             reports: 100,
@@ -199,7 +192,8 @@ mod tests {
         d.figures.drain = true;
         let over = load(2, 1000, 900);
         let mut cpu = load(3, 1000, 0);
-        cpu.figures.cpu_permille = 900;
+        cpu.figures.system_load_weight = 50;
+        cpu.figures.cpu_permille = 951;
         let mut zero = load(4, 1000, 0);
         zero.figures.weight = 0;
         let ok = load(5, 1000, 899);
@@ -221,7 +215,7 @@ mod tests {
         a.figures.weight = 3;
         assert_eq!(w(&[a, load(2, 1000, 0)]), [(1, 2700), (2, 900)]);
         let mut big = load(1, u32::MAX, 0);
-        big.figures.overload_pct = u16::MAX;
+        big.figures.crypto_overload_pct = u16::MAX;
         big.figures.weight = u32::MAX;
         let mut half = big;
         half.id = 2;

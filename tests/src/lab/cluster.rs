@@ -73,9 +73,7 @@ impl Lab {
             }
             t.push_str(&format!(
                 "\n[cluster]\nmember-id = {}\ninterval-ms = {report_ms}\nidentities = [\"{}\"]\n\
-                 vici = \"{}\"\ncapacity = {}\n\
-                 # CPU counts toward the limit too: a busy test VM must not empty the table.\n\
-                 overload-pct = 1000\n\n[[cluster.key]]\nid = 1\nsecret = \"{KEY}\"\n\n\
+                 vici = \"{}\"\ncapacity = {}\n\n[[cluster.key]]\nid = 1\nsecret = \"{KEY}\"\n\n\
                  [status]\nsocket = \"{}\"\n",
                 m.index,
                 m.v4(),
