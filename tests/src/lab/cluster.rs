@@ -78,8 +78,10 @@ impl Lab {
                 m.index,
                 m.v4(),
                 vici.display(),
-                // Unequal capacities, so the shares differ visibly.
-                20 * u32::from(m.index),
+                // Unequal capacities, so the shares differ visibly, and large enough
+                // that the tests' request streams (redirects count against a member
+                // until its next report) stay below the default 90 % limit.
+                200 * u32::from(m.index),
                 socket.display()
             ));
             let config = dir.join("ikelb.toml");
