@@ -10,10 +10,11 @@ use aya::programs::{TestRun, TestRunOptions};
 use lb_common::maps::{self as m, BENCH_FRAME_MAX, BenchTemplate};
 use lb_common::wire::request;
 
-use crate::config::{Identity, NoRedirect, RateLimit, RedirectMode, Vip, VlanBinding};
-use crate::dataplane::{Dataplane, DataplaneError, TargetEntry};
+use crate::config::{NoRedirect, RateLimit, RedirectMode, Vip, VlanBinding};
+use crate::dataplane::{Dataplane, DataplaneError};
 use crate::frames::RequestSpec;
-use crate::select::{self, Scenario, SimPolicy};
+use crate::target::simulate::{Scenario, SimPolicy, simulate};
+use crate::target::{Identity, Owner, Target};
 
 const XDP_PASS: u32 = 2;
 /// VIPs of the bench dataplane in forward mode (docs/architecture.md §6).
@@ -51,7 +52,7 @@ pub struct SimRow {
     pub redirected: u32,
 }
 
-/// [`select::simulate`] on [`Scenario::default`] (10 000 clients in bursts onto 8
+/// [`simulate`] on [`Scenario::default`] (10 000 clients in bursts onto 8
 /// members of unequal capacity, 1 s report intervals) for ikelb's policy and the two
 /// baselines. Pure computation: needs no BPF.
 pub fn simulation() -> Vec<SimRow> {
@@ -59,7 +60,7 @@ pub fn simulation() -> Vec<SimRow> {
     SimPolicy::ALL
         .iter()
         .map(|&p| {
-            let r = select::simulate(p, &sc);
+            let r = simulate(p, &sc);
             SimRow {
                 policy: p.name(),
                 max_util: r.max_util,
@@ -127,8 +128,8 @@ pub fn vector_dataplane(obj: Option<&[u8]>) -> Result<Dataplane, DataplaneError>
     // The targets double as the forward VIPs' members.
     dp.set_member_mac("198.51.100.3".parse().expect("literal"), [2, 0, 0, 0, 0, 3]);
     dp.set_member_mac("2001:db8::3".parse().expect("literal"), [2, 0, 0, 0, 0, 3]);
-    let tgt = |n: &str, a: &str| TargetEntry {
-        name: n.into(),
+    let tgt = |n: &str, a: &str| Target {
+        owner: Owner::Static(n.into()),
         identity: Identity::Ip(a.parse().expect("literal")),
         weight: 1,
     };

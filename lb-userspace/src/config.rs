@@ -7,6 +7,8 @@ use std::path::Path;
 use serde::Deserialize;
 use toml::Spanned;
 
+use crate::target::{Identity, Owner, StaticTarget, Target};
+
 mod cluster;
 mod fast;
 mod ike;
@@ -59,35 +61,6 @@ pub enum RedirectMode {
     Auth,
 }
 
-/// A gateway identity handed out in N(REDIRECT) (RFC 5685 §9.2).
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub enum Identity {
-    Ip(IpAddr),
-    Fqdn(String),
-}
-
-impl Identity {
-    /// The pre-encoded map value.
-    pub fn to_target(&self) -> lb_common::maps::Target {
-        use lb_common::maps::Target;
-        match self {
-            Identity::Ip(IpAddr::V4(a)) => Target::ipv4(a.octets()),
-            Identity::Ip(IpAddr::V6(a)) => Target::ipv6(a.octets()),
-            // Validated in `parse_identity`.
-            Identity::Fqdn(n) => Target::fqdn(n.as_bytes()).unwrap_or_default(),
-        }
-    }
-}
-
-impl std::fmt::Display for Identity {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Identity::Ip(a) => a.fmt(f),
-            Identity::Fqdn(n) => f.write_str(n),
-        }
-    }
-}
-
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Vip {
     pub address: IpAddr,
@@ -96,16 +69,6 @@ pub struct Vip {
     pub vlans: VlanBinding,
     /// Clients without REDIRECT_SUPPORTED (docs/architecture.md §6).
     pub no_redirect: NoRedirect,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Target {
-    pub name: String,
-    pub identity: Identity,
-    pub weight: u32,
-    /// SAs it takes, in a mixed pool beside `[cluster]` members: it reports nothing, so
-    /// its share is fixed, capacity × weight, as a member's is headroom × weight.
-    pub capacity: u32,
 }
 
 /// A static target's capacity when none is given (the cluster's default too).
@@ -122,7 +85,7 @@ pub struct Config {
     /// IP-in-IP (docs/architecture.md §6.4) instead of on the segment.
     pub forward_encap: bool,
     pub vips: Vec<Vip>,
-    pub targets: Vec<Target>,
+    pub targets: Vec<StaticTarget>,
     /// The load exchange; with it, targets come from the members' reports.
     pub cluster: Option<ClusterCfg>,
     /// VRRP instances owning the VIPs; without any, the fast path is always active.
@@ -379,17 +342,17 @@ impl Config {
                 raw.target.len()
             )));
         }
-        let mut targets: Vec<Target> = Vec::new();
+        let mut targets: Vec<StaticTarget> = Vec::new();
         for (i, t) in raw.target.into_iter().enumerate() {
-            let name = t.name.get_ref().clone();
-            if name.is_empty() || targets.iter().any(|x| x.name == name) {
+            let owner = Owner::Static(t.name.get_ref().clone());
+            if t.name.get_ref().is_empty() || targets.iter().any(|x| x.target.owner == owner) {
                 return Err(err(
                     t.name.span(),
                     &format!("target[{i}].name"),
                     "names must be non-empty and unique".into(),
                 ));
             }
-            let identity = parse_identity(t.identity.get_ref())
+            let identity = Identity::parse(t.identity.get_ref())
                 .map_err(|m| err(t.identity.span(), &format!("target[{i}].identity"), m))?;
             let ctx = cluster::Ctx { text };
             let weight = ctx.int(&t.weight, &format!("target[{i}].weight"), 1..=1000, 1u32)?;
@@ -399,19 +362,26 @@ impl Config {
                 1..=10_000_000,
                 TARGET_CAPACITY_DEFAULT,
             )?;
-            // The cluster's targets are named `member-<id>`; a static one of that name
-            // would have its redirects counted as that member's.
-            if raw.cluster.is_some() && crate::cluster::io::member_of(&name).is_some() {
+            // Status and stats print a member's targets as `member-<id>`: a static one
+            // of that name would read as the member's.
+            let shown_as_member = t
+                .name
+                .get_ref()
+                .strip_prefix("member-")
+                .is_some_and(|id| id.parse::<u32>().is_ok());
+            if raw.cluster.is_some() && shown_as_member {
                 return Err(err(
                     t.name.span(),
                     &format!("target[{i}].name"),
                     "`member-<id>` names are the cluster members' own".into(),
                 ));
             }
-            targets.push(Target {
-                name,
-                identity,
-                weight,
+            targets.push(StaticTarget {
+                target: Target {
+                    owner,
+                    identity,
+                    weight,
+                },
                 capacity,
             });
         }
@@ -462,31 +432,6 @@ impl Config {
     }
 }
 
-/// An IP address, or an FQDN (letters, digits, hyphens, dots; labels 1..=63; ≤ 255).
-pub fn parse_identity(s: &str) -> Result<Identity, String> {
-    if let Ok(a) = s.parse::<IpAddr>() {
-        if a.is_unspecified() || a.is_multicast() {
-            return Err(format!("{a} is not a unicast address"));
-        }
-        return Ok(Identity::Ip(a));
-    }
-    let name = s.strip_suffix('.').unwrap_or(s);
-    let label_ok = |l: &str| {
-        (1..=63).contains(&l.len())
-            && l.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-')
-            && !l.starts_with('-')
-            && !l.ends_with('-')
-    };
-    if name.is_empty()
-        || name.len() > lb_common::maps::IDENT_MAX
-        || !name.split('.').all(label_ok)
-        || name.bytes().all(|c| c.is_ascii_digit() || c == b'.')
-    {
-        return Err(format!("`{s}` is neither an IP address nor a valid FQDN"));
-    }
-    Ok(Identity::Fqdn(name.to_string()))
-}
-
 fn line_of(text: &str, offset: usize) -> usize {
     text[..offset.min(text.len())].matches('\n').count() + 1
 }
@@ -533,9 +478,9 @@ psk = "a pre-shared key"
         assert_eq!(c.xdp_mode, XdpModeCfg::Native);
         assert_eq!(c.vips.len(), 2);
         assert_eq!(c.vips[1].redirect, RedirectMode::Auth);
-        assert_eq!(c.targets[0].weight, 2);
+        assert_eq!(c.targets[0].target.weight, 2);
         assert_eq!(
-            c.targets[2].identity,
+            c.targets[2].target.identity,
             Identity::Fqdn("gw3.example.net".into())
         );
     }
@@ -566,20 +511,5 @@ psk = "a pre-shared key"
         assert!(error_of("").contains("no [[vip]]"));
         let e = error_of("[[vip]]\naddress = \"192.0.2.1\"\n[[vip]]\naddress = \"192.0.2.1\"\n");
         assert!(e.contains("twice"), "{e}");
-    }
-
-    #[test]
-    fn identities() {
-        assert!(parse_identity("a.b").is_ok());
-        assert!(parse_identity(&"a".repeat(64)).is_err());
-        assert!(parse_identity(&vec!["a".repeat(63); 4].join(".")).is_ok());
-        assert!(parse_identity(&vec!["a".repeat(63); 5].join(".")).is_err());
-        assert!(parse_identity("-a.b").is_err());
-        assert!(parse_identity("1.2.3").is_err());
-        assert!(parse_identity("0.0.0.0").is_err());
-        assert_eq!(
-            parse_identity("gw.example.").unwrap(),
-            Identity::Fqdn("gw.example".into())
-        );
     }
 }

@@ -14,7 +14,7 @@ pub mod listen;
 pub mod metrics;
 pub mod net;
 pub mod radius;
-pub mod select;
 pub mod status;
+pub mod target;
 pub mod vici;
 pub mod vrrp;

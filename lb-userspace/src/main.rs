@@ -54,8 +54,8 @@ fn main() -> Result<()> {
                     None => println!("vip {} redirect={:?}", v.address, v.redirect),
                 }
             }
-            for t in &c.targets {
-                println!("target {} {} weight={}", t.name, t.identity, t.weight);
+            for t in c.targets.iter().map(|s| &s.target) {
+                println!("target {} {} weight={}", t.owner, t.identity, t.weight);
             }
             if let Some(id) = &c.ike.identity {
                 println!("ike identity {id:?}, {} peer(s)", c.ike.peers.len());

@@ -76,6 +76,8 @@ pub fn encode_report(r: &Report) -> String {
     let sas = Family::<Labels, Gauge>::default();
     let cap = Family::<Labels, Gauge>::default();
     let share = Family::<Labels, Gauge<f64, AtomicU64>>::default();
+    let cpu = Family::<Labels, Gauge<f64, AtomicU64>>::default();
+    let memory = Family::<Labels, Gauge<f64, AtomicU64>>::default();
     let slots = Family::<Labels, Gauge>::default();
     let redirects = Family::<Labels, Counter>::default();
     let reports = Family::<Labels, Counter>::default();
@@ -86,6 +88,12 @@ pub fn encode_report(r: &Report) -> String {
         sas.clone(),
     );
     reg.register("member_capacity", "SAs a member is sized for", cap.clone());
+    reg.register("member_cpu_ratio", "CPU load a member reports", cpu.clone());
+    reg.register(
+        "member_memory_ratio",
+        "Memory in use a member reports",
+        memory.clone(),
+    );
     reg.register(
         "member_share_ratio",
         "Share of the slot table",
@@ -108,9 +116,15 @@ pub fn encode_report(r: &Report) -> String {
             .set(gauge_i64(c.members.len() as u64));
         for m in &c.members {
             let l = labels(&[("member", m.id.to_string())]);
-            sas.get_or_create(&l).set(i64::from(m.active_sas));
-            cap.get_or_create(&l).set(i64::from(m.capacity));
+            let f = &m.figures;
+            sas.get_or_create(&l).set(i64::from(f.active_sas));
+            cap.get_or_create(&l).set(i64::from(f.capacity));
             share.get_or_create(&l).set(m.share_pct / 100.0);
+            cpu.get_or_create(&l)
+                .set(f64::from(f.cpu_permille) / 1000.0);
+            memory
+                .get_or_create(&l)
+                .set(f64::from(f.memory_permille) / 1000.0);
             slots.get_or_create(&l).set(i64::from(m.slots));
             redirects.get_or_create(&l).inc_by(m.redirects);
         }
@@ -205,6 +219,14 @@ mod tests {
         assert!(t.contains("ikelb_member_active_sas{member=\"1\"} 4"), "{t}");
         assert!(
             t.contains("ikelb_member_share_ratio{member=\"1\"} 0.625"),
+            "{t}"
+        );
+        assert!(
+            t.contains("ikelb_member_cpu_ratio{member=\"1\"} 0.305"),
+            "{t}"
+        );
+        assert!(
+            t.contains("ikelb_member_memory_ratio{member=\"1\"} 0.412"),
             "{t}"
         );
         assert!(

@@ -230,9 +230,9 @@ mod tests {
         assert_eq!(drained_rows(&d), vec![(7, Some(0))]);
         // Its own id: the reports carry the flag too.
         set_drain(&mut lx, true, &mut d, 4, true, None, now).unwrap();
-        assert!(lx.config().local.as_ref().unwrap().drain);
+        assert!(lx.config().local.as_ref().unwrap().figures.drain);
         set_drain(&mut lx, true, &mut d, 4, false, None, now).unwrap();
-        assert!(!lx.config().local.as_ref().unwrap().drain);
+        assert!(!lx.config().local.as_ref().unwrap().figures.drain);
         assert_eq!(d.len(), 1);
         // A plain member drains only itself.
         let mut d = BTreeMap::new();

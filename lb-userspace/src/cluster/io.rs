@@ -1,6 +1,6 @@
 //! The tokio driver of the [`LoadExchange`]: a UDP socket (multicast group or unicast
 //! peers), the SA probe on its own thread, and, on a node that redirects, the slot
-//! table rebuilt from [`select::weights`] and [`InFlight`] on every accepted report and
+//! table rebuilt from [`weights::weights_mixed`] and [`InFlight`] on every accepted report and
 //! every [`ClusterCfg::rebuild`] in between. The daemon's [`Cmd`]s drain members and
 //! reload the settings. A receive error ends the task with that error (and so the
 //! daemon): a table that stopped following the reports must not go on redirecting.
@@ -11,18 +11,19 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use lb_common::maps::SLOTS;
+use lb_common::wire::load::Figures;
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, info, warn};
 
-use super::cpu::Cpu;
 use super::drain::{DrainCmd, Drains, Reply, drained_rows};
 use super::migrate;
 use super::mixed::{StaticRow, fixed, mix_statics};
-use super::{Config, DropReason, Keyring, LoadExchange, LocalLoad, LocalMember, Member};
-use crate::config::{ClusterCfg, Identity, Target, Transport};
-use crate::dataplane::TargetEntry;
-use crate::select::{self, InFlight, Policy};
+use super::system::Sampler;
+use super::{Config, DropReason, Keyring, LoadExchange, LocalMember, Member};
+use crate::config::{ClusterCfg, Transport};
+use crate::target::weights::{self, InFlight, Policy};
+use crate::target::{Identity, Owner, StaticTarget, Target};
 
 /// The exchange's settings from the validated config.
 pub fn exchange_config(c: &ClusterCfg) -> Result<Config, super::ClusterError> {
@@ -35,10 +36,7 @@ pub fn exchange_config(c: &ClusterCfg) -> Result<Config, super::ClusterError> {
     if !c.identities.is_empty() {
         x.local = Some(LocalMember {
             identities: c.identities.clone(),
-            capacity: c.capacity,
-            weight: c.weight,
-            overload_pct: c.overload_pct,
-            drain: false,
+            figures: c.figures,
         });
     }
     x.validate()?;
@@ -52,27 +50,17 @@ fn unix_now() -> std::time::Duration {
         .unwrap_or_default()
 }
 
-/// The name a member's targets carry in the dataplane.
-pub fn target_name(id: u32) -> String {
-    format!("member-{id}")
-}
-
-/// The member id in a [`target_name`].
-pub fn member_of(name: &str) -> Option<u32> {
-    name.strip_prefix("member-")?.parse().ok()
-}
-
 /// One target per identity of every weighted member (the dataplane puts each into the
 /// tables of the families it serves).
-pub fn targets(members: &[Member], weights: &[(u32, u32)]) -> Vec<TargetEntry> {
+pub fn targets(members: &[Member], weights: &[(u32, u32)]) -> Vec<Target> {
     let mut out = Vec::new();
     for &(id, weight) in weights {
         let Some(m) = members.iter().find(|m| m.id == id) else {
             continue;
         };
         for identity in &m.identities {
-            out.push(TargetEntry {
-                name: target_name(id),
+            out.push(Target {
+                owner: Owner::Member(id),
                 identity: identity.clone(),
                 weight,
             });
@@ -83,13 +71,13 @@ pub fn targets(members: &[Member], weights: &[(u32, u32)]) -> Vec<TargetEntry> {
 
 /// Cumulative redirects per member id from the per-target counters.
 pub fn redirects_by_member(
-    names: &[(u16, String, Identity)],
+    names: &[(u16, Owner, Identity)],
     per_target: &[u64],
 ) -> BTreeMap<u32, u64> {
     let mut out = BTreeMap::new();
-    for (i, n, _) in names {
-        if let Some(id) = member_of(n) {
-            *out.entry(id).or_insert(0) += per_target.get(usize::from(*i)).copied().unwrap_or(0);
+    for (i, owner, _) in names {
+        if let Owner::Member(id) = owner {
+            *out.entry(*id).or_insert(0) += per_target.get(usize::from(*i)).copied().unwrap_or(0);
         }
     }
     out
@@ -100,7 +88,7 @@ pub trait Table: Send {
     /// Cumulative redirects per member id.
     fn redirects(&mut self) -> BTreeMap<u32, u64>;
     /// Hands a new table over; an error means it can no longer be installed.
-    fn install(&mut self, targets: Vec<TargetEntry>) -> io::Result<()>;
+    fn install(&mut self, targets: Vec<Target>) -> io::Result<()>;
 }
 
 /// What the daemon asks of the running exchange.
@@ -119,7 +107,7 @@ pub enum Cmd {
     },
     /// New settings and static targets from a reload, checked by the daemon (valid,
     /// nothing that needs a restart changed).
-    Reload(Box<ClusterCfg>, Vec<Target>, oneshot::Sender<()>),
+    Reload(Box<ClusterCfg>, Vec<StaticTarget>, oneshot::Sender<()>),
 }
 
 /// One row of the member table as `ikelb status` prints it.
@@ -129,12 +117,8 @@ pub struct MemberRow {
     pub local: bool,
     pub addr: Option<SocketAddr>,
     pub identities: Vec<String>,
-    pub active_sas: u32,
-    pub capacity: u32,
-    pub weight: u32,
-    pub cpu_permille: u16,
-    pub overload_pct: u16,
-    pub drain: bool,
+    #[serde(flatten)]
+    pub figures: Figures,
     /// Percent of the slot table.
     pub share_pct: f64,
     pub slots: u32,
@@ -232,7 +216,7 @@ pub async fn run(
     c: ClusterCfg,
     iface: Option<String>,
     mut table: Option<Box<dyn Table>>,
-    mut statics: Vec<Target>,
+    mut statics: Vec<StaticTarget>,
     mut commands: mpsc::Receiver<Cmd>,
     status: watch::Sender<Status>,
 ) -> io::Result<()> {
@@ -272,13 +256,13 @@ pub async fn run(
     };
     let mut drains = Drains::default();
     let mut inflight = InFlight::default();
-    let mut installed: Option<Vec<TargetEntry>> = None;
-    let mut weights: Vec<(u32, u32)> = Vec::new();
-    let mut static_entries: Vec<TargetEntry> = Vec::new();
+    let mut installed: Option<Vec<Target>> = None;
+    let mut shares: Vec<(u32, u32)> = Vec::new();
+    let mut static_entries: Vec<Target> = Vec::new();
     let mut redirects: BTreeMap<u32, u64> = BTreeMap::new();
     let mut rebuild = tokio::time::interval(c.rebuild);
     rebuild.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut cpu = Cpu::default();
+    let mut system = Sampler::default();
     let mut probe_errors = 0u64;
     let mut installs = 0u64;
     let mut buf = vec![0u8; 2048];
@@ -314,7 +298,7 @@ pub async fn run(
                 }
             }
             s = samples.recv() => match s {
-                Some(Ok(n)) => lx.handle_local_sample(Instant::now(), LocalLoad { active_sas: n, cpu_permille: cpu.sample() }),
+                Some(Ok(n)) => lx.handle_local_sample(Instant::now(), system.sample(n)),
                 Some(Err(e)) => {
                     probe_errors += 1;
                     if probe_errors.is_power_of_two() {
@@ -336,7 +320,7 @@ pub async fn run(
                 for (id, d) in &mut drains.drained {
                     if d.deadline.is_some_and(|t| t <= now) {
                         d.deadline = None;
-                        let sas = members.iter().find(|m| m.id == *id).map(|m| m.active_sas);
+                        let sas = members.iter().find(|m| m.id == *id).map(|m| m.figures.active_sas);
                         warn!(member = id, active_sas = ?sas, "drain deadline passed");
                     }
                 }
@@ -374,28 +358,27 @@ pub async fn run(
         if let Some(t) = table.as_mut()
             && do_rebuild
         {
-            let loads: Vec<select::Load> = members
+            let loads: Vec<weights::Load> = members
                 .iter()
                 .map(|m| {
                     let mut l = m.load();
-                    l.drain |= drains.drained.contains_key(&m.id);
+                    l.figures.drain |= drains.drained.contains_key(&m.id);
                     l
                 })
                 .collect();
             redirects = t.redirects();
             let fl = inflight.update(&loads, &redirects);
-            let (w, fw) = select::weights_mixed(&policy, &loads, &fl, &fixed(&statics));
-            weights = w;
+            let (w, fw) = weights::weights_mixed(&policy, &loads, &fl, &fixed(&statics));
+            shares = w;
             static_entries = statics
                 .iter()
                 .zip(fw)
-                .map(|(t, weight)| TargetEntry {
-                    name: t.name.clone(),
-                    identity: t.identity.clone(),
+                .map(|(t, weight)| Target {
                     weight,
+                    ..t.target.clone()
                 })
                 .collect();
-            let mut entries = targets(&members, &weights);
+            let mut entries = targets(&members, &shares);
             entries.extend(static_entries.iter().cloned());
             if installed.as_ref() != Some(&entries) {
                 t.install(entries.clone())?;
@@ -406,7 +389,7 @@ pub async fn run(
         status.send_replace(snapshot(
             &lx,
             &members,
-            &weights,
+            &shares,
             &redirects,
             &transport,
             probe_errors,
@@ -418,7 +401,7 @@ pub async fn run(
                 .migration
                 .as_ref()
                 .map(migrate::run::Handle::progress);
-            mix_statics(s, &weights, &static_entries);
+            mix_statics(s, &shares, &static_entries);
         });
     }
 }
@@ -469,12 +452,7 @@ fn snapshot(
                     local: m.local,
                     addr: m.addr,
                     identities: m.identities.iter().map(ToString::to_string).collect(),
-                    active_sas: m.active_sas,
-                    capacity: m.capacity,
-                    weight: m.weight,
-                    cpu_permille: m.cpu_permille,
-                    overload_pct: m.overload_pct,
-                    drain: m.drain,
+                    figures: m.figures,
                     share_pct: share * 100.0,
                     slots: (share * SLOTS as f64).round() as u32,
                     last_heard_ms: if m.local {
@@ -506,16 +484,13 @@ mod tests {
             id,
             local: false,
             addr: None,
-            identities: ids
-                .iter()
-                .map(|s| crate::config::parse_identity(s).unwrap())
-                .collect(),
-            active_sas: 0,
-            capacity: 100,
-            weight: 1,
-            cpu_permille: 0,
-            overload_pct: 100,
-            drain: false,
+            identities: ids.iter().map(|s| Identity::parse(s).unwrap()).collect(),
+            figures: Figures {
+                capacity: 100,
+                weight: 1,
+                crypto_overload_pct: 100,
+                ..Figures::default()
+            },
             seq: 1,
             last_heard: t,
             joined: t,
@@ -531,17 +506,27 @@ mod tests {
         ];
         let t = targets(&ms, &[(1, 10), (2, 0)]);
         assert_eq!(t.len(), 3);
-        assert!(t.iter().all(|e| member_of(&e.name).is_some()));
+        let owners: Vec<&Owner> = t.iter().map(|e| &e.owner).collect();
+        assert_eq!(
+            owners,
+            [&Owner::Member(1), &Owner::Member(1), &Owner::Member(2)]
+        );
         assert_eq!(t[2].weight, 0);
-        let names: Vec<(u16, String, Identity)> = t
+        let mut names: Vec<(u16, Owner, Identity)> = t
             .iter()
             .enumerate()
-            .map(|(i, e)| (i as u16, e.name.clone(), e.identity.clone()))
+            .map(|(i, e)| (i as u16, e.owner.clone(), e.identity.clone()))
             .collect();
-        let r = redirects_by_member(&names, &[5, 7, 11]);
+        // A static target's redirects are nobody's, whatever its name.
+        names.push((
+            3,
+            Owner::Static("member-2".into()),
+            ms[1].identities[0].clone(),
+        ));
+        let r = redirects_by_member(&names, &[5, 7, 11, 13]);
         assert_eq!(r[&1], 12);
         assert_eq!(r[&2], 11);
-        assert_eq!(member_of("gw-a"), None);
+        assert_eq!(r.len(), 2);
     }
 
     #[test]
@@ -557,6 +542,6 @@ mod tests {
         assert_eq!(x.member_id, 4);
         assert_eq!(x.keys.send_id(), 9);
         assert_eq!(x.holdtime, Duration::from_millis(300));
-        assert_eq!(x.local.unwrap().capacity, 1000);
+        assert_eq!(x.local.unwrap().figures.capacity, 1000);
     }
 }

@@ -1,12 +1,13 @@
-//! A member's figures: as received ([`Figures`]) and as the table shows them ([`Member`]).
+//! A member as the table shows it ([`Member`]), and the identities of a received
+//! report.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::time::Instant;
 
-use lb_common::wire::load::{self as wire, Repr};
+use lb_common::wire::load::{Figures, Repr};
 
-use crate::config::{Identity, parse_identity};
-use crate::select::Load;
+use crate::target::Identity;
+use crate::target::weights::Load;
 
 /// The latest figures of a member.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -17,12 +18,7 @@ pub struct Member {
     /// Where its last report came from (`None` for this node).
     pub addr: Option<SocketAddr>,
     pub identities: Vec<Identity>,
-    pub active_sas: u32,
-    pub capacity: u32,
-    pub weight: u32,
-    pub cpu_permille: u16,
-    pub overload_pct: u16,
-    pub drain: bool,
+    pub figures: Figures,
     /// Sequence number of the last report; for this node, the number of samples.
     /// It changes exactly when the figures are refreshed.
     pub seq: u64,
@@ -34,56 +30,26 @@ pub struct Member {
 }
 
 impl Member {
-    /// The figures [`crate::select::weights`] works on.
+    /// What [`crate::target::weights`] works on.
     pub fn load(&self) -> Load {
         Load {
             id: self.id,
             local: self.local,
-            active_sas: self.active_sas,
-            capacity: self.capacity,
-            weight: self.weight,
-            cpu_permille: self.cpu_permille,
-            overload_pct: self.overload_pct,
-            drain: self.drain,
+            figures: self.figures,
             reports: self.reports,
             seq: self.seq,
         }
     }
 }
 
-/// The figures of an accepted report.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(super) struct Figures {
-    pub(super) identities: Vec<Identity>,
-    pub(super) active_sas: u32,
-    pub(super) capacity: u32,
-    pub(super) weight: u32,
-    pub(super) cpu_permille: u16,
-    pub(super) overload_pct: u16,
-    pub(super) drain: bool,
-}
-
-impl Figures {
-    /// Owned figures, or `None` when an identity is not one we would hand out.
-    pub(super) fn of(r: &Repr<'_>) -> Option<Figures> {
-        let mut identities = Vec::new();
-        for id in r.identities.iter() {
-            identities.push(match id {
-                wire::Identity::Ipv4(a) => Identity::Ip(IpAddr::from(a)),
-                wire::Identity::Ipv6(a) => Identity::Ip(IpAddr::from(a)),
-                wire::Identity::Fqdn(n) => parse_identity(std::str::from_utf8(n).ok()?).ok()?,
-                // A later version's type: not ours to hand out.
-                wire::Identity::Unknown(..) => continue,
-            });
+/// The identities of an accepted report we would hand out, or `None` when one is not
+/// (a type of a later version is left out).
+pub(super) fn identities_of(r: &Repr<'_>) -> Option<Vec<Identity>> {
+    let mut identities = Vec::new();
+    for id in r.identities.iter() {
+        if let Some(id) = Identity::from_wire(id).ok()? {
+            identities.push(id);
         }
-        Some(Figures {
-            identities,
-            active_sas: r.active_sas,
-            capacity: r.capacity,
-            weight: r.weight,
-            cpu_permille: r.cpu_permille,
-            overload_pct: r.overload_pct,
-            drain: r.drain,
-        })
     }
+    Some(identities)
 }

@@ -1,12 +1,11 @@
 //! A mixed pool: static `[[target]]`s beside the reporting members. A static target
 //! reports nothing, so its share of the table is fixed: capacity × weight against the
-//! members' headroom × weight ([`crate::select::weights_mixed`]).
+//! members' headroom × weight ([`crate::target::weights::weights_mixed`]).
 
 use lb_common::maps::SLOTS;
 
 use super::io::Status;
-use crate::config::Target;
-use crate::dataplane::TargetEntry;
+use crate::target::{StaticTarget, Target};
 
 /// A static target in a mixed pool, as `ikelb status` shows it.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -18,16 +17,16 @@ pub struct StaticRow {
 }
 
 /// A mixed pool's static targets: their fixed numerators, capacity × weight.
-pub(super) fn fixed(statics: &[Target]) -> Vec<u64> {
+pub(super) fn fixed(statics: &[StaticTarget]) -> Vec<u64> {
     statics
         .iter()
-        .map(|t| u64::from(t.capacity) * u64::from(t.weight))
+        .map(|t| u64::from(t.capacity) * u64::from(t.target.weight))
         .collect()
 }
 
 /// Shares over members and static targets together (the member rows were computed
 /// over the members alone).
-pub(super) fn mix_statics(st: &mut Status, weights: &[(u32, u32)], statics: &[TargetEntry]) {
+pub(super) fn mix_statics(st: &mut Status, weights: &[(u32, u32)], statics: &[Target]) {
     if statics.is_empty() {
         return;
     }
@@ -51,7 +50,7 @@ pub(super) fn mix_statics(st: &mut Status, weights: &[(u32, u32)], statics: &[Ta
     st.statics = statics
         .iter()
         .map(|t| StaticRow {
-            name: t.name.clone(),
+            name: t.owner.to_string(),
             identity: t.identity.to_string(),
             share_pct: share(t.weight) * 100.0,
             slots: (share(t.weight) * SLOTS as f64).round() as u32,
@@ -63,13 +62,16 @@ pub(super) fn mix_statics(st: &mut Status, weights: &[(u32, u32)], statics: &[Ta
 mod tests {
     use super::*;
     use crate::cluster::io::MemberRow;
+    use crate::target::{Identity, Owner};
 
     #[test]
     fn shares_count_members_and_static_targets_together() {
-        let t = Target {
-            name: "lancom".into(),
-            identity: crate::config::parse_identity("198.51.100.9").unwrap(),
-            weight: 2,
+        let t = StaticTarget {
+            target: Target {
+                owner: Owner::Static("lancom".into()),
+                identity: Identity::parse("198.51.100.9").unwrap(),
+                weight: 2,
+            },
             capacity: 500,
         };
         assert_eq!(fixed(std::slice::from_ref(&t)), [1000]);
@@ -79,12 +81,12 @@ mod tests {
                 local: false,
                 addr: None,
                 identities: Vec::new(),
-                active_sas: 0,
-                capacity: 1000,
-                weight: 1,
-                cpu_permille: 0,
-                overload_pct: 100,
-                drain: false,
+                figures: lb_common::wire::load::Figures {
+                    capacity: 1000,
+                    weight: 1,
+                    crypto_overload_pct: 100,
+                    ..Default::default()
+                },
                 share_pct: 100.0,
                 slots: SLOTS as u32,
                 last_heard_ms: 0,
@@ -92,10 +94,9 @@ mod tests {
             }],
             ..Status::default()
         };
-        let entry = TargetEntry {
-            name: t.name,
-            identity: t.identity,
+        let entry = Target {
             weight: 1000,
+            ..t.target
         };
         mix_statics(&mut st, &[(1, 3000)], &[entry]);
         assert_eq!(st.members[0].share_pct, 75.0);

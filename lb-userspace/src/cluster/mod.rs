@@ -1,7 +1,7 @@
 //! The cluster's load exchange, as a deterministic sans-IO state machine.
 //!
 //! Every member sends a load report ([`lb_common::wire::load`]) every interval; the
-//! VIP's Active collects them into the member table that [`crate::select`] turns into
+//! VIP's Active collects them into the member table that [`crate::target::weights`] turns into
 //! slot weights. No sockets and no clock reads: the driver passes time in and moves
 //! bytes. It creates a [`LoadExchange`] with the monotonic and the wall clock of one
 //! moment, then in a loop:
@@ -25,7 +25,6 @@
 //! skew, so a replay after the window is forgotten is still dropped as too old.
 
 mod auth;
-mod cpu;
 mod damping;
 mod drain;
 pub mod fetch;
@@ -36,26 +35,26 @@ mod mixed;
 pub mod probe;
 mod reconfig;
 mod stats;
+mod system;
 pub use reconfig::restart_only;
 #[cfg(test)]
 mod tests;
 mod trust;
 
 use std::collections::{BTreeMap, VecDeque};
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use lb_common::wire::load::{self as wire, Identities, Packet, Repr};
+use lb_common::wire::load::{self as wire, Figures, Identities, Packet, Repr};
 use tracing::{debug, info, warn};
 
 pub use auth::{KEY_MIN_LEN, Keyring, ReplayWindow, Seen, WINDOW, tag, verify};
 pub use damping::{Admit, Damping, FlapState};
-use member::Figures;
 pub use member::Member;
 pub use stats::{DropReason, Stats};
 pub use trust::{Trust, in_prefix, unicast_host};
 
-use crate::config::Identity;
+use crate::target::Identity;
 
 /// Default report interval.
 pub const INTERVAL_DEFAULT: Duration = Duration::from_secs(1);
@@ -76,13 +75,9 @@ const SKEW_LOG_EVERY: Duration = Duration::from_secs(10);
 pub struct LocalMember {
     /// Identities clients are redirected to (1..=4; IPv4, IPv6, FQDN).
     pub identities: Vec<Identity>,
-    /// Most SAs this member is sized for.
-    pub capacity: u32,
-    /// Operator's multiplier on the share (1 = neutral, 0 = no new clients).
-    pub weight: u32,
-    /// Percent of `capacity`, and of CPU, above which it takes no new clients.
-    pub overload_pct: u16,
-    pub drain: bool,
+    /// Capacity, weight (1 = neutral, 0 = no new clients), limits and drain flag; the
+    /// sampled figures ([`LocalLoad`]) replace the rest.
+    pub figures: Figures,
 }
 
 /// One sample of this node's load.
@@ -91,6 +86,8 @@ pub struct LocalLoad {
     pub active_sas: u32,
     /// CPU load in per mille of all CPUs.
     pub cpu_permille: u16,
+    /// Memory in use in per mille of all memory.
+    pub memory_permille: u16,
 }
 
 /// Load-exchange settings. [`Config::new`] gives the defaults.
@@ -185,6 +182,7 @@ struct Peer {
     addr: SocketAddr,
     window: ReplayWindow,
     last_heard: Instant,
+    identities: Vec<Identity>,
     figures: Figures,
     /// (joined, reports since) while in the table.
     up: Option<(Instant, u64)>,
@@ -258,10 +256,20 @@ impl LoadExchange {
     /// Starts or stops draining, and tells the cluster at once.
     pub fn set_drain(&mut self, now: Instant, drain: bool) {
         if let Some(l) = &mut self.config.local
-            && l.drain != drain
+            && l.figures.drain != drain
         {
-            l.drain = drain;
+            l.figures.drain = drain;
             self.send_report(now);
+        }
+    }
+
+    /// This node's figures: the configured ones with the latest sample.
+    fn local_figures(&self, l: &LocalMember) -> Figures {
+        Figures {
+            active_sas: self.local_load.active_sas,
+            cpu_permille: self.local_load.cpu_permille,
+            memory_permille: self.local_load.memory_permille,
+            ..l.figures
         }
     }
 
@@ -343,7 +351,7 @@ impl LoadExchange {
         if !trust.source_allows(repr.member_id, from.ip()) {
             return Err(DropReason::BadSource);
         }
-        let figures = Figures::of(&repr).ok_or(DropReason::Malformed)?;
+        let identities = member::identities_of(&repr).ok_or(DropReason::Malformed)?;
         if let Some(skew) = self.config.max_skew {
             let ours = self.wall_ms(now);
             let skew_ms = u64::try_from(skew.as_millis()).unwrap_or(u64::MAX);
@@ -372,8 +380,7 @@ impl LoadExchange {
                 return Err(DropReason::BadSequence);
             }
         }
-        if !figures
-            .identities
+        if !identities
             .iter()
             .all(|i| self.config.trust.identity_allows(i))
         {
@@ -386,7 +393,8 @@ impl LoadExchange {
             addr: from,
             window: ReplayWindow::default(),
             last_heard: now,
-            figures: figures.clone(),
+            identities: identities.clone(),
+            figures: repr.figures,
             up: None,
             flap: FlapState::default(),
         });
@@ -400,7 +408,8 @@ impl LoadExchange {
             return Ok(());
         }
         peer.addr = from;
-        peer.figures = figures;
+        peer.identities = identities;
+        peer.figures = repr.figures;
         match &mut peer.up {
             Some((_, reports)) => *reports += 1,
             None => match peer.flap.admit(&self.config.damping, now) {
@@ -460,27 +469,14 @@ impl LoadExchange {
             return;
         };
         self.seq = (self.seq + 1).max(clock);
-        let ids: Vec<wire::Identity<'_>> = local
-            .identities
-            .iter()
-            .map(|i| match i {
-                Identity::Ip(IpAddr::V4(a)) => wire::Identity::Ipv4(a.octets()),
-                Identity::Ip(IpAddr::V6(a)) => wire::Identity::Ipv6(a.octets()),
-                Identity::Fqdn(n) => wire::Identity::Fqdn(n.as_bytes()),
-            })
-            .collect();
+        let ids: Vec<wire::Identity<'_>> = local.identities.iter().map(Identity::to_wire).collect();
         let repr = Repr {
             key_id: self.config.keys.send_id(),
             member_id: self.config.member_id,
             seq: self.seq,
             timestamp_ms: self.wall_ms(now),
             identities: Identities::Slice(&ids),
-            active_sas: self.local_load.active_sas,
-            capacity: local.capacity,
-            weight: local.weight,
-            cpu_permille: self.local_load.cpu_permille,
-            overload_pct: local.overload_pct,
-            drain: local.drain,
+            figures: self.local_figures(local),
         };
         let mut buf = vec![0u8; repr.buffer_len()];
         let mut pkt = Packet::new_unchecked(&mut buf[..]);
@@ -532,18 +528,12 @@ impl LoadExchange {
             .iter()
             .filter_map(|(&id, p)| {
                 let (joined, reports) = p.up?;
-                let f = &p.figures;
                 Some(Member {
                     id,
                     local: false,
                     addr: Some(p.addr),
-                    identities: f.identities.clone(),
-                    active_sas: f.active_sas,
-                    capacity: f.capacity,
-                    weight: f.weight,
-                    cpu_permille: f.cpu_permille,
-                    overload_pct: f.overload_pct,
-                    drain: f.drain,
+                    identities: p.identities.clone(),
+                    figures: p.figures,
                     seq: p.window.top().unwrap_or(0),
                     last_heard: p.last_heard,
                     joined,
@@ -557,12 +547,7 @@ impl LoadExchange {
                 local: true,
                 addr: None,
                 identities: l.identities.clone(),
-                active_sas: self.local_load.active_sas,
-                capacity: l.capacity,
-                weight: l.weight,
-                cpu_permille: self.local_load.cpu_permille,
-                overload_pct: l.overload_pct,
-                drain: l.drain,
+                figures: self.local_figures(l),
                 seq: self.samples,
                 last_heard: self.mono0,
                 joined: self.mono0,

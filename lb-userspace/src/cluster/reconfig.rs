@@ -13,9 +13,9 @@ impl LoadExchange {
     /// drain state stays as it was. Takes effect with the next report sent and the next
     /// report received.
     pub fn reconfigure(&mut self, mut new: Config) {
-        let drain = self.config.local.as_ref().is_some_and(|l| l.drain);
+        let drain = self.config.local.as_ref().is_some_and(|l| l.figures.drain);
         if let Some(l) = &mut new.local {
-            l.drain = drain;
+            l.figures.drain = drain;
         }
         new.member_id = self.config.member_id;
         new.interval = self.config.interval;
@@ -79,8 +79,8 @@ mod tests {
         lx.reconfigure(exchange_config(&new).unwrap());
         assert_eq!(lx.config().keys.send_id(), 2);
         let local = lx.config().local.clone().unwrap();
-        assert_eq!(local.capacity, 50);
-        assert!(local.drain, "the drain state survives a reload");
+        assert_eq!(local.figures.capacity, 50);
+        assert!(local.figures.drain, "the drain state survives a reload");
         assert_eq!(
             restart_only(&old, &cfg("interval-ms = 200\n")),
             Some("cluster.interval-ms")
@@ -89,5 +89,47 @@ mod tests {
             restart_only(&old, &cfg("port = 4999\n")),
             Some("cluster.port")
         );
+    }
+
+    /// The load composition reloads: the next report carries the new weights and
+    /// limits, the samples and the drain flag stay.
+    #[test]
+    fn load_weights_and_limits_reload_into_the_next_report() {
+        use crate::cluster::LocalLoad;
+        use lb_common::wire::load::{Packet, Repr};
+        let old = cfg("");
+        let t0 = std::time::Instant::now();
+        let mut lx = LoadExchange::new(
+            exchange_config(&old).unwrap(),
+            t0,
+            std::time::Duration::from_secs(1_800_000_000),
+        )
+        .unwrap();
+        let sample = LocalLoad {
+            active_sas: 12,
+            cpu_permille: 300,
+            memory_permille: 400,
+        };
+        lx.handle_local_sample(t0, sample);
+        lx.set_drain(t0, true);
+        let new = cfg("crypto-load-weight = 60\nsystem-load-weight = 0\n\
+             crypto-overload-pct = 150\nsystem-overload-pct = 80\n");
+        assert_eq!(restart_only(&old, &new), None);
+        lx.reconfigure(exchange_config(&new).unwrap());
+        while lx.poll_transmit().is_some() {}
+        lx.handle_timeout(t0 + std::time::Duration::from_secs(1));
+        let sent = lx.poll_transmit().expect("a report").payload;
+        let p = Packet::new_checked(&sent[..]).unwrap();
+        let f = Repr::parse(&p).unwrap().figures;
+        assert_eq!((f.crypto_load_weight, f.system_load_weight), (60, 0));
+        assert_eq!((f.crypto_overload_pct, f.system_overload_pct), (150, 80));
+        assert_eq!(
+            (f.active_sas, f.cpu_permille, f.memory_permille),
+            (12, 300, 400)
+        );
+        assert!(f.drain);
+        // And this node's own row weighs them.
+        let me = lx.members().into_iter().find(|m| m.local).unwrap();
+        assert_eq!(me.figures, f);
     }
 }

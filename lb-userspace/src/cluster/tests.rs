@@ -3,7 +3,7 @@
 
 use super::*;
 use hex_literal::hex;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 
 const S: Duration = Duration::from_secs(1);
 const MS: Duration = Duration::from_millis(1);
@@ -29,10 +29,15 @@ fn member_config(id: u32, capacity: u32) -> Config {
                 Identity::Ip(addr(id).ip()),
                 Identity::Fqdn(format!("gw{id}.example")),
             ],
-            capacity,
-            weight: 1,
-            overload_pct: 90,
-            drain: false,
+            figures: Figures {
+                capacity,
+                weight: 1,
+                crypto_overload_pct: 90,
+                system_overload_pct: 95,
+                crypto_load_weight: 100,
+                system_load_weight: 50,
+                ..Figures::default()
+            },
         }),
         ..Config::new(id, keys(1, &[1]))
     }
@@ -138,6 +143,7 @@ fn members_learn_each_other_and_their_figures() {
         LocalLoad {
             active_sas: 120,
             cpu_permille: 250,
+            memory_permille: 400,
         },
     );
     lan.run_for(S / 2);
@@ -152,8 +158,12 @@ fn members_learn_each_other_and_their_figures() {
             Identity::Fqdn("gw2.example".into())
         ]
     );
-    assert_eq!((m.active_sas, m.capacity, m.weight), (120, 2000, 1));
-    assert_eq!((m.cpu_permille, m.overload_pct, m.drain), (250, 90, false));
+    let f = &m.figures;
+    assert_eq!((f.active_sas, f.capacity, f.weight), (120, 2000, 1));
+    assert_eq!((f.cpu_permille, f.memory_permille), (250, 400));
+    assert_eq!((f.crypto_overload_pct, f.system_overload_pct), (90, 95));
+    assert_eq!((f.crypto_load_weight, f.system_load_weight), (100, 50));
+    assert!(!f.drain);
     assert_eq!((m.reports, m.joined), (1, t0));
     let me = &lan.nodes[0].members()[0];
     assert!(me.local && me.addr.is_none());
@@ -174,21 +184,23 @@ fn report_bytes_and_tag_known_answer() {
         LocalLoad {
             active_sas: 120,
             cpu_permille: 250,
+            memory_permille: 400,
         },
     );
     lan.run_for(MS);
     let (_, p) = &lan.wire[0];
-    // seq = WALL0 in µs + 1, timestamp = WALL0 in ms.
+    // seq = WALL0 in µs + 1, timestamp = WALL0 in ms; CPU 250 ‰, crypto limit 90 %,
+    // memory 400 ‰, system limit 95 %, load weights 100 and 50.
     let signed = hex!(
-        "01 00 0001 00000007 00060a24181e4001 0000018bcfe56800"
-        "00000078 000003e8 00000001 00fa 005a 0013 0000"
+        "02 00 0001 00000007 00060a24181e4001 0000018bcfe56800"
+        "00000078 000003e8 00000001 00fa 005a 0013 0190 005f 64 32"
         "01 04 0a000007 03 0b 677737 2e6578616d706c65"
     );
     assert_eq!(&p[..signed.len()], signed);
     // printf '<signed>' | xxd -r -p | openssl dgst -sha256 -mac HMAC \
     //   -macopt hexkey:$(printf '01%.0s' $(seq 32))
-    // = 255b4dee552fa5485262852d3f333188 c4133921dcc8c4a8cf157b3abd063967
-    assert_eq!(&p[signed.len()..], hex!("255b4dee552fa5485262852d3f333188"));
+    // = 30d6588095fd52da1134cf1a776a820c e1c43ba8971ede510e18c46824b05897
+    assert_eq!(&p[signed.len()..], hex!("30d6588095fd52da1134cf1a776a820c"));
     assert_eq!(&p[signed.len()..], tag(&secret(1), &signed));
 }
 
@@ -198,6 +210,43 @@ fn one_report() -> (Lan, Vec<u8>) {
     lan.run_for(MS);
     let p = lan.wire.iter().find(|(i, _)| *i == 0).unwrap().1.clone();
     (lan, p)
+}
+
+/// An older member's report (version 1, authenticated like any other) is accepted and
+/// read as crypto load only; changing any signed byte of it is still a bad tag.
+#[test]
+fn version_1_reports_of_older_members_are_accepted() {
+    let (mut lan, v2) = one_report();
+    // Version 1: the same header without memory (reserved, zero), system limit and
+    // weights, signed anew.
+    let mut v1 = v2[..48].to_vec();
+    v1[0] = 1;
+    v1[42..44].copy_from_slice(&[0, 0]);
+    v1.truncate(44);
+    v1.extend_from_slice(&v2[48..v2.len() - 16]);
+    let t = tag(&secret(1), &v1);
+    v1.extend_from_slice(&t);
+    let now = lan.now;
+    let b = &mut lan.nodes[1];
+    let mut forged = v1.clone();
+    forged[39] ^= 1;
+    assert_eq!(
+        b.handle_report(now, addr(1), &forged),
+        Err(DropReason::BadTag)
+    );
+    assert_eq!(b.handle_report(now, addr(1), &v1), Ok(()));
+    let m = b.members().into_iter().find(|m| m.id == 1).unwrap();
+    let f = m.figures;
+    assert_eq!((f.capacity, f.crypto_overload_pct), (1000, 90));
+    assert_eq!((f.crypto_load_weight, f.system_load_weight), (100, 0));
+    assert_eq!(f.memory_permille, 0);
+    assert_eq!(
+        m.identities,
+        [
+            Identity::Ip(addr(1).ip()),
+            Identity::Fqdn("gw1.example".into())
+        ]
+    );
 }
 
 #[test]
@@ -415,7 +464,7 @@ fn drain_is_sent_at_once() {
         .into_iter()
         .find(|m| m.id == 2)
         .unwrap();
-    assert!(m.drain);
+    assert!(m.figures.drain);
     assert_eq!(m.reports, 2);
     // The regular schedule goes on from the extra report.
     assert_eq!(lan.nodes[1].poll_timeout(), Some(lan.now + S));
@@ -447,7 +496,7 @@ fn late_report_does_not_roll_figures_back() {
         lan.now,
         LocalLoad {
             active_sas: 10,
-            cpu_permille: 0,
+            ..LocalLoad::default()
         },
     );
     lan.run_for(MS);
@@ -455,7 +504,7 @@ fn late_report_does_not_roll_figures_back() {
         lan.now,
         LocalLoad {
             active_sas: 20,
-            cpu_permille: 0,
+            ..LocalLoad::default()
         },
     );
     lan.run_for(S);
@@ -468,7 +517,7 @@ fn late_report_does_not_roll_figures_back() {
         Err(DropReason::Replayed)
     );
     let m = b.members().into_iter().find(|m| m.id == 1).unwrap();
-    assert_eq!((m.active_sas, m.reports), (20, 1));
+    assert_eq!((m.figures.active_sas, m.reports), (20, 1));
 }
 
 #[test]

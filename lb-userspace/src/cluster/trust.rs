@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-use crate::config::Identity;
+use crate::target::Identity;
 
 /// Trust rules of the load exchange. The default trusts every key for every member,
 /// from anywhere, and refuses only identities that are no unicast host address.

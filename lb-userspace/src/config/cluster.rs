@@ -6,12 +6,14 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use lb_common::wire::load::Figures;
 use lb_common::wire::vrrp::{ChecksumForm, Family};
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::{ConfigError, Identity, parse_identity};
+use super::ConfigError;
 use crate::cluster::Trust;
+use crate::target::Identity;
 
 /// Default UDP port of the load exchange.
 pub const CLUSTER_PORT_DEFAULT: u16 = 4790;
@@ -59,9 +61,9 @@ pub struct ClusterCfg {
     /// Identities this member hands out; empty: it only listens (a VIP candidate that
     /// takes no clients itself).
     pub identities: Vec<Identity>,
-    pub capacity: u32,
-    pub weight: u32,
-    pub overload_pct: u16,
+    /// What this member reports besides its samples: capacity, weight, the load
+    /// weights and overload limits (`crate::target::headroom`).
+    pub figures: Figures,
     pub include_local: bool,
     pub slow_start_reports: u32,
     /// How often the slot table is rebuilt between reports.
@@ -117,6 +119,11 @@ pub(super) struct RawCluster {
     identities: Option<Spanned<Vec<String>>>,
     capacity: Option<Spanned<i64>>,
     weight: Option<Spanned<i64>>,
+    crypto_load_weight: Option<Spanned<i64>>,
+    system_load_weight: Option<Spanned<i64>>,
+    crypto_overload_pct: Option<Spanned<i64>>,
+    system_overload_pct: Option<Spanned<i64>>,
+    /// Replaced by the two limits above: refused with a pointer to them.
     overload_pct: Option<Spanned<i64>>,
     include_local: Option<bool>,
     slow_start_reports: Option<Spanned<i64>>,
@@ -246,6 +253,7 @@ impl Ctx<'_> {
             send_key,
             trust,
         } = self.keys(&c)?;
+        let figures = self.load(&c)?;
         let interval_ms: u64 =
             self.int(&c.interval_ms, "cluster.interval-ms", 10..=60_000, 1000)?;
         let interval = Duration::from_millis(interval_ms);
@@ -326,7 +334,7 @@ impl Ctx<'_> {
         }
         for s in ids.get_ref() {
             let id =
-                parse_identity(s).map_err(|m| self.err(ids.span(), "cluster.identities", m))?;
+                Identity::parse(s).map_err(|m| self.err(ids.span(), "cluster.identities", m))?;
             if identities.contains(&id) {
                 return Err(self.err(
                     ids.span(),
@@ -348,9 +356,7 @@ impl Ctx<'_> {
             iface,
             probe,
             identities,
-            capacity: self.int(&c.capacity, "cluster.capacity", 1..=0xffff_ffff, 1000)?,
-            weight: self.int(&c.weight, "cluster.weight", 0..=1000, 1)?,
-            overload_pct: self.int(&c.overload_pct, "cluster.overload-pct", 1..=1000, 90)?,
+            figures,
             include_local: c.include_local.unwrap_or(true),
             slow_start_reports: self.int(
                 &c.slow_start_reports,
@@ -476,5 +482,6 @@ impl Ctx<'_> {
 }
 
 mod keys;
+mod load;
 #[cfg(test)]
 mod tests;

@@ -45,7 +45,7 @@ impl Shared {
                         .iter()
                         .map(|(i, n, id)| TargetRow {
                             index: *i,
-                            name: n.clone(),
+                            name: n.to_string(),
                             identity: id.to_string(),
                             redirects: c.per_target.get(usize::from(*i)).copied().unwrap_or(0),
                         })

@@ -10,10 +10,11 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{info, warn};
 
-use crate::config::{Identity, Vip};
+use crate::config::Vip;
 use crate::dataplane::forward::FwdRow;
 use crate::dataplane::stats::{Counters, PinnedCounters};
-use crate::dataplane::{Dataplane, DataplaneError, TargetEntry};
+use crate::dataplane::{Dataplane, DataplaneError};
+use crate::target::{Identity, Owner, Target};
 
 /// What the dataplane task applies.
 #[derive(Debug)]
@@ -22,7 +23,7 @@ pub enum Cmd {
     /// while any instance is Active.
     Role { instance: usize, active: bool },
     /// A new target set with weights (a table rebuild).
-    Targets(Vec<TargetEntry>),
+    Targets(Vec<Target>),
     /// A new VIP set (a reload); the reply says whether it was installed.
     Vips {
         vips: Vec<Vip>,
@@ -32,8 +33,8 @@ pub enum Cmd {
     Count(u16),
 }
 
-/// Target names by map index, as `ikelb status` and the load exchange read them.
-pub type Names = Vec<(u16, String, Identity)>;
+/// Target owners by map index, as `ikelb status` and the load exchange read them.
+pub type Names = Vec<(u16, Owner, Identity)>;
 
 /// What the other tasks hold of the dataplane: the command channel and read-only views.
 #[derive(Clone)]
@@ -60,7 +61,7 @@ impl Handle {
             .names
             .borrow()
             .iter()
-            .map(|(i, n, _)| (*i, n.clone()))
+            .map(|(i, n, _)| (*i, n.to_string()))
             .collect();
         crate::dataplane::forward::read_pinned(&self.pins, &names)
     }
@@ -88,7 +89,7 @@ impl crate::cluster::io::Table for Handle {
         }
     }
 
-    fn install(&mut self, targets: Vec<TargetEntry>) -> std::io::Result<()> {
+    fn install(&mut self, targets: Vec<Target>) -> std::io::Result<()> {
         self.tx
             .send(Cmd::Targets(targets))
             .map_err(|_| std::io::Error::other("the dataplane task is gone"))

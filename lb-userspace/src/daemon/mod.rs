@@ -28,11 +28,13 @@ use tracing::{error, info, warn};
 use crate::cluster::io as cio;
 use crate::config::{Config, XdpModeCfg};
 use crate::control::{Command, Response};
-use crate::dataplane::choice::{SlotChooser, StaticChooser};
-use crate::dataplane::{self as dpl, Dataplane, TargetEntry};
+use crate::dataplane::choice::SlotChooser;
+use crate::dataplane::{self as dpl, Dataplane};
+use crate::ike::Responder;
 use crate::ike::io::{Control, KeyLogFile};
-use crate::ike::{Responder, TargetChooser};
 use crate::status::ReloadState;
+use crate::target::choice::StaticChooser;
+use crate::target::{Target, TargetChooser};
 use crate::vrrp::io as vio;
 use control::Shared;
 
@@ -60,15 +62,8 @@ pub fn run(opts: Options) -> Result<()> {
 }
 
 /// The static targets of a configuration as dataplane entries.
-pub fn static_entries(c: &Config) -> Vec<TargetEntry> {
-    c.targets
-        .iter()
-        .map(|t| TargetEntry {
-            name: t.name.clone(),
-            identity: t.identity.clone(),
-            weight: t.weight,
-        })
-        .collect()
+pub fn static_entries(c: &Config) -> Vec<Target> {
+    c.targets.iter().map(|t| t.target.clone()).collect()
 }
 
 /// The responder's target choice: the fast path's live slot table, or without one

@@ -15,8 +15,9 @@ use lb_common::forward::{
 use lb_common::maglev::{self, Member};
 use lb_common::maps::{self as m, Vip as MapVip};
 
-use super::{Dataplane, DataplaneError, TargetEntry, map_err, neigh};
-use crate::config::{Identity, NoRedirect, Vip};
+use super::{Dataplane, DataplaneError, map_err, neigh};
+use crate::config::{NoRedirect, Vip};
+use crate::target::{Identity, Owner, Target};
 
 /// How long `set_targets` waits for members' neighbour entries to appear.
 const RESOLVE_WAIT: Duration = Duration::from_millis(500);
@@ -31,7 +32,7 @@ pub(super) struct FwdState {
     vips: Vec<Option<IpAddr>>,
     /// The targets of the last `set_targets`, to build the tables when a VIP starts
     /// forwarding.
-    targets: Vec<TargetEntry>,
+    targets: Vec<Target>,
     /// MACs given by the caller ([`Dataplane::set_member_mac`]); they win over the
     /// neighbour table.
     static_macs: HashMap<IpAddr, [u8; 6]>,
@@ -185,14 +186,6 @@ fn is_local(a: IpAddr) -> bool {
     std::net::UdpSocket::bind((a, 0)).is_ok()
 }
 
-/// The member address forwarding uses: an IP identity (an FQDN names no address).
-fn member_addr(id: &Identity) -> Option<IpAddr> {
-    match id {
-        Identity::Ip(a) => Some(*a),
-        Identity::Fqdn(_) => None,
-    }
-}
-
 impl Dataplane {
     /// Sets the MAC of member address `addr` instead of the neighbour table's (tests,
     /// and members whose MAC is fixed); takes effect at the next `set_targets`.
@@ -256,18 +249,18 @@ impl Dataplane {
     /// Nothing to do while no VIP forwards.
     pub(super) fn install_forward(
         &mut self,
-        targets: &[TargetEntry],
-        idx: &HashMap<(String, Identity), u16>,
+        targets: &[Target],
+        idx: &HashMap<(Owner, Identity), u16>,
         generation: u32,
     ) -> Result<(), DataplaneError> {
         self.fwd.targets = targets.to_vec();
         if !self.fwd.enabled() {
             return Ok(());
         }
-        let plan: Vec<(&TargetEntry, IpAddr, Reach)> = targets
+        let plan: Vec<(&Target, IpAddr, Reach)> = targets
             .iter()
             .filter_map(|t| {
-                let a = member_addr(&t.identity)?;
+                let a = t.identity.addr()?;
                 Some((t, a, self.reach(a)?))
             })
             .collect();
@@ -306,11 +299,11 @@ impl Dataplane {
                     None => continue,
                 },
             };
-            let index = idx[&(t.name.clone(), t.identity.clone())];
+            let index = idx[&(t.owner.clone(), t.identity.clone())];
             // A member serves clients of its address's family, as in the slot tables.
             members[usize::from(addr.is_ipv6())].push(Member {
                 index,
-                key: maglev::member_key(t.name.as_bytes()),
+                key: maglev::member_key(t.owner.to_string().as_bytes()),
                 weight: t.weight,
             });
             values.insert(index, value);
@@ -392,7 +385,7 @@ impl Dataplane {
         let names: Vec<(u16, String)> = self
             .target_names()
             .into_iter()
-            .map(|(i, n, _)| (i, n))
+            .map(|(i, n, _)| (i, n.to_string()))
             .collect();
         rows(&vips, &stats, &names)
     }

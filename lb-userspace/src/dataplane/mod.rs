@@ -7,7 +7,6 @@ mod error;
 pub mod forward;
 mod neigh;
 pub mod stats;
-pub mod tables;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -21,7 +20,8 @@ use lb_common::maps::{
     VIP_GEN_SHIFT, Vip as MapVip,
 };
 
-use crate::config::{Identity, RateLimit, RedirectMode, Vip, XdpModeCfg};
+use crate::config::{RateLimit, RedirectMode, Vip, XdpModeCfg};
+use crate::target::{self, Identity, Owner, Target};
 pub use error::DataplaneError;
 use error::map_err;
 
@@ -30,14 +30,6 @@ static EBPF_OBJ: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/
 
 /// Root of our pins in bpffs; each interface gets its own directory below it.
 pub const PIN_ROOT: &str = "/sys/fs/bpf/ikelb";
-
-/// One gateway identity to install, with its slot-table weight.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TargetEntry {
-    pub name: String,
-    pub identity: Identity,
-    pub weight: u32,
-}
 
 /// A loaded XDP object with its maps.
 pub struct Dataplane {
@@ -51,9 +43,9 @@ pub struct Dataplane {
     hash_key: [u64; 2],
     /// `Config.rate_interval_ns` and `rate_limit_ns`: off until configured.
     rate: (u64, u64),
-    /// Target index by (name, identity): indices stay stable across updates so
+    /// Target index by (owner, identity): indices stay stable across updates so
     /// per-target counters and in-flight table lookups stay meaningful.
-    index: HashMap<(String, Identity), u16>,
+    index: HashMap<(Owner, Identity), u16>,
     vips: Vec<IpAddr>,
     attached: Option<String>,
     fwd: forward::FwdState,
@@ -143,7 +135,7 @@ impl Dataplane {
             generation: 0,
             active: false,
             vip_generation: 0,
-            hash_key: choice::random_key(),
+            hash_key: target::choice::random_key(),
             rate: (0, 0),
             index: HashMap::new(),
             vips: Vec::new(),
@@ -283,11 +275,11 @@ impl Dataplane {
 
     /// Installs targets and their weights: new identities get free indices, both
     /// families' tables are built in the idle generation, then one word flips it live.
-    pub fn set_targets(&mut self, targets: &[TargetEntry]) -> Result<(), DataplaneError> {
-        let mut next: HashMap<(String, Identity), u16> = HashMap::new();
+    pub fn set_targets(&mut self, targets: &[Target]) -> Result<(), DataplaneError> {
+        let mut next: HashMap<(Owner, Identity), u16> = HashMap::new();
         let mut fresh: Vec<(u16, MapTarget)> = Vec::new();
         for t in targets {
-            let key = (t.name.clone(), t.identity.clone());
+            let key = (t.owner.clone(), t.identity.clone());
             let idx = match self.index.get(&key) {
                 Some(&i) => i,
                 None => {
@@ -325,12 +317,10 @@ impl Dataplane {
         }
         let gen_next = self.generation ^ 1;
         for v6 in [false, true] {
-            let members: Vec<(u16, u32)> = targets
+            let indexed = targets
                 .iter()
-                .filter(|t| t.identity.to_target().serves(v6))
-                .map(|t| (next[&(t.name.clone(), t.identity.clone())], t.weight))
-                .collect();
-            let table: SlotTable = tables::build(&members);
+                .map(|t| (next[&(t.owner.clone(), t.identity.clone())], t));
+            let table: SlotTable = target::tables::family(indexed, v6);
             let mut slots: Array<_, SlotTable> = self.map_mut(m::MAP_SLOTS)?;
             slots
                 .set(m::slot_table_index(gen_next, v6), table, 0)
@@ -366,8 +356,8 @@ impl Dataplane {
         counts.set(idx, v, 0).map_err(map_err(m::MAP_TGT_STATS))
     }
 
-    /// Target names by map index, for status output.
-    pub fn target_names(&self) -> Vec<(u16, String, Identity)> {
+    /// Target owners by map index, for status output and redirect counts.
+    pub fn target_names(&self) -> Vec<(u16, Owner, Identity)> {
         let mut v: Vec<_> = self
             .index
             .iter()

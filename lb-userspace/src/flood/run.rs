@@ -18,9 +18,10 @@ use super::{
     BG_PORT, Family, FloodError, GEN_IF, GEN_MAC, Netns, Options, RESP_IF, RESP_MAC, Responder,
     Sender, Topology, pluto, setup, template, threads,
 };
-use crate::config::{Identity, NoRedirect, RedirectMode, Vip, VlanBinding};
-use crate::dataplane::{Dataplane, TargetEntry};
+use crate::config::{NoRedirect, RedirectMode, Vip, VlanBinding};
+use crate::dataplane::Dataplane;
 use crate::frames::RequestSpec;
+use crate::target;
 
 /// What a flood is aimed at.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -267,9 +268,9 @@ fn flood(opts: &Options, target: Target, threads: u32, queues: u32) -> Result<Ou
             // The member is the generator's end of the veth: forwarded requests come
             // back to the counter as reflected ones do.
             dp.set_member_mac(target_addr, GEN_MAC);
-            dp.set_targets(&[TargetEntry {
-                name: "gw".into(),
-                identity: Identity::Ip(target_addr),
+            dp.set_targets(&[target::Target {
+                owner: target::Owner::Static("gw".into()),
+                identity: target::Identity::Ip(target_addr),
                 weight: 1,
             }])?;
             dp.set_active(true)?;

@@ -23,6 +23,7 @@ use super::responder::{
 };
 use super::sa::{Cached, IkeSa, OurRequest, Outstanding, SaState, digest};
 use super::sk::{OpenFragment, SkError};
+use crate::target::choice::choose;
 
 /// NO_ADDITIONAL_SAS (§3.10.1): our answer to every CREATE_CHILD_SA.
 const NO_ADDITIONAL_SAS: u16 = 35;
@@ -372,7 +373,7 @@ impl Responder {
             peer: idi.clone(),
         });
 
-        let target = self.choose(remote, &sa.spi_i);
+        let target = choose(&mut *self.config.chooser, remote, &sa.spi_i);
         match (target, sa.method) {
             (Some(t), AuthRedirect::IkeAuth) => {
                 // RFC 5685 §6: no CHILD SA with a redirect.

@@ -1,7 +1,7 @@
 //! IKE_SA_INIT (RFC 7296 §1.2, §2.6, §2.7, §2.23): the stateless answers (COOKIE,
 //! INVALID_KE_PAYLOAD, NO_PROPOSAL_CHOSEN, the init-mode REDIRECT) and the half-open SA.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::time::Instant;
 
 use lb_common::wire::{ike as wire, redirect};
@@ -13,11 +13,11 @@ use super::message::{Header, Message, MessageError, Payload, notify};
 use super::payload::{KeyExchange, Notify, Proposal};
 use super::proposal::{IkeChoice, select_ike};
 use super::responder::{
-    AuthRedirect, Event, GatewayIdentity, HALF_OPEN_OVERHEAD, KeyLog, RedirectHow, Responder,
-    source_key,
+    AuthRedirect, Event, HALF_OPEN_OVERHEAD, KeyLog, RedirectHow, Responder, source_key,
 };
 use super::sa::{IkeSa, SaState};
 use super::sk::SkCipher;
+use crate::target::choice::choose;
 
 /// Length of our Nr: 32 bytes, at least half of the largest PRF key (§2.10), as both
 /// real clients send.
@@ -173,23 +173,6 @@ impl Responder {
         }
     }
 
-    /// The target for `client` (source address and port) and its SPIi, if the chooser
-    /// has one of the client's family.
-    pub(super) fn choose(
-        &mut self,
-        client: SocketAddr,
-        spi_i: &[u8; 8],
-    ) -> Option<GatewayIdentity> {
-        let v6 = match client.ip() {
-            IpAddr::V4(_) => false,
-            IpAddr::V6(a) => a.to_ipv4_mapped().is_none(),
-        };
-        self.config
-            .chooser
-            .choose_flow(client, spi_i)
-            .filter(|t| t.serves(v6))
-    }
-
     /// A [`super::responder::VipMode::Init`] VIP: answer what the fast path would have
     /// answered, with its bytes; drop the rest.
     pub(super) fn handle_init_mode(
@@ -214,7 +197,7 @@ impl Responder {
         if req.redirected_from || !req.redirect_supported {
             return;
         }
-        let Some(target) = self.choose(remote, &header.spi_i) else {
+        let Some(target) = choose(&mut *self.config.chooser, remote, &header.spi_i) else {
             return;
         };
         let mut out = vec![0; redirect::ike_len(usize::from(target.ident_len), req.ni.len())];

@@ -65,38 +65,7 @@ use super::proposal::{Encr, Integ};
 use super::sa::{IkeSa, SaState};
 use super::{NattPayload, classify_natt};
 
-/// A gateway identity for N(REDIRECT) (RFC 5685 §9.2), as the fast path's target table
-/// holds it: IPv4, IPv6 or FQDN.
-pub type GatewayIdentity = lb_common::maps::Target;
-
-/// Picks the gateway a client is redirected to. The fast path's target choice (the slot
-/// table of the cluster) plugs in here; a closure works too. `None`: no target now.
-/// The answer must serve the client's address family (an FQDN serves both); one that
-/// does not is treated as `None`.
-pub trait TargetChooser: Send {
-    fn choose(&mut self, client: IpAddr) -> Option<GatewayIdentity>;
-
-    /// The choice for one IKE SA: `client` is the request's source address and port,
-    /// `spi_i` the initiator's SPI, the inputs of the fast path's flow hash
-    /// (`lb_common::wire::request::flow_hash`), so a chooser over the fast path's slot
-    /// table answers exactly what the XDP program would. Defaults to
-    /// [`TargetChooser::choose`] on the address.
-    fn choose_flow(&mut self, client: SocketAddr, spi_i: &[u8; 8]) -> Option<GatewayIdentity> {
-        let _ = spi_i;
-        self.choose(client.ip())
-    }
-
-    /// Called when a REDIRECT to `target`, the latest choice, was sent: count it.
-    fn redirected(&mut self, target: &GatewayIdentity) {
-        let _ = target;
-    }
-}
-
-impl<F: FnMut(IpAddr) -> Option<GatewayIdentity> + Send> TargetChooser for F {
-    fn choose(&mut self, client: IpAddr) -> Option<GatewayIdentity> {
-        self(client)
-    }
-}
+pub use crate::target::{GatewayIdentity, TargetChooser};
 
 /// An IKE identity (RFC 7296 §3.5).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -105,11 +105,12 @@ pub fn render(r: &Report) -> String {
     if let Some(c) = &r.cluster {
         line(String::new());
         line(format!(
-            "{:<10} {:<28} {:>10} {:>9} {:>6} {:>7} {:>6} {:>11} {:>10}",
+            "{:<10} {:<28} {:>10} {:>9} {:>9} {:>6} {:>7} {:>6} {:>11} {:>10}",
             "Member",
             "Identity",
             "Active SAs",
             "Capacity",
+            "CPU/Mem %",
             "Weight",
             "Share",
             "Slots",
@@ -118,14 +119,17 @@ pub fn render(r: &Report) -> String {
         ));
         for m in &c.members {
             let id = format!("{}{}", m.id, if m.local { "*" } else { "" });
-            let flags = if m.drain { " drain" } else { "" };
+            let f = &m.figures;
+            let flags = if f.drain { " drain" } else { "" };
+            let system = format!("{}/{}", f.cpu_permille / 10, f.memory_permille / 10);
             line(format!(
-                "{:<10} {:<28} {:>10} {:>9} {:>6} {:>6.1}% {:>6} {:>9}ms {:>10}{flags}",
+                "{:<10} {:<28} {:>10} {:>9} {:>9} {:>6} {:>6.1}% {:>6} {:>9}ms {:>10}{flags}",
                 id,
                 m.identities.join(","),
-                m.active_sas,
-                m.capacity,
-                m.weight,
+                f.active_sas,
+                f.capacity,
+                system,
+                f.weight,
                 m.share_pct,
                 m.slots,
                 m.last_heard_ms,
@@ -134,9 +138,10 @@ pub fn render(r: &Report) -> String {
         }
         for t in &c.statics {
             line(format!(
-                "{:<10} {:<28} {:>10} {:>9} {:>6} {:>6.1}% {:>6}",
+                "{:<10} {:<28} {:>10} {:>9} {:>9} {:>6} {:>6.1}% {:>6}",
                 format!("[{}]", t.name),
                 t.identity,
+                "-",
                 "-",
                 "-",
                 "-",
@@ -222,6 +227,11 @@ mod tests {
         assert!(t.contains("master 10.0.0.2 (this node)"), "{t}");
         assert!(t.contains("bad_tag 2"), "{t}");
         assert!(t.contains("62.5%"), "{t}");
+        assert!(
+            t.lines()
+                .any(|l| l.starts_with("1*") && l.contains(" 30/41 ") && l.contains("62.5%")),
+            "{t}"
+        );
         assert!(t.contains("redirected"), "{t}");
         assert!(!t.contains("pass_other"), "{t}");
         assert!(

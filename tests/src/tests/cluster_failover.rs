@@ -42,7 +42,7 @@ pub(super) fn node_toml(iface: &str, id: u32, me: &str, prio: Option<u8>, sock: 
     }
     t.push_str(&format!(
         "[cluster]\nmember-id = {id}\ninterval-ms = 100\nidentities = [\"{me}\"]\n\
-         sas = {}\ncapacity = 1000\noverload-pct = 1000\n\n[[cluster.key]]\nid = 1\n\
+         sas = {}\ncapacity = 1000\n\n[[cluster.key]]\nid = 1\n\
          secret = \"{KEY}\"\n\n[status]\nsocket = \"{sock}\"\n",
         id * 10
     ));

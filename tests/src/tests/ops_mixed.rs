@@ -1,9 +1,9 @@
 //! A mixed pool: an `ikelb run` node and an `ikelb member` reporting their load beside
 //! a static `[[target]]` (a gateway that cannot run ikelb, e.g. the LANCOM being
 //! replaced), all served from one slot table. With equal numerators (members' headroom
-//! 100 × 1000 % = 1000, the static target's capacity 1000 × weight 1) each gets about a
-//! third of a steady stream of real IKE_SA_INIT requests; after a reload that gives the
-//! static target weight 4, about two thirds.
+//! 100 × 1000 % = 1000, their system load not weighed, the static target's capacity
+//! 1000 × weight 1) each gets about a third of a steady stream of real IKE_SA_INIT
+//! requests; after a reload that gives the static target weight 4, about two thirds.
 //!
 //! Node configs set `rate-per-source` far above the default: the test clients send
 //! every request from one address, faster than one real client ever would.
@@ -31,7 +31,7 @@ fn node_toml(iface: &str, id: u32, sock: &str, legacy_weight: Option<u32>) -> St
     }
     t.push_str(&format!(
         "\n[cluster]\nmember-id = {id}\ninterval-ms = 100\nidentities = [\"{me}\"]\nsas = 0\n\
-         capacity = 100\noverload-pct = 1000\n\n[[cluster.key]]\nid = 1\n\
+         capacity = 100\ncrypto-overload-pct = 1000\nsystem-load-weight = 0\n\n[[cluster.key]]\nid = 1\n\
          secret = \"mixed-pool-key-0123456789abcdef\"\n\n[status]\nsocket = \"{sock}\"\n"
     ));
     t

@@ -187,7 +187,7 @@ fn node_toml(
     }
     t.push_str(&format!(
         "\n[cluster]\nmember-id = {id}\ninterval-ms = 100\nidentities = [\"{me}\"]\nsas = 0\n\
-         capacity = 1000\noverload-pct = 1000\nsend-key = {send}\n\n[status]\nsocket = \"{sock}\"\n"
+         capacity = 1000\nsend-key = {send}\n\n[status]\nsocket = \"{sock}\"\n"
     ));
     for k in keys {
         t.push_str(&format!(

@@ -16,8 +16,8 @@
 use std::net::IpAddr;
 
 use lb_common::maps::Stat;
-use lb_userspace::config::Identity;
 use lb_userspace::frames::RequestSpec;
+use lb_userspace::target::Identity;
 
 use super::xdp_fixtures_frames::{self as fr, Fix};
 use super::xdp_fixtures_harness::{Case, Expect, Harness};

@@ -13,9 +13,10 @@ use std::os::fd::AsRawFd;
 use aya::programs::{TestRun, TestRunOptions};
 use lb_common::encap;
 use lb_common::maps::{self as m, Stat};
-use lb_userspace::config::{Identity, NoRedirect, RedirectMode, Vip, VlanBinding};
-use lb_userspace::dataplane::{Dataplane, TargetEntry};
+use lb_userspace::config::{NoRedirect, RedirectMode, Vip, VlanBinding};
+use lb_userspace::dataplane::Dataplane;
 use lb_userspace::frames::{RequestSpec, build_frame};
+use lb_userspace::target::{Identity, Owner, Target};
 
 use crate::netns::{Netns, Veth};
 
@@ -82,8 +83,8 @@ fn xdp_forward_encapsulates_and_the_member_unwraps() {
     .expect("VIPs");
     dp.set_active(true).expect("active");
     for (member, hop_mac) in [("10.10.0.5", GW_MAC), ("10.9.0.11", ONLINK_MAC)] {
-        let t = TargetEntry {
-            name: "gw".into(),
+        let t = Target {
+            owner: Owner::Static("gw".into()),
             identity: Identity::Ip(member.parse().expect("literal")),
             weight: 1,
         };

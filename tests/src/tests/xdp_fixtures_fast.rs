@@ -10,9 +10,10 @@ use std::time::Instant;
 use aya::programs::{TestRun, TestRunOptions};
 use lb_common::maps::{self as m, Stat};
 use lb_common::wire::request;
-use lb_userspace::config::{Identity, NoRedirect, RateLimit, RedirectMode, Vip, VlanBinding};
-use lb_userspace::dataplane::{Dataplane, TargetEntry, choice, tables};
+use lb_userspace::config::{NoRedirect, RateLimit, RedirectMode, Vip, VlanBinding};
+use lb_userspace::dataplane::Dataplane;
 use lb_userspace::frames::RequestSpec;
+use lb_userspace::target::{Identity, Owner, Target, choice, tables};
 
 use super::xdp_fixtures::{id4, id6};
 use super::xdp_fixtures_harness::{Case, Expect, HASH_KEY, Harness, XDP_DROP, XDP_TX};
@@ -114,11 +115,11 @@ fn xdp_fixtures_keyed_flow_hash() {
     let ids: Vec<Identity> = (11..15u8)
         .map(|i| Identity::Ip(IpAddr::from([198, 51, 100, i])))
         .collect();
-    let entries: Vec<TargetEntry> = ids
+    let entries: Vec<Target> = ids
         .iter()
         .enumerate()
-        .map(|(i, id)| TargetEntry {
-            name: format!("t{i}"),
+        .map(|(i, id)| Target {
+            owner: Owner::Static(format!("t{i}")),
             identity: id.clone(),
             weight: 1,
         })
@@ -175,8 +176,8 @@ fn xdp_fixtures_rate_per_source() {
     crate::require_root!();
     let mut dp = Dataplane::load(None).expect("load");
     vector_vips(&mut dp);
-    let entries = [id4(), id6()].map(|identity| TargetEntry {
-        name: identity.to_string(),
+    let entries = [id4(), id6()].map(|identity| Target {
+        owner: Owner::Static(identity.to_string()),
         identity,
         weight: 1,
     });

@@ -16,9 +16,10 @@ use lb_common::forward::{self as f, FwdCount, FwdKind, MAGLEV_SIZE, client_hash}
 use lb_common::maglev::{self, Member};
 use lb_common::maps::{self as m, Stat};
 use lb_common::wire::request;
-use lb_userspace::config::{Identity, NoRedirect, RedirectMode, Vip, VlanBinding};
-use lb_userspace::dataplane::{Dataplane, TargetEntry};
+use lb_userspace::config::{NoRedirect, RedirectMode, Vip, VlanBinding};
+use lb_userspace::dataplane::Dataplane;
 use lb_userspace::frames::{RequestSpec, build_frame};
+use lb_userspace::target::{Identity, Owner, Target};
 
 const XDP_PASS: u32 = 2;
 const XDP_TX: u32 = 3;
@@ -29,7 +30,7 @@ const VIP4_PASS: [u8; 4] = [198, 51, 100, 2];
 
 struct Fwd {
     dp: Dataplane,
-    targets: Vec<TargetEntry>,
+    targets: Vec<Target>,
     last: Vec<u64>,
 }
 
@@ -63,13 +64,13 @@ fn member_ip(i: usize, v6: bool) -> IpAddr {
     }
 }
 
-/// The target name of member `i` for clients of family `v6`.
-fn target_name(i: usize, v6: bool) -> String {
-    if v6 {
+/// The target owner of member `i` for clients of family `v6`.
+fn target_name(i: usize, v6: bool) -> Owner {
+    Owner::Static(if v6 {
         format!("gw{i}-v6")
     } else {
         format!("gw{i}")
-    }
+    })
 }
 
 impl Fwd {
@@ -112,8 +113,8 @@ impl Fwd {
             .enumerate()
             .filter(|(_, w)| **w != u32::MAX)
             .flat_map(|(i, &w)| {
-                [false, true].map(|v6| TargetEntry {
-                    name: target_name(i, v6),
+                [false, true].map(|v6| Target {
+                    owner: target_name(i, v6),
                     identity: Identity::Ip(member_ip(i, v6)),
                     weight: w,
                 })
@@ -131,8 +132,8 @@ impl Fwd {
             .iter()
             .filter(|t| matches!(t.identity, Identity::Ip(a) if a.is_ipv6() == v6))
             .map(|t| Member {
-                index: idx.iter().find(|x| x.1 == t.name).expect("installed").0,
-                key: maglev::member_key(t.name.as_bytes()),
+                index: idx.iter().find(|x| x.1 == t.owner).expect("installed").0,
+                key: maglev::member_key(t.owner.to_string().as_bytes()),
                 weight: t.weight,
             })
             .collect();
@@ -145,7 +146,12 @@ impl Fwd {
     /// gwN's N for a target index.
     fn member_no(&self, index: u16) -> usize {
         let names = self.dp.target_names();
-        let n = &names.iter().find(|x| x.0 == index).expect("index").1;
+        let n = names
+            .iter()
+            .find(|x| x.0 == index)
+            .expect("index")
+            .1
+            .to_string();
         n[2..].trim_end_matches("-v6").parse().expect("gwN")
     }
 
@@ -433,8 +439,8 @@ fn xdp_forward_pins_and_moves() {
 fn xdp_forward_to_the_local_member_passes() {
     crate::require_root!();
     let mut h = Fwd::new(&[]);
-    h.targets = vec![TargetEntry {
-        name: "gw0".into(),
+    h.targets = vec![Target {
+        owner: Owner::Static("gw0".into()),
         identity: Identity::Ip(IpAddr::from([127, 0, 0, 1])),
         weight: 1,
     }];

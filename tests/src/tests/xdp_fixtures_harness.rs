@@ -16,8 +16,9 @@ use aya::maps::{MapData, PerCpuArray};
 use aya::programs::{TestRun, TestRunOptions};
 use lb_common::maps::{self as m, Stat, Target};
 use lb_common::wire::request;
-use lb_userspace::config::{Identity, NoRedirect, RedirectMode, Vip, VlanBinding};
-use lb_userspace::dataplane::{Dataplane, TargetEntry};
+use lb_userspace::config::{NoRedirect, RedirectMode, Vip, VlanBinding};
+use lb_userspace::dataplane::Dataplane;
+use lb_userspace::target::{self, Identity, Owner};
 
 use super::xdp_fixtures_answer::{Answer, check_reply, tshark_check};
 use super::xdp_fixtures_frames as fr;
@@ -203,11 +204,11 @@ impl Harness {
     }
 
     pub(super) fn set_targets(&mut self, ids: &[Identity]) {
-        let entries: Vec<TargetEntry> = ids
+        let entries: Vec<target::Target> = ids
             .iter()
             .enumerate()
-            .map(|(i, id)| TargetEntry {
-                name: format!("t{i}"),
+            .map(|(i, id)| target::Target {
+                owner: Owner::Static(format!("t{i}")),
                 identity: id.clone(),
                 weight: 1,
             })

@@ -14,7 +14,7 @@
 //! table chooses (below), and every answer goes to [`Migration::answered`].
 //!
 //! Targets: the other members this node hears reports from, weighted by
-//! [`select::weights`] (headroom × weight, slow start; nothing to members that drain,
+//! [`weights::weights`] (headroom × weight, slow start; nothing to members that drain,
 //! are full or have weight 0) with the redirects this migration sent each member since
 //! its last report counted against its headroom ([`InFlight`]), as the balancer counts
 //! its own. Within a batch a smooth weighted round robin over those weights spreads
@@ -35,8 +35,8 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use super::Member;
-use crate::config::Identity;
-use crate::select::{self, InFlight, Policy};
+use crate::target::Identity;
+use crate::target::weights::{self, InFlight, Policy};
 use crate::vici::IkeSa;
 
 /// How a migration proceeds.
@@ -267,7 +267,7 @@ impl Migration {
             .iter()
             .filter(|m| !m.local && m.id != self.own_id)
             .collect();
-        let loads: Vec<select::Load> = others.iter().map(|m| m.load()).collect();
+        let loads: Vec<weights::Load> = others.iter().map(|m| m.load()).collect();
         let mut inflight = self.inflight.update(&loads, &self.sent_to);
         let mut out = Vec::new();
         self.progress.waiting = false;
@@ -301,11 +301,11 @@ impl Migration {
     fn pick(
         &mut self,
         others: &[&Member],
-        loads: &[select::Load],
+        loads: &[weights::Load],
         inflight: &BTreeMap<u32, u64>,
         peer: IpAddr,
     ) -> Option<(u32, Identity)> {
-        let weights = select::weights(&self.policy, loads, inflight);
+        let weights = weights::weights(&self.policy, loads, inflight);
         let mut total = 0i128;
         let mut best: Option<(u32, &Identity, i128)> = None;
         for (id, w) in weights.into_iter().filter(|&(_, w)| w > 0) {

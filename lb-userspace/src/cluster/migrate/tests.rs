@@ -3,7 +3,7 @@ use std::time::{Duration, Instant};
 
 use super::run::{Start, start, verdict};
 use super::*;
-use crate::config::parse_identity;
+use crate::target::Identity;
 use crate::vici::fake::{FakeCharon, FakeSa};
 
 fn member(id: u32, ids: &[&str], capacity: u32) -> Member {
@@ -12,13 +12,15 @@ fn member(id: u32, ids: &[&str], capacity: u32) -> Member {
         id,
         local: false,
         addr: None,
-        identities: ids.iter().map(|s| parse_identity(s).unwrap()).collect(),
-        active_sas: 0,
-        capacity,
-        weight: 1,
-        cpu_permille: 0,
-        overload_pct: 100,
-        drain: false,
+        identities: ids.iter().map(|s| Identity::parse(s).unwrap()).collect(),
+        figures: lb_common::wire::load::Figures {
+            capacity,
+            weight: 1,
+            crypto_overload_pct: 100,
+            system_overload_pct: 100,
+            crypto_load_weight: 100,
+            ..Default::default()
+        },
         seq: 1,
         last_heard: t,
         joined: t,
@@ -133,11 +135,11 @@ fn a_batch_spreads_in_proportion_to_headroom() {
 #[test]
 fn only_members_that_can_take_the_sa() {
     let mut draining = member(4, &["192.0.2.4"], 1000);
-    draining.drain = true;
+    draining.figures.drain = true;
     let mut full = member(5, &["192.0.2.5"], 10);
-    full.active_sas = 10;
+    full.figures.active_sas = 10;
     let mut idle = member(6, &["192.0.2.6"], 1000);
-    idle.weight = 0;
+    idle.figures.weight = 0;
     let mut me = member(3, &["192.0.2.3"], 1000);
     me.local = true;
     let v6 = member(7, &["2001:db8::7"], 1000);
@@ -187,7 +189,7 @@ fn redirects_count_against_headroom_until_the_next_report() {
     );
     // Its next report counts them as SAs: still no room.
     small.seq += 1;
-    small.active_sas = 4;
+    small.figures.active_sas = 4;
     let mut m2 = Migration::new(3, opts(10), 1);
     m2.observe(Instant::now(), &sas);
     let o = m2.next_batch(&[small, big]);

@@ -125,7 +125,10 @@ fn errors_name_line_and_key() {
          [cluster]\nmember-id = 1\n{key}"
     );
     let c = Config::parse(&mixed).unwrap();
-    assert_eq!((c.targets[0].capacity, c.targets[0].weight), (300, 1));
+    assert_eq!(
+        (c.targets[0].capacity, c.targets[0].target.weight),
+        (300, 1)
+    );
     assert!(c.cluster.is_some());
     let e = error_of(&mixed.replace("name = \"a\"", "name = \"member-3\""));
     assert!(e.contains("line 4") && e.contains("target[0].name"), "{e}");
@@ -220,6 +223,60 @@ fn status_group_is_resolved_when_read() {
     let e = error_of(&format!("{base}group = \"no-such-group-ikelb\"\n"));
     assert!(
         e.contains("line 4") && e.contains("status.group") && e.contains("no such group"),
+        "{e}"
+    );
+}
+
+#[test]
+fn load_composition_defaults_and_keys() {
+    let f = Config::parse(CLUSTER).unwrap().cluster.unwrap().figures;
+    assert_eq!((f.capacity, f.weight), (500, 1));
+    assert_eq!((f.crypto_load_weight, f.system_load_weight), (100, 50));
+    assert_eq!((f.crypto_overload_pct, f.system_overload_pct), (90, 100));
+    assert_eq!((f.active_sas, f.cpu_permille, f.memory_permille), (0, 0, 0));
+    assert!(!f.drain);
+    let text = CLUSTER.replace(
+        "capacity = 500",
+        "capacity = 500\ncrypto-load-weight = 70\nsystem-load-weight = 0\n\
+         crypto-overload-pct = 120\nsystem-overload-pct = 85",
+    );
+    let f = Config::parse(&text).unwrap().cluster.unwrap().figures;
+    assert_eq!((f.crypto_load_weight, f.system_load_weight), (70, 0));
+    assert_eq!((f.crypto_overload_pct, f.system_overload_pct), (120, 85));
+}
+
+#[test]
+fn load_composition_errors_name_the_key() {
+    let with = |extra: &str| error_of(&CLUSTER.replace("capacity = 500", extra));
+    // CLUSTER's `capacity` line is line 13.
+    for (extra, key) in [
+        ("crypto-load-weight = 101", "cluster.crypto-load-weight"),
+        ("crypto-load-weight = -1", "cluster.crypto-load-weight"),
+        ("system-load-weight = 200", "cluster.system-load-weight"),
+        ("crypto-overload-pct = 0", "cluster.crypto-overload-pct"),
+        ("crypto-overload-pct = 1001", "cluster.crypto-overload-pct"),
+        ("system-overload-pct = 0", "cluster.system-overload-pct"),
+        ("system-overload-pct = 101", "cluster.system-overload-pct"),
+    ] {
+        let e = with(extra);
+        assert!(e.contains("line 13") && e.contains(key), "{extra}: {e}");
+    }
+    let e = with("crypto-load-weight = 0\nsystem-load-weight = 0");
+    assert!(
+        e.contains("line 13")
+            && e.contains("crypto-load-weight / system-load-weight")
+            && e.contains("both 0"),
+        "{e}"
+    );
+    // One weight at 0 is fine: that kind is ignored.
+    assert!(Config::parse(&CLUSTER.replace("capacity = 500", "system-load-weight = 0")).is_ok());
+    // The single limit of earlier versions is refused with a pointer to its successors.
+    let e = with("overload-pct = 90");
+    assert!(
+        e.contains("line 13")
+            && e.contains("cluster.overload-pct")
+            && e.contains("crypto-overload-pct")
+            && e.contains("system-overload-pct"),
         "{e}"
     );
 }

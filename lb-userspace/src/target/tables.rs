@@ -3,6 +3,19 @@
 
 use lb_common::maps::{SLOTS, SlotTable};
 
+use super::Target;
+
+/// The slot table of one address family (`v6`): the targets that serve it, each under
+/// its target index. The dataplane and the userspace chooser build theirs here.
+pub fn family<'a>(targets: impl IntoIterator<Item = (u16, &'a Target)>, v6: bool) -> SlotTable {
+    let members: Vec<(u16, u32)> = targets
+        .into_iter()
+        .filter(|(_, t)| t.identity.serves(v6))
+        .map(|(i, t)| (i, t.weight))
+        .collect();
+    build(&members)
+}
+
 /// Spreads `SLOTS` slots over `members` (target index, weight) in proportion to the
 /// weights (largest remainder), interleaved by smooth weighted round robin so a target's
 /// slots are not one contiguous run. An empty or all-zero list gives an empty table.
@@ -80,6 +93,25 @@ mod tests {
     fn interleaved() {
         let t = build(&[(0, 1), (1, 1)]);
         assert!(t.slots.windows(2).all(|w| w[0] != w[1]));
+    }
+
+    #[test]
+    fn family_tables_hold_the_targets_that_serve_it() {
+        use crate::target::{Identity, Owner};
+        let t = |n: &str, id: &str, weight| Target {
+            owner: Owner::Static(n.into()),
+            identity: Identity::parse(id).unwrap(),
+            weight,
+        };
+        let ts = [
+            t("a", "198.51.100.11", 1),
+            t("b", "2001:db8::12", 1),
+            t("c", "gw.example.net", 3),
+        ];
+        let all = [(7, &ts[0]), (8, &ts[1]), (9, &ts[2])];
+        assert_eq!(family(all, false), build(&[(7, 1), (9, 3)]));
+        assert_eq!(family(all, true), build(&[(8, 1), (9, 3)]));
+        assert_eq!(family([(7, &ts[0])], true).len, 0);
     }
 
     #[test]
