@@ -10,24 +10,17 @@ use std::time::{Instant, SystemTime};
 use lb_common::wire::ike as wire;
 use rand_core::RngCore;
 
-use super::cert::{
-    CERT_X509, CertError, Credentials, cert_has_identity, identity_eq, our_identity,
-};
+use super::cert::{CertError, Credentials, cert_has_identity, identity_eq, our_identity};
 use super::crypto::{Secret, psk_auth, signed_octets, verify_psk_auth};
 use super::frag::{Reassembly, Step};
-use super::message::{Header, Message, Payload, kind, notify, parse_chain};
-use super::payload::{AUTH_PSK, Auth, Delete, Identification, Notify, PROTO_ESP};
+use super::message::{Header, Message, Payload, parse_chain};
+use super::payload::{Auth, Delete, Identification, Notify};
 use super::proposal::select_esp;
 use super::responder::{
     AuthMethod, AuthRedirect, DeleteReason, Event, GatewayIdentity, RedirectHow, Responder,
 };
 use super::sa::{Cached, IkeSa, OurRequest, Outstanding, SaState, digest};
 use super::sk::{OpenFragment, SkError};
-
-/// NO_ADDITIONAL_SAS (§3.10.1): our answer to every CREATE_CHILD_SA.
-const NO_ADDITIONAL_SAS: u16 = 35;
-/// USE_TRANSPORT_MODE (§3.10.1): echoed when the client asks for transport mode.
-const USE_TRANSPORT_MODE: u16 = 16391;
 
 fn status(kind: u16, data: Vec<u8>) -> Payload {
     Payload::Notify(Notify {
@@ -43,7 +36,7 @@ fn status(kind: u16, data: Vec<u8>) -> Payload {
 fn redirect_notify(t: &GatewayIdentity) -> Payload {
     let mut data = vec![t.ident_type, t.ident_len];
     data.extend_from_slice(t.ident());
-    status(notify::REDIRECT, data)
+    status(wire::NOTIFY_REDIRECT, data)
 }
 
 /// The request's first payload of each kind the IKE_AUTH answer needs.
@@ -68,14 +61,18 @@ impl<'a> AuthRequest<'a> {
             match p {
                 Payload::IdI(x) => r.idi = r.idi.or(Some(x)),
                 Payload::Auth(x) => r.auth = r.auth.or(Some(x)),
-                Payload::Cert(c) if c.encoding == CERT_X509 && r.certs.len() < 8 => {
+                Payload::Cert(c)
+                    if c.encoding == wire::CERT_X509_SIGNATURE && r.certs.len() < 8 =>
+                {
                     r.certs.push(&c.data);
                 }
                 Payload::Sa(x) => r.sa = r.sa.or(Some(x)),
                 Payload::TsI(x) => r.tsi = r.tsi.or(Some(x)),
                 Payload::TsR(x) => r.tsr = r.tsr.or(Some(x)),
-                Payload::Notify(n) if n.kind == USE_TRANSPORT_MODE => r.transport = true,
-                Payload::Other { kind, body } if *kind == super::eap::PAYLOAD_EAP => {
+                Payload::Notify(n) if n.kind == wire::NOTIFY_USE_TRANSPORT_MODE => {
+                    r.transport = true
+                }
+                Payload::Other { kind, body } if *kind == wire::PAYLOAD_EAP => {
                     r.eap = r.eap.or(Some(body));
                 }
                 _ => {}
@@ -169,31 +166,32 @@ impl Responder {
         if !allowed || header.message_id != sa.peer_next {
             return;
         }
-        let opened = if sa.fragmentation && ike.get(16) == Some(&kind::SKF) {
-            match sa.open.open_fragment(ike) {
-                Ok(f) => match self.reassemble(sa, f, digest(ike)) {
-                    Step::Done {
-                        first,
-                        plain,
-                        first_digest,
-                    } => parse_chain(first, &plain)
-                        .map(|payloads| {
-                            let header = *header;
-                            (Message { header, payloads }, first_digest)
-                        })
-                        .map_err(|e| (e, first_digest)),
-                    Step::Pending | Step::Drop => return,
-                },
-                Err(_) => return,
-            }
-        } else {
-            match sa.open.open(ike) {
-                Ok(m) => Ok((m, digest(ike))),
-                Err(SkError::Inner(e)) => Err((e, digest(ike))),
-                // Integrity failure, SKF without negotiation, garbage: drop.
-                Err(_) => return,
-            }
-        };
+        let opened =
+            if sa.fragmentation && ike.get(wire::field::NEXT_PAYLOAD) == Some(&wire::PAYLOAD_SKF) {
+                match sa.open.open_fragment(ike) {
+                    Ok(f) => match self.reassemble(sa, f, digest(ike)) {
+                        Step::Done {
+                            first,
+                            plain,
+                            first_digest,
+                        } => parse_chain(first, &plain)
+                            .map(|payloads| {
+                                let header = *header;
+                                (Message { header, payloads }, first_digest)
+                            })
+                            .map_err(|e| (e, first_digest)),
+                        Step::Pending | Step::Drop => return,
+                    },
+                    Err(_) => return,
+                }
+            } else {
+                match sa.open.open(ike) {
+                    Ok(m) => Ok((m, digest(ike))),
+                    Err(SkError::Inner(e)) => Err((e, digest(ike))),
+                    // Integrity failure, SKF without negotiation, garbage: drop.
+                    Err(_) => return,
+                }
+            };
         let (msg, req) = match opened {
             Ok(x) => x,
             Err((e, req)) => {
@@ -218,7 +216,8 @@ impl Responder {
         match header.exchange {
             wire::EXCHANGE_IKE_AUTH => self.ike_auth(now, local, remote, sa, header, req, &msg),
             wire::EXCHANGE_CREATE_CHILD_SA => {
-                let answer = vec![status(NO_ADDITIONAL_SAS, Vec::new())];
+                // §3.10.1: we create no CHILD SA, so every request gets this.
+                let answer = vec![status(wire::NOTIFY_NO_ADDITIONAL_SAS, Vec::new())];
                 self.respond(sa, local, remote, header, req, answer);
             }
             _ => self.informational(now, local, remote, sa, header, req, &msg),
@@ -243,7 +242,7 @@ impl Responder {
             return;
         }
         let Some(idi) = req.idi else {
-            let answer = vec![status(notify::INVALID_SYNTAX, Vec::new())];
+            let answer = vec![status(wire::NOTIFY_INVALID_SYNTAX, Vec::new())];
             self.respond(sa, local, remote, header, req_digest, answer);
             self.close(now, sa, DeleteReason::InvalidSyntax);
             return;
@@ -266,7 +265,7 @@ impl Responder {
         let mut refused = None;
         let ours = match (peer, req.auth) {
             (Some(p), Some(a)) => match &p.auth {
-                AuthMethod::Psk(k) if a.method == AUTH_PSK => {
+                AuthMethod::Psk(k) if a.method == wire::AUTH_PSK => {
                     verify_psk_auth(prf, k, &octets(), &a.data).then(|| Ours::Psk(k.clone()))
                 }
                 AuthMethod::Psk(_) => None,
@@ -292,7 +291,7 @@ impl Responder {
                 let idr = self.config.local_id.to_payload();
                 let octets = signed_octets(prf, &sa.init_resp, &sa.ni, &sa.keys.sk_pr, &idr.body());
                 let auth = Auth {
-                    method: AUTH_PSK,
+                    method: wire::AUTH_PSK,
                     data: psk_auth(prf, &psk, &octets).to_vec(),
                 };
                 Some(vec![Payload::IdR(idr), Payload::Auth(auth)])
@@ -335,7 +334,7 @@ impl Responder {
         certificate: Option<CertError>,
         extra: Vec<Payload>,
     ) {
-        let mut answer = vec![status(notify::AUTHENTICATION_FAILED, Vec::new())];
+        let mut answer = vec![status(wire::NOTIFY_AUTHENTICATION_FAILED, Vec::new())];
         answer.extend(extra);
         self.respond(sa, local, remote, header, req_digest, answer);
         self.event(Event::AuthFailed {
@@ -390,7 +389,7 @@ impl Responder {
                 // Nowhere to send the client: finish IKE_AUTH without a CHILD SA and
                 // delete the IKE SA at once, so the client retries later.
                 if req.sa.is_some() {
-                    answer.push(status(notify::NO_PROPOSAL_CHOSEN, Vec::new()));
+                    answer.push(status(wire::NOTIFY_NO_PROPOSAL_CHOSEN, Vec::new()));
                 }
                 self.respond(sa, local, remote, header, req_digest, answer);
                 self.event(Event::NoTarget {
@@ -435,7 +434,7 @@ impl Responder {
             return;
         };
         let Some(esp) = select_esp(proposals) else {
-            answer.push(status(notify::NO_PROPOSAL_CHOSEN, Vec::new()));
+            answer.push(status(wire::NOTIFY_NO_PROPOSAL_CHOSEN, Vec::new()));
             return;
         };
         let mut spi = [0; 4];
@@ -443,7 +442,7 @@ impl Responder {
             self.rng.fill_bytes(&mut spi);
         }
         if req.transport {
-            answer.push(status(USE_TRANSPORT_MODE, Vec::new()));
+            answer.push(status(wire::NOTIFY_USE_TRANSPORT_MODE, Vec::new()));
         }
         answer.push(Payload::Sa(vec![esp.to_proposal(spi)]));
         answer.push(Payload::TsI(tsi.to_vec()));
@@ -474,11 +473,11 @@ impl Responder {
                 Payload::Delete(Delete::Child { protocol, spis }) => {
                     // §1.4.1: answer with our side of each deleted pair.
                     if let Some((esp, ours)) = &sa.child
-                        && *protocol == PROTO_ESP
+                        && *protocol == wire::PROTO_ESP
                         && spis.contains(&esp.peer_spi)
                     {
                         answer.push(Payload::Delete(Delete::Child {
-                            protocol: PROTO_ESP,
+                            protocol: wire::PROTO_ESP,
                             spis: vec![*ours],
                         }));
                         sa.child = None;

@@ -15,6 +15,10 @@
 
 use std::time::SystemTime;
 
+use lb_common::wire::ike::{
+    self as wire, AUTH_DIGITAL_SIGNATURE, AUTH_ECDSA_256, AUTH_ECDSA_384, AUTH_RSA,
+    CERT_X509_SIGNATURE, ID_DER_ASN1_DN,
+};
 use p256::ecdsa::signature::hazmat::{PrehashSigner, PrehashVerifier};
 use rsa::pkcs1::{DecodeRsaPrivateKey, RsaPssParams};
 use rsa::pkcs8::{DecodePrivateKey, DecodePublicKey};
@@ -33,21 +37,12 @@ use x509_cert::spki::{self, AlgorithmIdentifierRef};
 use super::payload::{Auth, Cert, Identification};
 use super::responder::Identity;
 
-/// AUTH method 1: RSA Digital Signature, PKCS#1 v1.5 with SHA-1 (RFC 7296 §3.8).
-pub const AUTH_RSA: u8 = 1;
-/// AUTH methods 9, 10, 11: ECDSA with SHA-256 on P-256, SHA-384 on P-384, SHA-512 on
-/// P-521, signature `r | s` (RFC 4754).
-pub const AUTH_ECDSA_256: u8 = 9;
-pub const AUTH_ECDSA_384: u8 = 10;
-pub const AUTH_ECDSA_521: u8 = 11;
-/// AUTH method 14: Digital Signature (RFC 7427), `len | AlgorithmIdentifier | sig`.
-pub const AUTH_DIGITAL_SIGNATURE: u8 = 14;
-/// CERT/CERTREQ encoding 4: X.509 Certificate - Signature (RFC 7296 §3.6).
-pub const CERT_X509: u8 = 4;
-/// SIGNATURE_HASH_ALGORITHMS notify (RFC 7427 §4).
-pub const SIGNATURE_HASH_ALGORITHMS: u16 = 16431;
-/// The hashes we verify with, as RFC 7427 §7 numbers them: SHA2-256, -384, -512.
-pub const OUR_HASHES: [u16; 3] = [2, 3, 4];
+/// The hashes we verify RFC 7427 signatures with: SHA2-256, -384, -512.
+pub const OUR_HASHES: [u16; 3] = [
+    wire::HASH_SHA2_256,
+    wire::HASH_SHA2_384,
+    wire::HASH_SHA2_512,
+];
 /// Longest chain we follow from the client's certificate to a CA (intermediates + 1).
 const MAX_CHAIN: usize = 5;
 /// Smallest RSA modulus we accept, in ours, our CAs' and clients' certificates (NIST SP
@@ -616,7 +611,7 @@ impl Credentials {
     /// Our CERT payload.
     pub fn cert_payload(&self) -> Cert {
         Cert {
-            encoding: CERT_X509,
+            encoding: CERT_X509_SIGNATURE,
             data: self.cert_der.clone(),
         }
     }
@@ -624,7 +619,7 @@ impl Credentials {
     /// Our CERTREQ payload: the CAs we trust, by key hash.
     pub fn certreq_payload(&self) -> Cert {
         Cert {
-            encoding: CERT_X509,
+            encoding: CERT_X509_SIGNATURE,
             data: self.ca_key_ids.concat(),
         }
     }
@@ -683,16 +678,20 @@ impl Credentials {
 /// a subjectAltName of that kind (names without regard to case).
 pub fn cert_has_identity(cert: &Certificate, id: &Identification) -> bool {
     let tbs = &cert.tbs_certificate;
-    if id.kind == 9 {
+    if id.kind == ID_DER_ASN1_DN {
         return RdnSequence::from_der(&id.data).is_ok_and(|dn| dn_eq(&dn, &tbs.subject));
     }
     let Ok(Some((_, SubjectAltName(names)))) = tbs.get::<SubjectAltName>() else {
         return false;
     };
     names.iter().any(|n| match (id.kind, n) {
-        (1 | 5, GeneralName::IpAddress(a)) => a.as_bytes() == id.data.as_slice(),
-        (2, GeneralName::DnsName(d)) => d.as_bytes().eq_ignore_ascii_case(&id.data),
-        (3, GeneralName::Rfc822Name(m)) => m.as_bytes().eq_ignore_ascii_case(&id.data),
+        (wire::ID_IPV4_ADDR | wire::ID_IPV6_ADDR, GeneralName::IpAddress(a)) => {
+            a.as_bytes() == id.data.as_slice()
+        }
+        (wire::ID_FQDN, GeneralName::DnsName(d)) => d.as_bytes().eq_ignore_ascii_case(&id.data),
+        (wire::ID_RFC822_ADDR, GeneralName::Rfc822Name(m)) => {
+            m.as_bytes().eq_ignore_ascii_case(&id.data)
+        }
         _ => false,
     })
 }
@@ -740,7 +739,7 @@ pub fn parse_dn(s: &str) -> Result<Vec<u8>, String> {
 /// compare as names.
 pub fn identity_eq(want: &Identity, idi: &Identification) -> bool {
     match want {
-        Identity::DerDn(d) if idi.kind == 9 => {
+        Identity::DerDn(d) if idi.kind == ID_DER_ASN1_DN => {
             match (RdnSequence::from_der(d), RdnSequence::from_der(&idi.data)) {
                 (Ok(a), Ok(b)) => dn_eq(&a, &b),
                 _ => false,
@@ -758,7 +757,7 @@ pub fn our_identity(creds: &Credentials, configured: &Identity) -> Identificatio
         return id;
     }
     Identification {
-        kind: 9,
+        kind: ID_DER_ASN1_DN,
         data: creds
             .certificate()
             .tbs_certificate

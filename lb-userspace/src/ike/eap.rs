@@ -24,19 +24,17 @@
 use std::net::SocketAddr;
 use std::time::Instant;
 
+use lb_common::wire::ike as wire;
 use rand_core::RngCore;
 
 use super::auth::AuthRequest;
 use super::cert::our_identity;
 use super::crypto::{Secret, psk_auth, signed_octets, verify_psk_auth};
 use super::message::{Header, Payload};
-use super::payload::{AUTH_PSK, Auth, Identification, Proposal, TrafficSelector};
+use super::payload::{Auth, Identification, Proposal, TrafficSelector};
 use super::responder::Responder;
 use super::sa::{IkeSa, SaState};
 use crate::radius::{Continuation, Outcome, Relay, Ticket};
-
-/// The EAP payload type (§3.16).
-pub(super) const PAYLOAD_EAP: u8 = 48;
 
 /// EAP codes and the Identity type (RFC 3748 §4, §5.1).
 const EAP_REQUEST: u8 = 1;
@@ -146,7 +144,7 @@ fn ticket(spi_r: &[u8; 8]) -> Ticket {
 
 fn eap_payload(packet: Vec<u8>) -> Payload {
     Payload::Other {
-        kind: PAYLOAD_EAP,
+        kind: wire::PAYLOAD_EAP,
         body: packet,
     }
 }
@@ -300,7 +298,7 @@ impl Responder {
                     return;
                 }
             }
-            (Stage::Succeeded { msk }, None, Some(auth)) if auth.method == AUTH_PSK => {
+            (Stage::Succeeded { msk }, None, Some(auth)) if auth.method == wire::AUTH_PSK => {
                 let prf = sa.suite.prf;
                 let key_i: &[u8] = msk.as_deref().unwrap_or(&sa.keys.sk_pi);
                 let octets =
@@ -310,7 +308,7 @@ impl Responder {
                     let octets =
                         signed_octets(prf, &sa.init_resp, &sa.ni, &sa.keys.sk_pr, &st.idr.body());
                     let ours = Auth {
-                        method: AUTH_PSK,
+                        method: wire::AUTH_PSK,
                         data: psk_auth(prf, key_r, &octets).to_vec(),
                     };
                     let c = &st.child;

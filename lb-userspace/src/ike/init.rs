@@ -9,7 +9,7 @@ use rand_core::RngCore;
 
 use super::crypto::{IkeSaKeys, nat_detection_hash};
 use super::dh::DhSecret;
-use super::message::{Header, Message, MessageError, Payload, notify};
+use super::message::{Header, Message, MessageError, Payload};
 use super::payload::{KeyExchange, Notify, Proposal};
 use super::proposal::{IkeChoice, select_ike};
 use super::responder::{
@@ -52,16 +52,18 @@ impl<'a> InitRequest<'a> {
                     match n.kind {
                         // RFC 5685 §4's form only, as in the fast path (docs/protocol.md
                         // §2.1): another is malformed.
-                        notify::REDIRECT_SUPPORTED
+                        wire::NOTIFY_REDIRECT_SUPPORTED
                             if n.protocol != 0 || !n.spi.is_empty() || !n.data.is_empty() =>
                         {
                             return None;
                         }
-                        notify::REDIRECT_SUPPORTED => redirect_supported = true,
-                        notify::REDIRECTED_FROM => redirected_from = true,
-                        notify::FRAGMENTATION_SUPPORTED => fragmentation = true,
-                        notify::NAT_DETECTION_SOURCE_IP => natd_src.push(n.data.as_slice()),
-                        notify::NAT_DETECTION_DESTINATION_IP => natd_dst.push(n.data.as_slice()),
+                        wire::NOTIFY_REDIRECT_SUPPORTED => redirect_supported = true,
+                        wire::NOTIFY_REDIRECTED_FROM => redirected_from = true,
+                        wire::NOTIFY_FRAGMENTATION_SUPPORTED => fragmentation = true,
+                        wire::NOTIFY_NAT_DETECTION_SOURCE_IP => natd_src.push(n.data.as_slice()),
+                        wire::NOTIFY_NAT_DETECTION_DESTINATION_IP => {
+                            natd_dst.push(n.data.as_slice())
+                        }
                         // Unknown status and error notifies in a request: ignored
                         // (§3.10.1).
                         _ => {}
@@ -80,7 +82,7 @@ impl<'a> InitRequest<'a> {
             ni: ni?,
             // §2.6: N(COOKIE) is the first payload of the retry.
             cookie: match msg.payloads.first() {
-                Some(Payload::Notify(n)) if n.kind == notify::COOKIE => Some(&n.data),
+                Some(Payload::Notify(n)) if n.kind == wire::NOTIFY_COOKIE => Some(&n.data),
                 _ => None,
             },
             redirect_supported,
@@ -281,7 +283,14 @@ impl Responder {
                 .is_some_and(|c| self.cookies.check(c, &spi_i, req.ni, remote.ip()));
             if !valid {
                 let c = self.cookies.make(&spi_i, req.ni, remote.ip());
-                self.answer_unauthenticated(local, remote, ike.len(), spi_i, notify::COOKIE, c);
+                self.answer_unauthenticated(
+                    local,
+                    remote,
+                    ike.len(),
+                    spi_i,
+                    wire::NOTIFY_COOKIE,
+                    c,
+                );
                 return;
             }
         }
@@ -302,7 +311,7 @@ impl Responder {
                 remote,
                 ike.len(),
                 spi_i,
-                notify::NO_PROPOSAL_CHOSEN,
+                wire::NOTIFY_NO_PROPOSAL_CHOSEN,
                 Vec::new(),
             );
             self.event(Event::RedirectUnsupported {
@@ -316,12 +325,12 @@ impl Responder {
             IkeChoice::Accept(s) => s,
             IkeChoice::InvalidKe(g) => {
                 let data = g.id().to_be_bytes().to_vec();
-                let kind = notify::INVALID_KE_PAYLOAD;
+                let kind = wire::NOTIFY_INVALID_KE_PAYLOAD;
                 self.answer_unauthenticated(local, remote, ike.len(), spi_i, kind, data);
                 return;
             }
             IkeChoice::NoProposalChosen => {
-                let kind = notify::NO_PROPOSAL_CHOSEN;
+                let kind = wire::NOTIFY_NO_PROPOSAL_CHOSEN;
                 self.answer_unauthenticated(local, remote, ike.len(), spi_i, kind, Vec::new());
                 return;
             }
@@ -354,8 +363,8 @@ impl Responder {
         ];
         if natd {
             for (kind, addr) in [
-                (notify::NAT_DETECTION_SOURCE_IP, local),
-                (notify::NAT_DETECTION_DESTINATION_IP, remote),
+                (wire::NOTIFY_NAT_DETECTION_SOURCE_IP, local),
+                (wire::NOTIFY_NAT_DETECTION_DESTINATION_IP, remote),
             ] {
                 payloads.push(Payload::Notify(Notify {
                     protocol: 0,
@@ -370,7 +379,7 @@ impl Responder {
             payloads.push(Payload::Notify(Notify {
                 protocol: 0,
                 spi: Vec::new(),
-                kind: notify::FRAGMENTATION_SUPPORTED,
+                kind: wire::NOTIFY_FRAGMENTATION_SUPPORTED,
                 data: Vec::new(),
             }));
         }
@@ -381,7 +390,7 @@ impl Responder {
             payloads.push(Payload::Notify(Notify {
                 protocol: 0,
                 spi: Vec::new(),
-                kind: super::cert::SIGNATURE_HASH_ALGORITHMS,
+                kind: wire::NOTIFY_SIGNATURE_HASH_ALGORITHMS,
                 data: super::cert::OUR_HASHES
                     .iter()
                     .flat_map(|h| h.to_be_bytes())

@@ -450,9 +450,13 @@ impl std::fmt::Display for IdDisplay<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let d = &self.0.data;
         match (self.0.kind, d.len()) {
-            (1, 4) => IpAddr::from(<[u8; 4]>::try_from(&d[..]).unwrap_or_default()).fmt(f),
-            (5, 16) => IpAddr::from(<[u8; 16]>::try_from(&d[..]).unwrap_or_default()).fmt(f),
-            (2 | 3, _) => f.write_str(&String::from_utf8_lossy(d)),
+            (wire::ID_IPV4_ADDR, 4) => {
+                IpAddr::from(<[u8; 4]>::try_from(&d[..]).unwrap_or_default()).fmt(f)
+            }
+            (wire::ID_IPV6_ADDR, 16) => {
+                IpAddr::from(<[u8; 16]>::try_from(&d[..]).unwrap_or_default()).fmt(f)
+            }
+            (wire::ID_FQDN | wire::ID_RFC822_ADDR, _) => f.write_str(&String::from_utf8_lossy(d)),
             (k, _) => {
                 write!(f, "type {k} ")?;
                 d.iter().try_for_each(|b| write!(f, "{b:02x}"))

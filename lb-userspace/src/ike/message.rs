@@ -18,25 +18,6 @@ use super::payload::{
 /// with a certificate chain and a dozen notifies stays far below it.
 pub const MAX_PAYLOADS: usize = 64;
 
-/// Payload type numbers this module models (RFC 7296 §3.2, RFC 7383).
-pub mod kind {
-    pub const SA: u8 = 33;
-    pub const KE: u8 = 34;
-    pub const IDI: u8 = 35;
-    pub const IDR: u8 = 36;
-    pub const CERT: u8 = 37;
-    pub const CERTREQ: u8 = 38;
-    pub const AUTH: u8 = 39;
-    pub const NONCE: u8 = 40;
-    pub const NOTIFY: u8 = 41;
-    pub const DELETE: u8 = 42;
-    pub const VENDOR: u8 = 43;
-    pub const TSI: u8 = 44;
-    pub const TSR: u8 = 45;
-    pub const SK: u8 = 46;
-    pub const SKF: u8 = 53;
-}
-
 /// Why a message could not be read or written.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MessageError {
@@ -63,31 +44,13 @@ impl MessageError {
     /// unauthenticated input is dropped and counted.
     pub fn notify(&self) -> (u16, Vec<u8>) {
         match self {
-            MessageError::MajorVersion(_) => (notify::INVALID_MAJOR_VERSION, Vec::new()),
+            MessageError::MajorVersion(_) => (wire::NOTIFY_INVALID_MAJOR_VERSION, Vec::new()),
             MessageError::UnsupportedCritical(t) => {
-                (notify::UNSUPPORTED_CRITICAL_PAYLOAD, vec![*t])
+                (wire::NOTIFY_UNSUPPORTED_CRITICAL_PAYLOAD, vec![*t])
             }
-            _ => (notify::INVALID_SYNTAX, Vec::new()),
+            _ => (wire::NOTIFY_INVALID_SYNTAX, Vec::new()),
         }
     }
-}
-
-/// Notify message types the responder reads or writes (RFC 7296 §3.10.1, RFC 5685,
-/// RFC 7383); the shared ones come from `lb_common`.
-pub mod notify {
-    pub use lb_common::wire::ike::{
-        NOTIFY_COOKIE as COOKIE, NOTIFY_REDIRECT as REDIRECT,
-        NOTIFY_REDIRECT_SUPPORTED as REDIRECT_SUPPORTED, NOTIFY_REDIRECTED_FROM as REDIRECTED_FROM,
-    };
-    pub const UNSUPPORTED_CRITICAL_PAYLOAD: u16 = 1;
-    pub const INVALID_MAJOR_VERSION: u16 = 5;
-    pub const INVALID_SYNTAX: u16 = 7;
-    pub const NO_PROPOSAL_CHOSEN: u16 = 14;
-    pub const INVALID_KE_PAYLOAD: u16 = 17;
-    pub const AUTHENTICATION_FAILED: u16 = 24;
-    pub const NAT_DETECTION_SOURCE_IP: u16 = 16388;
-    pub const NAT_DETECTION_DESTINATION_IP: u16 = 16389;
-    pub const FRAGMENTATION_SUPPORTED: u16 = 16430;
 }
 
 /// Bounded big-endian reader over untrusted bytes; every getter fails instead of panicking.
@@ -258,21 +221,21 @@ impl Payload {
     /// The payload type number.
     pub fn kind(&self) -> u8 {
         match self {
-            Payload::Sa(_) => kind::SA,
-            Payload::Ke(_) => kind::KE,
-            Payload::IdI(_) => kind::IDI,
-            Payload::IdR(_) => kind::IDR,
-            Payload::Cert(_) => kind::CERT,
-            Payload::CertReq(_) => kind::CERTREQ,
-            Payload::Auth(_) => kind::AUTH,
-            Payload::Nonce(_) => kind::NONCE,
-            Payload::Notify(_) => kind::NOTIFY,
-            Payload::Delete(_) => kind::DELETE,
-            Payload::VendorId(_) => kind::VENDOR,
-            Payload::TsI(_) => kind::TSI,
-            Payload::TsR(_) => kind::TSR,
-            Payload::Encrypted(_) => kind::SK,
-            Payload::EncryptedFragment(_) => kind::SKF,
+            Payload::Sa(_) => wire::PAYLOAD_SA,
+            Payload::Ke(_) => wire::PAYLOAD_KE,
+            Payload::IdI(_) => wire::PAYLOAD_IDI,
+            Payload::IdR(_) => wire::PAYLOAD_IDR,
+            Payload::Cert(_) => wire::PAYLOAD_CERT,
+            Payload::CertReq(_) => wire::PAYLOAD_CERTREQ,
+            Payload::Auth(_) => wire::PAYLOAD_AUTH,
+            Payload::Nonce(_) => wire::PAYLOAD_NONCE,
+            Payload::Notify(_) => wire::PAYLOAD_NOTIFY,
+            Payload::Delete(_) => wire::PAYLOAD_DELETE,
+            Payload::VendorId(_) => wire::PAYLOAD_VENDOR_ID,
+            Payload::TsI(_) => wire::PAYLOAD_TSI,
+            Payload::TsR(_) => wire::PAYLOAD_TSR,
+            Payload::Encrypted(_) => wire::PAYLOAD_SK,
+            Payload::EncryptedFragment(_) => wire::PAYLOAD_SKF,
             Payload::Other { kind, .. } => *kind,
         }
     }
@@ -280,25 +243,25 @@ impl Payload {
     fn parse_body(kind: u8, critical: bool, body: &[u8]) -> Result<Self, MessageError> {
         let mut r = Reader::new(body);
         let p = match kind {
-            kind::SA => Payload::Sa(Proposal::parse_all(&mut r)?),
-            kind::KE => Payload::Ke(KeyExchange::parse(&mut r)?),
-            kind::IDI => Payload::IdI(Identification::parse(&mut r)?),
-            kind::IDR => Payload::IdR(Identification::parse(&mut r)?),
-            kind::CERT => Payload::Cert(Cert::parse(&mut r)?),
-            kind::CERTREQ => Payload::CertReq(Cert::parse(&mut r)?),
-            kind::AUTH => Payload::Auth(Auth::parse(&mut r)?),
-            kind::NONCE => {
+            wire::PAYLOAD_SA => Payload::Sa(Proposal::parse_all(&mut r)?),
+            wire::PAYLOAD_KE => Payload::Ke(KeyExchange::parse(&mut r)?),
+            wire::PAYLOAD_IDI => Payload::IdI(Identification::parse(&mut r)?),
+            wire::PAYLOAD_IDR => Payload::IdR(Identification::parse(&mut r)?),
+            wire::PAYLOAD_CERT => Payload::Cert(Cert::parse(&mut r)?),
+            wire::PAYLOAD_CERTREQ => Payload::CertReq(Cert::parse(&mut r)?),
+            wire::PAYLOAD_AUTH => Payload::Auth(Auth::parse(&mut r)?),
+            wire::PAYLOAD_NONCE => {
                 let n = r.rest();
                 if !(wire::NONCE_MIN..=wire::NONCE_MAX).contains(&n.len()) {
                     return Err(MessageError::Syntax("nonce length"));
                 }
                 Payload::Nonce(n.to_vec())
             }
-            kind::NOTIFY => Payload::Notify(Notify::parse(&mut r)?),
-            kind::DELETE => Payload::Delete(Delete::parse(&mut r)?),
-            kind::VENDOR => Payload::VendorId(r.rest().to_vec()),
-            kind::TSI => Payload::TsI(TrafficSelector::parse_all(&mut r)?),
-            kind::TSR => Payload::TsR(TrafficSelector::parse_all(&mut r)?),
+            wire::PAYLOAD_NOTIFY => Payload::Notify(Notify::parse(&mut r)?),
+            wire::PAYLOAD_DELETE => Payload::Delete(Delete::parse(&mut r)?),
+            wire::PAYLOAD_VENDOR_ID => Payload::VendorId(r.rest().to_vec()),
+            wire::PAYLOAD_TSI => Payload::TsI(TrafficSelector::parse_all(&mut r)?),
+            wire::PAYLOAD_TSR => Payload::TsR(TrafficSelector::parse_all(&mut r)?),
             // §2.5: an unknown payload is skipped unless marked critical. A known type
             // ignores the bit.
             k if !critical || wire::known_payload(k) => Payload::Other {
@@ -355,7 +318,7 @@ pub fn parse_chain(first: u8, buf: &[u8]) -> Result<Vec<Payload>, MessageError> 
                 .ok_or(MessageError::Length)?,
         )?;
         match this {
-            kind::SK => {
+            wire::PAYLOAD_SK => {
                 r.end()
                     .map_err(|_| MessageError::Syntax("SK payload not last"))?;
                 out.push(Payload::Encrypted(Encrypted {
@@ -364,7 +327,7 @@ pub fn parse_chain(first: u8, buf: &[u8]) -> Result<Vec<Payload>, MessageError> 
                 }));
                 return Ok(out);
             }
-            kind::SKF => {
+            wire::PAYLOAD_SKF => {
                 r.end()
                     .map_err(|_| MessageError::Syntax("SKF payload not last"))?;
                 let mut b = Reader::new(body);

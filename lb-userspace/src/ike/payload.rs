@@ -4,22 +4,9 @@
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
+use lb_common::wire::ike as wire;
+
 use super::message::{MessageError, Reader};
-
-/// Protocol ID in proposals, notifies and deletes (RFC 7296 §3.3.1).
-pub const PROTO_IKE: u8 = 1;
-/// ESP protocol ID.
-pub const PROTO_ESP: u8 = 3;
-
-/// AUTH method 2, shared key message integrity code (RFC 7296 §3.8).
-pub const AUTH_PSK: u8 = 2;
-
-/// Transform attribute type 14, Key Length in bits, always in TV form (RFC 7296 §3.3.5).
-pub const ATTR_KEY_LENGTH: u16 = 14;
-
-/// Traffic selector types (RFC 7296 §3.13.1).
-const TS_IPV4_ADDR_RANGE: u8 = 7;
-const TS_IPV6_ADDR_RANGE: u8 = 8;
 
 /// One proposal of an SA payload (§3.3.1). `spi` is empty for the first IKE SA and 4
 /// bytes for ESP.
@@ -226,7 +213,7 @@ impl Transform {
     pub fn key_length(&self) -> Option<u16> {
         self.attributes.iter().find_map(|a| match a {
             Attribute::Tv {
-                kind: ATTR_KEY_LENGTH,
+                kind: wire::ATTR_KEY_LENGTH,
                 value,
             } => Some(*value),
             _ => None,
@@ -334,8 +321,8 @@ impl Delete {
         let spi_size = r.u8()?;
         let count = r.u16()?;
         let d = match (protocol, spi_size, count) {
-            (PROTO_IKE, 0, 0) => Delete::Ike,
-            (2 | PROTO_ESP, 4, _) => {
+            (wire::PROTO_IKE, 0, 0) => Delete::Ike,
+            (wire::PROTO_AH | wire::PROTO_ESP, 4, _) => {
                 let mut spis = Vec::new();
                 for _ in 0..count {
                     let s = r.take(4)?;
@@ -351,7 +338,7 @@ impl Delete {
 
     pub(crate) fn emit(&self, out: &mut Vec<u8>) -> Result<(), MessageError> {
         match self {
-            Delete::Ike => out.extend_from_slice(&[PROTO_IKE, 0, 0, 0]),
+            Delete::Ike => out.extend_from_slice(&[wire::PROTO_IKE, 0, 0, 0]),
             Delete::Child { protocol, spis } => {
                 let n = u16::try_from(spis.len()).map_err(|_| MessageError::TooLong)?;
                 out.extend_from_slice(&[*protocol, 4]);
@@ -375,8 +362,8 @@ impl TrafficSelector {
             let start_port = r.u16()?;
             let end_port = r.u16()?;
             let range = match (ts_type, len) {
-                (TS_IPV4_ADDR_RANGE, 16) => AddrRange::V4(r.ipv4()?, r.ipv4()?),
-                (TS_IPV6_ADDR_RANGE, 40) => AddrRange::V6(r.ipv6()?, r.ipv6()?),
+                (wire::TS_IPV4_ADDR_RANGE, 16) => AddrRange::V4(r.ipv4()?, r.ipv4()?),
+                (wire::TS_IPV6_ADDR_RANGE, 40) => AddrRange::V6(r.ipv6()?, r.ipv6()?),
                 _ => return Err(MessageError::Syntax("traffic selector type or length")),
             };
             out.push(TrafficSelector {
@@ -394,8 +381,8 @@ impl TrafficSelector {
         out.extend_from_slice(&[len_u8(all.len())?, 0, 0, 0]);
         for ts in all {
             let (t, len) = match ts.range {
-                AddrRange::V4(..) => (TS_IPV4_ADDR_RANGE, 16u16),
-                AddrRange::V6(..) => (TS_IPV6_ADDR_RANGE, 40),
+                AddrRange::V4(..) => (wire::TS_IPV4_ADDR_RANGE, 16u16),
+                AddrRange::V6(..) => (wire::TS_IPV6_ADDR_RANGE, 40),
             };
             out.extend_from_slice(&[t, ts.ip_protocol]);
             out.extend_from_slice(&len.to_be_bytes());

@@ -3,19 +3,9 @@
 //! in full, and in it the first transform of each type that it supports: the client's
 //! order is its preference.
 
-use super::payload::{ATTR_KEY_LENGTH, Attribute, PROTO_ESP, PROTO_IKE, Proposal, Transform};
+use lb_common::wire::ike::{self as wire, ENCR_AES_CBC, ENCR_AES_GCM_16};
 
-/// Transform types (§3.3.2).
-pub mod transform {
-    pub const ENCR: u8 = 1;
-    pub const PRF: u8 = 2;
-    pub const INTEG: u8 = 3;
-    pub const DH: u8 = 4;
-    pub const ESN: u8 = 5;
-}
-
-const ENCR_AES_CBC: u16 = 12;
-const ENCR_AES_GCM_16: u16 = 20;
+use super::payload::{Attribute, Proposal, Transform};
 
 /// Encryption algorithms: AES-CBC (with a separate INTEG) and AES-GCM with a 16-byte ICV
 /// (RFC 5282), each with 128- or 256-bit keys.
@@ -47,10 +37,10 @@ impl Encr {
             Encr::AesGcm16_256 => (ENCR_AES_GCM_16, 256),
         };
         Transform {
-            kind: transform::ENCR,
+            kind: wire::TRANSFORM_ENCR,
             id,
             attributes: vec![Attribute::Tv {
-                kind: ATTR_KEY_LENGTH,
+                kind: wire::ATTR_KEY_LENGTH,
                 value: bits,
             }],
         }
@@ -75,18 +65,27 @@ impl Encr {
 /// Pseudo-random functions: HMAC-SHA2-256/384/512 (RFC 4868).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Prf {
-    HmacSha256 = 5,
-    HmacSha384 = 6,
-    HmacSha512 = 7,
+    HmacSha256,
+    HmacSha384,
+    HmacSha512,
 }
 
 impl Prf {
     fn from_id(id: u16) -> Option<Self> {
         match id {
-            5 => Some(Prf::HmacSha256),
-            6 => Some(Prf::HmacSha384),
-            7 => Some(Prf::HmacSha512),
+            wire::PRF_HMAC_SHA2_256 => Some(Prf::HmacSha256),
+            wire::PRF_HMAC_SHA2_384 => Some(Prf::HmacSha384),
+            wire::PRF_HMAC_SHA2_512 => Some(Prf::HmacSha512),
             _ => None,
+        }
+    }
+
+    /// The transform ID.
+    pub fn id(self) -> u16 {
+        match self {
+            Prf::HmacSha256 => wire::PRF_HMAC_SHA2_256,
+            Prf::HmacSha384 => wire::PRF_HMAC_SHA2_384,
+            Prf::HmacSha512 => wire::PRF_HMAC_SHA2_512,
         }
     }
 
@@ -103,18 +102,27 @@ impl Prf {
 /// Integrity algorithms for AES-CBC: HMAC-SHA2-256-128, -384-192, -512-256 (RFC 4868).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Integ {
-    HmacSha256_128 = 12,
-    HmacSha384_192 = 13,
-    HmacSha512_256 = 14,
+    HmacSha256_128,
+    HmacSha384_192,
+    HmacSha512_256,
 }
 
 impl Integ {
     fn from_id(id: u16) -> Option<Self> {
         match id {
-            12 => Some(Integ::HmacSha256_128),
-            13 => Some(Integ::HmacSha384_192),
-            14 => Some(Integ::HmacSha512_256),
+            wire::INTEG_HMAC_SHA2_256_128 => Some(Integ::HmacSha256_128),
+            wire::INTEG_HMAC_SHA2_384_192 => Some(Integ::HmacSha384_192),
+            wire::INTEG_HMAC_SHA2_512_256 => Some(Integ::HmacSha512_256),
             _ => None,
+        }
+    }
+
+    /// The transform ID.
+    pub fn id(self) -> u16 {
+        match self {
+            Integ::HmacSha256_128 => wire::INTEG_HMAC_SHA2_256_128,
+            Integ::HmacSha384_192 => wire::INTEG_HMAC_SHA2_384_192,
+            Integ::HmacSha512_256 => wire::INTEG_HMAC_SHA2_512_256,
         }
     }
 
@@ -137,29 +145,35 @@ impl Integ {
 /// Curve25519 (RFC 8031).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DhGroup {
-    Modp2048 = 14,
-    Modp3072 = 15,
-    Ecp256 = 19,
-    Ecp384 = 20,
-    Curve25519 = 31,
+    Modp2048,
+    Modp3072,
+    Ecp256,
+    Ecp384,
+    Curve25519,
 }
 
 impl DhGroup {
     /// The group for a KE payload's group number, if we support it.
     pub fn from_id(id: u16) -> Option<Self> {
         match id {
-            14 => Some(DhGroup::Modp2048),
-            15 => Some(DhGroup::Modp3072),
-            19 => Some(DhGroup::Ecp256),
-            20 => Some(DhGroup::Ecp384),
-            31 => Some(DhGroup::Curve25519),
+            wire::DH_MODP_2048 => Some(DhGroup::Modp2048),
+            wire::DH_MODP_3072 => Some(DhGroup::Modp3072),
+            wire::DH_ECP_256 => Some(DhGroup::Ecp256),
+            wire::DH_ECP_384 => Some(DhGroup::Ecp384),
+            wire::DH_CURVE25519 => Some(DhGroup::Curve25519),
             _ => None,
         }
     }
 
     /// The group number, as sent in KE and in N(INVALID_KE_PAYLOAD).
     pub fn id(self) -> u16 {
-        self as u16
+        match self {
+            DhGroup::Modp2048 => wire::DH_MODP_2048,
+            DhGroup::Modp3072 => wire::DH_MODP_3072,
+            DhGroup::Ecp256 => wire::DH_ECP_256,
+            DhGroup::Ecp384 => wire::DH_ECP_384,
+            DhGroup::Curve25519 => wire::DH_CURVE25519,
+        }
     }
 
     /// Length of the KE data (and of the public value we send).
@@ -229,24 +243,24 @@ impl Picked {
         let mut k = Picked::default();
         for t in &p.transforms {
             match t.kind {
-                transform::ENCR => k.encr = k.encr.or(Encr::from_transform(t)),
-                transform::PRF => {
+                wire::TRANSFORM_ENCR => k.encr = k.encr.or(Encr::from_transform(t)),
+                wire::TRANSFORM_PRF => {
                     k.prf = k
                         .prf
                         .or(Prf::from_id(t.id).filter(|_| t.attributes.is_empty()))
                 }
-                transform::INTEG if t.id == 0 => k.integ_none = true,
-                transform::INTEG => {
+                wire::TRANSFORM_INTEG if t.id == wire::INTEG_NONE => k.integ_none = true,
+                wire::TRANSFORM_INTEG => {
                     k.integ = k
                         .integ
                         .or(Integ::from_id(t.id).filter(|_| t.attributes.is_empty()))
                 }
-                transform::DH => {
+                wire::TRANSFORM_DH => {
                     k.dh.extend(DhGroup::from_id(t.id).filter(|_| t.attributes.is_empty()))
                 }
-                transform::ESN => match t.id {
-                    0 => k.esn = Some(false),
-                    1 => k.esn = k.esn.or(Some(true)),
+                wire::TRANSFORM_ESN => match t.id {
+                    wire::ESN_NO => k.esn = Some(false),
+                    wire::ESN_YES => k.esn = k.esn.or(Some(true)),
                     _ => {}
                 },
                 _ => k.unknown_type = true,
@@ -262,7 +276,7 @@ impl Picked {
     /// offered), a supported one otherwise. `None` means the proposal is unacceptable.
     fn integ_for(&self, encr: Encr) -> Option<Option<Integ>> {
         if encr.is_aead() {
-            let only_none = !self.offered[usize::from(transform::INTEG)]
+            let only_none = !self.offered[usize::from(wire::TRANSFORM_INTEG)]
                 || (self.integ_none && self.integ.is_none());
             only_none.then_some(None)
         } else {
@@ -277,7 +291,7 @@ pub fn select_ike(proposals: &[Proposal], ke_group: u16) -> IkeChoice {
     let mut fallback = None;
     for p in proposals
         .iter()
-        .filter(|p| p.protocol == PROTO_IKE && p.spi.is_empty())
+        .filter(|p| p.protocol == wire::PROTO_IKE && p.spi.is_empty())
     {
         let k = Picked::of(p);
         let (Some(encr), Some(prf), false) = (k.encr, k.prf, k.unknown_type) else {
@@ -306,16 +320,16 @@ pub fn select_ike(proposals: &[Proposal], ke_group: u16) -> IkeChoice {
 pub fn select_esp(proposals: &[Proposal]) -> Option<EspSuite> {
     proposals
         .iter()
-        .filter(|p| p.protocol == PROTO_ESP)
+        .filter(|p| p.protocol == wire::PROTO_ESP)
         .find_map(|p| {
             let k = Picked::of(p);
-            if k.unknown_type || k.offered[usize::from(transform::PRF)] {
+            if k.unknown_type || k.offered[usize::from(wire::TRANSFORM_PRF)] {
                 return None;
             }
             let encr = k.encr?;
             let integ = k.integ_for(encr)?;
             let peer_spi = <[u8; 4]>::try_from(p.spi.as_slice()).ok()?;
-            let esn = match (k.offered[usize::from(transform::ESN)], k.esn) {
+            let esn = match (k.offered[usize::from(wire::TRANSFORM_ESN)], k.esn) {
                 (false, _) => None,
                 (true, Some(esn)) => Some(esn),
                 (true, None) => return None,
@@ -335,16 +349,16 @@ impl IkeSuite {
     pub fn to_proposal(&self) -> Proposal {
         let mut transforms = vec![
             self.encr.transform(),
-            Transform::plain(transform::PRF, self.prf as u16),
+            Transform::plain(wire::TRANSFORM_PRF, self.prf.id()),
         ];
         transforms.extend(
             self.integ
-                .map(|i| Transform::plain(transform::INTEG, i as u16)),
+                .map(|i| Transform::plain(wire::TRANSFORM_INTEG, i.id())),
         );
-        transforms.push(Transform::plain(transform::DH, self.dh.id()));
+        transforms.push(Transform::plain(wire::TRANSFORM_DH, self.dh.id()));
         Proposal {
             number: self.number,
-            protocol: PROTO_IKE,
+            protocol: wire::PROTO_IKE,
             spi: Vec::new(),
             transforms,
         }
@@ -357,15 +371,17 @@ impl EspSuite {
         let mut transforms = vec![self.encr.transform()];
         transforms.extend(
             self.integ
-                .map(|i| Transform::plain(transform::INTEG, i as u16)),
+                .map(|i| Transform::plain(wire::TRANSFORM_INTEG, i.id())),
         );
-        transforms.extend(
-            self.esn
-                .map(|e| Transform::plain(transform::ESN, u16::from(e))),
-        );
+        transforms.extend(self.esn.map(|e| {
+            Transform::plain(
+                wire::TRANSFORM_ESN,
+                if e { wire::ESN_YES } else { wire::ESN_NO },
+            )
+        }));
         Proposal {
             number: self.number,
-            protocol: PROTO_ESP,
+            protocol: wire::PROTO_ESP,
             spi: our_spi.to_vec(),
             transforms,
         }

@@ -115,11 +115,11 @@ impl Identity {
     /// The IDi/IDr payload for this identity.
     pub fn to_payload(&self) -> Identification {
         let (kind, data) = match self {
-            Identity::Ip(IpAddr::V4(a)) => (1, a.octets().to_vec()),
-            Identity::Ip(IpAddr::V6(a)) => (5, a.octets().to_vec()),
-            Identity::Fqdn(s) => (2, s.as_bytes().to_vec()),
-            Identity::Rfc822(s) => (3, s.as_bytes().to_vec()),
-            Identity::DerDn(d) => (9, d.clone()),
+            Identity::Ip(IpAddr::V4(a)) => (wire::ID_IPV4_ADDR, a.octets().to_vec()),
+            Identity::Ip(IpAddr::V6(a)) => (wire::ID_IPV6_ADDR, a.octets().to_vec()),
+            Identity::Fqdn(s) => (wire::ID_FQDN, s.as_bytes().to_vec()),
+            Identity::Rfc822(s) => (wire::ID_RFC822_ADDR, s.as_bytes().to_vec()),
+            Identity::DerDn(d) => (wire::ID_DER_ASN1_DN, d.clone()),
         };
         Identification { kind, data }
     }

@@ -12,7 +12,7 @@ use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
 use super::crypto::{CryptoError, IkeSaKeys, Secret};
-use super::message::{Header, Message, MessageError, Payload, emit_chain, kind, parse_chain};
+use super::message::{Header, Message, MessageError, Payload, emit_chain, parse_chain};
 use super::proposal::{Encr, IkeSuite, Integ, Prf};
 
 /// GCM salt from the end of SK_e* (RFC 5282 §7.1).
@@ -140,9 +140,9 @@ impl SkCipher {
         let mut out = Vec::with_capacity(total);
         header.emit(
             if fragment.is_some() {
-                kind::SKF
+                wire::PAYLOAD_SKF
             } else {
-                kind::SK
+                wire::PAYLOAD_SK
             },
             total,
             &mut out,

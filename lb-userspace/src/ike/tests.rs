@@ -6,15 +6,15 @@ use std::net::{Ipv4Addr, SocketAddr};
 use hex_literal::hex;
 use rand_core::OsRng;
 
+use lb_common::wire::ike::{self as wire, AUTH_PSK, PROTO_ESP};
+
 use super::crypto::{
     CryptoError, IkeSaKeys, KEY_PAD, nat_detection_hash, prf_plus, psk_auth, signed_octets,
     skeyseed, verify_psk_auth,
 };
 use super::dh::DhSecret;
-use super::message::{Header, Payload, kind, notify, parse_chain};
-use super::payload::{
-    AUTH_PSK, AddrRange, Auth, Identification, Notify, PROTO_ESP, Proposal, TrafficSelector,
-};
+use super::message::{Header, Payload, parse_chain};
+use super::payload::{AddrRange, Auth, Identification, Notify, Proposal, TrafficSelector};
 use super::proposal::{DhGroup, Encr, IkeSuite, Integ, Prf};
 use super::sk::{SkCipher, SkError};
 
@@ -454,7 +454,7 @@ fn ike_auth_sk_round_trip_every_suite() {
         let client = SkCipher::initiator(&keys, &suite);
         let raw = client.seal(&header, &inner, &mut OsRng).unwrap();
         let (h, first) = Header::parse(&raw).unwrap();
-        assert_eq!((h, first), (header, kind::SK));
+        assert_eq!((h, first), (header, wire::PAYLOAD_SK));
         let opened = client.open(&raw).unwrap();
         assert_eq!(opened.header, header);
         assert_eq!(opened.payloads, inner, "{encr:?}");
@@ -561,7 +561,7 @@ fn bad_inner_payloads_after_good_icv_are_inner_errors() {
         .seal(
             &header,
             &[Payload::Other {
-                kind: kind::NONCE,
+                kind: wire::PAYLOAD_NONCE,
                 body: vec![1, 2, 3],
             }],
             &mut OsRng,
@@ -575,5 +575,5 @@ fn bad_inner_payloads_after_good_icv_are_inner_errors() {
     let SkError::Inner(inner) = err else {
         unreachable!()
     };
-    assert_eq!(inner.notify(), (notify::INVALID_SYNTAX, vec![]));
+    assert_eq!(inner.notify(), (wire::NOTIFY_INVALID_SYNTAX, vec![]));
 }

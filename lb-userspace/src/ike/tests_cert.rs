@@ -12,9 +12,11 @@ use rcgen::{
 use rsa::pkcs8::{EncodePrivateKey, LineEnding};
 use x509_cert::der::{Decode, Encode};
 
+use lb_common::wire::ike::{AUTH_DIGITAL_SIGNATURE, AUTH_ECDSA_256, AUTH_RSA};
+
 use super::cert::{
-    AUTH_DIGITAL_SIGNATURE, AUTH_ECDSA_256, AUTH_RSA, CertError, Credentials, Hash, PrivateKey,
-    PublicKey, SigAlg, cert_has_identity, identity_eq, our_identity, parse_dn,
+    CertError, Credentials, Hash, PrivateKey, PublicKey, SigAlg, cert_has_identity, identity_eq,
+    our_identity, parse_dn,
 };
 use super::payload::{Auth, Identification};
 use super::responder::{Event, Identity};
@@ -647,7 +649,7 @@ fn config_certificate_keys() {
 #[test]
 fn responder_ike_auth_with_certificates() {
     use super::crypto::signed_octets;
-    use super::message::{Message, Payload, kind as pkind, notify};
+    use super::message::{Message, Payload};
     use super::payload::Cert;
     use super::responder::{AuthMethod, AuthRedirect, PeerConfig};
     use super::tests_responder::{Gw, client, config, gw, init, x25519_gcm};
@@ -688,7 +690,7 @@ fn responder_ike_auth_with_certificates() {
             });
             assert_eq!(certreq.unwrap().data.len(), 20);
             assert_eq!(
-                resp.find_notify(super::cert::SIGNATURE_HASH_ALGORITHMS)
+                resp.find_notify(wire::NOTIFY_SIGNATURE_HASH_ALGORITHMS)
                     .unwrap()
                     .data,
                 [0, 2, 0, 3, 0, 4]
@@ -715,7 +717,7 @@ fn responder_ike_auth_with_certificates() {
             let payloads = vec![
                 Payload::IdI(c.id.clone()),
                 Payload::Cert(Cert {
-                    encoding: super::cert::CERT_X509,
+                    encoding: wire::CERT_X509_SIGNATURE,
                     data: der_of(&c_pem),
                 }),
                 Payload::Auth(auth),
@@ -723,7 +725,10 @@ fn responder_ike_auth_with_certificates() {
             let out = g.deliver(c.addr, c.gw, &c.request(wire::EXCHANGE_IKE_AUTH, &payloads));
             let msg = c.open(&out[0]);
             if n == 1 {
-                assert!(msg.find_notify(notify::AUTHENTICATION_FAILED).is_some());
+                assert!(
+                    msg.find_notify(wire::NOTIFY_AUTHENTICATION_FAILED)
+                        .is_some()
+                );
                 // Why stays in our log.
                 assert!(
                     g.events().iter().any(|e| matches!(
@@ -740,10 +745,15 @@ fn responder_ike_auth_with_certificates() {
             let kinds: Vec<u8> = msg.payloads.iter().map(Payload::kind).collect();
             assert_eq!(
                 kinds,
-                [pkind::IDR, pkind::CERT, pkind::AUTH, pkind::NOTIFY],
+                [
+                    wire::PAYLOAD_IDR,
+                    wire::PAYLOAD_CERT,
+                    wire::PAYLOAD_AUTH,
+                    wire::PAYLOAD_NOTIFY
+                ],
                 "{kind:?}"
             );
-            assert!(msg.find_notify(notify::REDIRECT).is_some());
+            assert!(msg.find_notify(wire::NOTIFY_REDIRECT).is_some());
             let (Payload::IdR(idr), Payload::Cert(cert), Payload::Auth(auth)) =
                 (&msg.payloads[0], &msg.payloads[1], &msg.payloads[2])
             else {

@@ -7,18 +7,17 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use lb_common::wire::ike as wire;
+use lb_common::wire::ike::{self as wire, AUTH_DIGITAL_SIGNATURE, AUTH_PSK, PAYLOAD_EAP};
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, KeyPair,
     PKCS_ECDSA_P256_SHA256, SanType,
 };
 use zeroize::Zeroizing;
 
-use super::cert::{AUTH_DIGITAL_SIGNATURE, Credentials, PublicKey};
+use super::cert::{Credentials, PublicKey};
 use super::crypto::{psk_auth, signed_octets};
-use super::eap::PAYLOAD_EAP;
-use super::message::{Message, Payload, kind as pkind, notify};
-use super::payload::{AUTH_PSK, Auth, Identification};
+use super::message::{Message, Payload};
+use super::payload::{Auth, Identification};
 use super::responder::{AuthMethod, AuthRedirect, DeleteReason, Event, PeerConfig};
 use super::tests_initiator::{Initiator, esp_proposal, ts};
 use super::tests_responder::{Gw, TARGET, client, config, gw, init, x25519_gcm};
@@ -228,7 +227,15 @@ fn first_round(lab: &mut Lab, public: &[u8], seed: u64) -> (Initiator, Identific
     assert_eq!(out.len(), 1);
     let msg = c.open(&out[0]);
     let kinds: Vec<u8> = msg.payloads.iter().map(Payload::kind).collect();
-    assert_eq!(kinds, [pkind::IDR, pkind::CERT, pkind::AUTH, PAYLOAD_EAP]);
+    assert_eq!(
+        kinds,
+        [
+            wire::PAYLOAD_IDR,
+            wire::PAYLOAD_CERT,
+            wire::PAYLOAD_AUTH,
+            PAYLOAD_EAP
+        ]
+    );
     let (Payload::IdR(idr), Payload::Auth(auth)) = (&msg.payloads[0], &msg.payloads[2]) else {
         unreachable!()
     };
@@ -325,7 +332,7 @@ fn eap_then_auth_with_the_msk_then_redirect() {
             }
         );
         let redirect = |m: &Message| {
-            m.find_notify(notify::REDIRECT)
+            m.find_notify(wire::NOTIFY_REDIRECT)
                 .is_some_and(|n| n.data[2..] == TARGET)
         };
         match method {
@@ -364,7 +371,8 @@ fn eap_wrong_password_is_authentication_failed() {
     let (mut c, _) = first_round(&mut lab, &public, 42);
     let msg = eap_rounds(&mut lab, &mut c, b"wrong");
     assert!(
-        msg.find_notify(notify::AUTHENTICATION_FAILED).is_some(),
+        msg.find_notify(wire::NOTIFY_AUTHENTICATION_FAILED)
+            .is_some(),
         "{msg:?}"
     );
     assert_eq!(eap_of(&msg).unwrap()[0], 4, "EAP-Failure");
@@ -402,7 +410,10 @@ fn eap_radius_silent_fails_in_bounded_time_and_frees_the_sa() {
     assert_eq!(lab.g.now - start, Duration::from_secs(2));
     assert_eq!(lab.seen, 2);
     let msg = c.open(&out[0]);
-    assert!(msg.find_notify(notify::AUTHENTICATION_FAILED).is_some());
+    assert!(
+        msg.find_notify(wire::NOTIFY_AUTHENTICATION_FAILED)
+            .is_some()
+    );
     assert_eq!(lab.radius.stats().unreachable, 1);
     // Only the closed SA's cached answer is left, and it goes too.
     while lab.g.step().is_some() {}
@@ -421,7 +432,7 @@ fn eap_out_of_order_and_missing_certificate() {
         .deliver(c.addr, c.gw, &c.request(wire::EXCHANGE_IKE_AUTH, &[auth]));
     assert!(
         c.open(&out[0])
-            .find_notify(notify::AUTHENTICATION_FAILED)
+            .find_notify(wire::NOTIFY_AUTHENTICATION_FAILED)
             .is_some()
     );
     assert!(lab.g.r.poll_eap().is_none());
@@ -444,7 +455,7 @@ fn eap_out_of_order_and_missing_certificate() {
     );
     assert!(
         c.open(&out[0])
-            .find_notify(notify::AUTHENTICATION_FAILED)
+            .find_notify(wire::NOTIFY_AUTHENTICATION_FAILED)
             .is_some()
     );
     assert!(g.r.poll_eap().is_none());
@@ -606,7 +617,10 @@ fn eap_state_is_charged_against_the_state_bound() {
         &d.request(wire::EXCHANGE_IKE_AUTH, &[Payload::IdI(d.id.clone())]),
     );
     let msg = d.open(&out[0]);
-    assert!(msg.find_notify(notify::AUTHENTICATION_FAILED).is_some());
+    assert!(
+        msg.find_notify(wire::NOTIFY_AUTHENTICATION_FAILED)
+            .is_some()
+    );
     assert!(eap_of(&msg).is_none());
     let refused =
         before - (super::responder::HALF_OPEN_OVERHEAD + d.init_req.len() + d.init_resp.len());

@@ -3,18 +3,18 @@
 
 use std::net::{Ipv4Addr, SocketAddr};
 
-use lb_common::wire::ike as wire;
+use lb_common::wire::ike::{self as wire, ATTR_KEY_LENGTH, AUTH_PSK, PROTO_ESP, PROTO_IKE};
 use rand_core::{CryptoRng, RngCore};
 use sha2::{Digest, Sha256};
 
 use super::crypto::{IkeSaKeys, nat_detection_hash, psk_auth, signed_octets};
 use super::dh::DhSecret;
-use super::message::{Header, Message, Payload, notify};
+use super::message::{Header, Message, Payload};
 use super::payload::{
-    ATTR_KEY_LENGTH, AUTH_PSK, AddrRange, Attribute, Auth, Identification, KeyExchange, Notify,
-    PROTO_ESP, PROTO_IKE, Proposal, TrafficSelector, Transform,
+    AddrRange, Attribute, Auth, Identification, KeyExchange, Notify, Proposal, TrafficSelector,
+    Transform,
 };
-use super::proposal::{DhGroup, IkeChoice, IkeSuite, select_ike, transform};
+use super::proposal::{DhGroup, IkeChoice, IkeSuite, select_ike};
 use super::sk::SkCipher;
 
 /// SHA-256 in counter mode over a seed: deterministic, and good enough to stand in for
@@ -83,10 +83,13 @@ pub(super) fn transform_with(kind: u8, id: u16, key_bits: Option<u16>) -> Transf
 
 /// An IKE proposal: (ENCR id, key bits), optional INTEG, PRF, and D-H groups.
 pub(super) fn ike_proposal(encr: (u16, u16), integ: Option<u16>, prf: u16, dh: &[u16]) -> Proposal {
-    let mut transforms = vec![transform_with(transform::ENCR, encr.0, Some(encr.1))];
-    transforms.extend(integ.map(|i| transform_with(transform::INTEG, i, None)));
-    transforms.push(transform_with(transform::PRF, prf, None));
-    transforms.extend(dh.iter().map(|&g| transform_with(transform::DH, g, None)));
+    let mut transforms = vec![transform_with(wire::TRANSFORM_ENCR, encr.0, Some(encr.1))];
+    transforms.extend(integ.map(|i| transform_with(wire::TRANSFORM_INTEG, i, None)));
+    transforms.push(transform_with(wire::TRANSFORM_PRF, prf, None));
+    transforms.extend(
+        dh.iter()
+            .map(|&g| transform_with(wire::TRANSFORM_DH, g, None)),
+    );
     Proposal {
         number: 1,
         protocol: PROTO_IKE,
@@ -98,14 +101,14 @@ pub(super) fn ike_proposal(encr: (u16, u16), integ: Option<u16>, prf: u16, dh: &
 /// An ESP proposal (AES-GCM-16-256 or AES-CBC-128 + HMAC-SHA2-256-128), no ESN.
 pub(super) fn esp_proposal(gcm: bool, spi: [u8; 4]) -> Proposal {
     let mut transforms = if gcm {
-        vec![transform_with(transform::ENCR, 20, Some(256))]
+        vec![transform_with(wire::TRANSFORM_ENCR, 20, Some(256))]
     } else {
         vec![
-            transform_with(transform::ENCR, 12, Some(128)),
-            transform_with(transform::INTEG, 12, None),
+            transform_with(wire::TRANSFORM_ENCR, 12, Some(128)),
+            transform_with(wire::TRANSFORM_INTEG, 12, None),
         ]
     };
-    transforms.push(transform_with(transform::ESN, 0, None));
+    transforms.push(transform_with(wire::TRANSFORM_ESN, 0, None));
     Proposal {
         number: 1,
         protocol: PROTO_ESP,
@@ -187,7 +190,7 @@ impl Initiator {
             proposals: vec![proposal],
             dh,
             ni,
-            notifies: vec![status(notify::REDIRECT_SUPPORTED, Vec::new())],
+            notifies: vec![status(wire::NOTIFY_REDIRECT_SUPPORTED, Vec::new())],
             cookie: None,
             id: Identification {
                 kind: 2,
@@ -206,7 +209,7 @@ impl Initiator {
     pub(super) fn sa_init(&mut self) -> Vec<u8> {
         let mut payloads = Vec::new();
         if let Some(c) = &self.cookie {
-            payloads.push(status(notify::COOKIE, c.clone()));
+            payloads.push(status(wire::NOTIFY_COOKIE, c.clone()));
         }
         payloads.push(Payload::Sa(self.proposals.clone()));
         payloads.push(Payload::Ke(KeyExchange {
@@ -215,11 +218,11 @@ impl Initiator {
         }));
         payloads.push(Payload::Nonce(self.ni.clone()));
         payloads.push(status(
-            notify::NAT_DETECTION_SOURCE_IP,
+            wire::NOTIFY_NAT_DETECTION_SOURCE_IP,
             nat_detection_hash(&self.spi_i, &[0; 8], self.addr).to_vec(),
         ));
         payloads.push(status(
-            notify::NAT_DETECTION_DESTINATION_IP,
+            wire::NOTIFY_NAT_DETECTION_DESTINATION_IP,
             nat_detection_hash(&self.spi_i, &[0; 8], self.gw).to_vec(),
         ));
         payloads.extend(self.notifies.iter().cloned());
@@ -246,7 +249,7 @@ impl Initiator {
         assert_eq!((h.spi_i, h.message_id), (self.spi_i, 0));
         if let [Payload::Notify(n)] = msg.payloads.as_slice() {
             assert_eq!(h.spi_r, [0; 8]);
-            return if n.kind == notify::COOKIE {
+            return if n.kind == wire::NOTIFY_COOKIE {
                 self.cookie = Some(n.data.clone());
                 InitAnswer::Cookie(n.data.clone())
             } else {
@@ -275,7 +278,9 @@ impl Initiator {
             IkeChoice::Accept(suite)
         );
         // NAT-D of the answer hashes the real SPIr (§2.23).
-        let natd_src = msg.find_notify(notify::NAT_DETECTION_SOURCE_IP).unwrap();
+        let natd_src = msg
+            .find_notify(wire::NOTIFY_NAT_DETECTION_SOURCE_IP)
+            .unwrap();
         assert_eq!(
             natd_src.data,
             nat_detection_hash(&self.spi_i, &h.spi_r, self.gw)

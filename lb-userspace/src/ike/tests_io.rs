@@ -8,7 +8,6 @@ use std::time::Duration;
 use lb_common::wire::ike as wire;
 
 use super::io::{KeyLogFile, Listener, bind_freebind, drive};
-use super::message::notify;
 use super::responder::{AuthRedirect, Responder};
 use super::tests_initiator::{InitAnswer, Initiator, TestRng};
 use super::tests_responder::{VIP, config, x25519_gcm};
@@ -87,7 +86,7 @@ fn drives_a_whole_exchange_over_udp() {
     let info = recv(&client);
     let req = c.open(&info[4..]);
     assert_eq!(req.header.exchange, wire::EXCHANGE_INFORMATIONAL);
-    assert!(req.find_notify(notify::REDIRECT).is_some());
+    assert!(req.find_notify(wire::NOTIFY_REDIRECT).is_some());
     // Not answered: the timer resends it, byte for byte.
     assert_eq!(recv(&client), info, "retransmitted redirect");
     let mut ack = vec![0; 4];

@@ -6,11 +6,11 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use lb_common::maps::Target;
-use lb_common::wire::ike as wire;
+use lb_common::wire::ike::{self as wire, PROTO_ESP};
 use zeroize::Zeroizing;
 
-use super::message::{Header, Message, Payload, notify};
-use super::payload::{Delete, Identification, PROTO_ESP};
+use super::message::{Header, Message, Payload};
+use super::payload::{Delete, Identification};
 use super::proposal::DhGroup;
 use super::responder::{
     AuthMethod, AuthRedirect, DeleteReason, Event, Identity, PeerConfig, RedirectHow, Responder,
@@ -147,7 +147,7 @@ fn full_exchange(method: AuthRedirect, proposal: super::payload::Proposal, group
     );
     assert!(resp.header.response && !resp.header.initiator);
     assert!(c.responder_auth_ok(&resp, PSK), "gateway AUTH");
-    let redirect = |m: &Message| m.find_notify(notify::REDIRECT).map(|n| n.data.clone());
+    let redirect = |m: &Message| m.find_notify(wire::NOTIFY_REDIRECT).map(|n| n.data.clone());
     let events = g.events();
     assert!(matches!(events[0], Event::Keys(_)));
     assert!(matches!(&events[1], Event::Established { peer, spi_r, .. }
@@ -190,7 +190,7 @@ fn full_exchange(method: AuthRedirect, proposal: super::payload::Proposal, group
             // N(REDIRECT) without nonce data (RFC 5685 §9.2), nothing else.
             assert_eq!(
                 req.payloads,
-                vec![status(notify::REDIRECT, redirect_data())]
+                vec![status(wire::NOTIFY_REDIRECT, redirect_data())]
             );
             let ack = c.respond(&req.header, &[]);
             assert!(g.deliver(c.addr, c.gw, &ack).is_empty());
@@ -277,7 +277,7 @@ fn invalid_ke_round_then_success() {
     let out = g.deliver(c.addr, c.gw, &c.sa_init());
     assert_eq!(
         c.on_sa_init_response(&out[0]),
-        InitAnswer::Error(notify::INVALID_KE_PAYLOAD, vec![0, 19])
+        InitAnswer::Error(wire::NOTIFY_INVALID_KE_PAYLOAD, vec![0, 19])
     );
     assert_eq!(g.r.sa_count(), 0, "no state for a stateless answer");
     c.dh = super::dh::DhSecret::generate(DhGroup::Ecp256, &mut c.rng);
@@ -295,7 +295,7 @@ fn no_proposal_chosen() {
     let out = g.deliver(c.addr, c.gw, &req);
     assert_eq!(
         c.on_sa_init_response(&out[0]),
-        InitAnswer::Error(notify::NO_PROPOSAL_CHOSEN, vec![])
+        InitAnswer::Error(wire::NOTIFY_NO_PROPOSAL_CHOSEN, vec![])
     );
     assert!(out[0].len() <= req.len());
     assert_eq!(g.r.sa_count(), 0);
@@ -310,7 +310,7 @@ fn client_without_redirect_support_is_refused() {
     let out = g.deliver(c.addr, c.gw, &c.sa_init());
     assert_eq!(
         c.on_sa_init_response(&out[0]),
-        InitAnswer::Error(notify::NO_PROPOSAL_CHOSEN, vec![])
+        InitAnswer::Error(wire::NOTIFY_NO_PROPOSAL_CHOSEN, vec![])
     );
     assert!(matches!(
         g.events().as_slice(),
@@ -329,8 +329,8 @@ fn redirected_client_is_never_redirected_again() {
     // REDIRECTED_FROM, alone (as real clients send it after a redirect) or with
     // REDIRECT_SUPPORTED: refused like a client that cannot be redirected, as the fast
     // path never redirects it either (RFC 5685 §10: no loops).
-    let from = status(notify::REDIRECTED_FROM, vec![1, 4, 203, 0, 113, 9]);
-    let supported = status(notify::REDIRECT_SUPPORTED, Vec::new());
+    let from = status(wire::NOTIFY_REDIRECTED_FROM, vec![1, 4, 203, 0, 113, 9]);
+    let supported = status(wire::NOTIFY_REDIRECT_SUPPORTED, Vec::new());
     for (seed, notifies) in [(5, vec![from.clone()]), (6, vec![supported, from])] {
         let mut c = Initiator::new(seed, client(10, 500), gw(500), p.clone(), dh);
         c.notifies = notifies;
@@ -338,7 +338,7 @@ fn redirected_client_is_never_redirected_again() {
         let out = g.deliver(c.addr, c.gw, &req);
         assert_eq!(
             c.on_sa_init_response(&out[0]),
-            InitAnswer::Error(notify::NO_PROPOSAL_CHOSEN, vec![])
+            InitAnswer::Error(wire::NOTIFY_NO_PROPOSAL_CHOSEN, vec![])
         );
         assert!(out[0].len() <= req.len());
         assert!(matches!(
@@ -379,7 +379,7 @@ fn cookie_round_under_load() {
     let out = g.deliver(client(11, 500), c.gw, &c.sa_init());
     assert!(matches!(
         Message::parse(&out[0]).unwrap().payloads.as_slice(),
-        [Payload::Notify(n)] if n.kind == notify::COOKIE && n.data != cookie
+        [Payload::Notify(n)] if n.kind == wire::NOTIFY_COOKIE && n.data != cookie
     ));
     assert_eq!(g.r.sa_count(), 0);
     // The retry with the cookie first is accepted.
@@ -435,7 +435,7 @@ fn bad_auth_is_refused_and_the_answer_repeated() {
     let ans = c.open(&out[0]);
     assert_eq!(
         ans.payloads,
-        vec![status(notify::AUTHENTICATION_FAILED, vec![])]
+        vec![status(wire::NOTIFY_AUTHENTICATION_FAILED, vec![])]
     );
     let ev = g.events();
     assert!(matches!(ev[1], Event::AuthFailed { .. }), "{ev:?}");
@@ -465,7 +465,7 @@ fn unknown_identity_fails_like_a_bad_key() {
     let out = g.deliver(c.addr, c.gw, &c.ike_auth());
     assert_eq!(
         c.open(&out[0]).payloads,
-        vec![status(notify::AUTHENTICATION_FAILED, vec![])]
+        vec![status(wire::NOTIFY_AUTHENTICATION_FAILED, vec![])]
     );
 }
 
@@ -626,7 +626,7 @@ fn redirect_follows_the_client_to_4500_behind_nat() {
     let m = Message::parse(&out[0]).unwrap();
     let spi_r = m.header.spi_r;
     assert_eq!(
-        m.find_notify(notify::NAT_DETECTION_DESTINATION_IP)
+        m.find_notify(wire::NOTIFY_NAT_DETECTION_DESTINATION_IP)
             .unwrap()
             .data,
         super::crypto::nat_detection_hash(&c.spi_i, &spi_r, client(10, 500))
@@ -651,7 +651,7 @@ fn no_target_completes_auth_then_deletes() {
     let out = g.deliver(c.addr, c.gw, &c.ike_auth());
     let resp = c.open(&out[0]);
     assert!(c.responder_auth_ok(&resp, PSK));
-    assert!(resp.find_notify(notify::NO_PROPOSAL_CHOSEN).is_some());
+    assert!(resp.find_notify(wire::NOTIFY_NO_PROPOSAL_CHOSEN).is_some());
     let del = c.open(&out[1]);
     assert_eq!(del.payloads, vec![Payload::Delete(Delete::Ike)]);
     let ack = c.respond(&del.header, &[]);

@@ -10,7 +10,7 @@ use proptest::prelude::*;
 use zeroize::Zeroizing;
 
 use super::crypto::IkeSaKeys;
-use super::message::{Message, Payload, notify};
+use super::message::{Message, Payload};
 use super::payload::Identification;
 use super::proposal::{DhGroup, IkeSuite};
 use super::responder::{
@@ -171,7 +171,10 @@ fn init_mode_vip_answers_like_the_fast_path() {
     ));
     // Already redirected once: never again; no state either way.
     let mut c = Initiator::new(17, client(10, 500), gw(500), p.clone(), dh);
-    c.notifies = vec![status(notify::REDIRECTED_FROM, vec![1, 4, 203, 0, 113, 9])];
+    c.notifies = vec![status(
+        wire::NOTIFY_REDIRECTED_FROM,
+        vec![1, 4, 203, 0, 113, 9],
+    )];
     assert!(g.deliver(c.addr, c.gw, &c.sa_init()).is_empty());
     assert_eq!(g.r.sa_count(), 0);
     // REDIRECT_SUPPORTED with a Protocol ID, an SPI or data: malformed, dropped as by the
@@ -180,7 +183,7 @@ fn init_mode_vip_answers_like_the_fast_path() {
         Payload::Notify(super::payload::Notify {
             protocol,
             spi: spi.to_vec(),
-            kind: notify::REDIRECT_SUPPORTED,
+            kind: wire::NOTIFY_REDIRECT_SUPPORTED,
             data: data.to_vec(),
         })
     };
@@ -212,7 +215,7 @@ fn other_local_addresses_and_noise_are_dropped() {
     let m = Message::parse(&out[0]).unwrap();
     assert_eq!(
         m.payloads,
-        vec![status(notify::INVALID_MAJOR_VERSION, vec![])]
+        vec![status(wire::NOTIFY_INVALID_MAJOR_VERSION, vec![])]
     );
     // IKEv1 is not answered.
     v3[17] = 0x10;
@@ -321,12 +324,13 @@ fn fragmenting_client(g: &mut Gw, seed: u64, advertise: bool) -> Initiator {
     let mut c = Initiator::new(seed, client(10, 500), gw(500), p, dh);
     if advertise {
         c.notifies
-            .push(status(notify::FRAGMENTATION_SUPPORTED, Vec::new()));
+            .push(status(wire::NOTIFY_FRAGMENTATION_SUPPORTED, Vec::new()));
     }
     let out = g.deliver(c.addr, c.gw, &c.sa_init());
     let m = Message::parse(&out[0]).unwrap();
     assert_eq!(
-        m.find_notify(notify::FRAGMENTATION_SUPPORTED).is_some(),
+        m.find_notify(wire::NOTIFY_FRAGMENTATION_SUPPORTED)
+            .is_some(),
         advertise,
         "answered in kind (RFC 7383 §2.3)"
     );
@@ -412,7 +416,10 @@ fn authentic_but_malformed_ike_auth_gets_invalid_syntax() {
         // A 3-byte nonce does not parse (§3.9) ...
         (50, vec![Payload::Nonce(vec![0; 3])]),
         // ... and an IKE_AUTH without IDi is incomplete.
-        (51, vec![status(notify::REDIRECT_SUPPORTED, Vec::new())]),
+        (
+            51,
+            vec![status(wire::NOTIFY_REDIRECT_SUPPORTED, Vec::new())],
+        ),
     ] {
         let mut g = Gw::new(config(AuthRedirect::Informational));
         let mut c = Initiator::new(seed, client(10, 500), gw(500), p.clone(), dh);
@@ -421,7 +428,7 @@ fn authentic_but_malformed_ike_auth_gets_invalid_syntax() {
         let out = g.deliver(c.addr, c.gw, &req);
         assert_eq!(
             c.open(&out[0]).payloads,
-            vec![status(notify::INVALID_SYNTAX, vec![])]
+            vec![status(wire::NOTIFY_INVALID_SYNTAX, vec![])]
         );
         assert!(g.events().iter().any(|e| matches!(
             e,

@@ -10,11 +10,13 @@ use std::net::{Ipv4Addr, SocketAddr};
 
 use hex_literal::hex;
 
+use lb_common::wire::ike::{self as wire, AUTH_PSK};
+
 use super::crypto::{
     IkeSaKeys, nat_detection_hash, psk_auth, signed_octets, skeyseed, verify_psk_auth,
 };
-use super::message::{Message, Payload, notify};
-use super::payload::{AUTH_PSK, Identification};
+use super::message::{Message, Payload};
+use super::payload::Identification;
 use super::proposal::{DhGroup, Encr, IkeChoice, IkeSuite, Integ, Prf, select_ike};
 use super::sk::SkCipher;
 use super::{NattPayload, classify_natt};
@@ -231,19 +233,19 @@ fn check(x: &Exchange, expected: IkeSuite) {
     let client = SocketAddr::from((Ipv4Addr::new(10, 77, 0, 1), 500));
     let gw = SocketAddr::from((Ipv4Addr::new(10, 77, 0, 2), 500));
     assert_eq!(
-        req.find_notify(notify::NAT_DETECTION_SOURCE_IP)
+        req.find_notify(wire::NOTIFY_NAT_DETECTION_SOURCE_IP)
             .unwrap()
             .data,
         nat_detection_hash(&spi_i, &[0; 8], client)
     );
     assert_eq!(
-        resp.find_notify(notify::NAT_DETECTION_DESTINATION_IP)
+        resp.find_notify(wire::NOTIFY_NAT_DETECTION_DESTINATION_IP)
             .unwrap()
             .data,
         nat_detection_hash(&spi_i, &spi_r, client)
     );
     assert_eq!(
-        resp.find_notify(notify::NAT_DETECTION_SOURCE_IP)
+        resp.find_notify(wire::NOTIFY_NAT_DETECTION_SOURCE_IP)
             .unwrap()
             .data,
         nat_detection_hash(&spi_i, &spi_r, gw)

@@ -4,18 +4,15 @@
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use hex_literal::hex;
-use lb_common::wire::ike as wire;
+use lb_common::wire::ike::{self as wire, ATTR_KEY_LENGTH, PROTO_ESP, PROTO_IKE};
 use proptest::prelude::*;
 
-use super::message::{Header, Message, MessageError, Payload, kind, notify};
+use super::message::{Header, Message, MessageError, Payload};
 use super::payload::{
-    ATTR_KEY_LENGTH, AddrRange, Attribute, Auth, Cert, Delete, Encrypted, EncryptedFragment,
-    Identification, KeyExchange, Notify, PROTO_ESP, PROTO_IKE, Proposal, TrafficSelector,
-    Transform,
+    AddrRange, Attribute, Auth, Cert, Delete, Encrypted, EncryptedFragment, Identification,
+    KeyExchange, Notify, Proposal, TrafficSelector, Transform,
 };
-use super::proposal::{
-    DhGroup, Encr, IkeChoice, IkeSuite, Integ, Prf, select_esp, select_ike, transform,
-};
+use super::proposal::{DhGroup, Encr, IkeChoice, IkeSuite, Integ, Prf, select_esp, select_ike};
 use super::{NattPayload, classify_natt};
 
 /// The IKE part of docs/protocol.md §5.1 (IKE_SA_INIT from 192.0.2.10), 216 bytes.
@@ -45,7 +42,18 @@ fn parses_and_reemits_the_doc_request() {
         }
     );
     let kinds: Vec<u8> = m.payloads.iter().map(Payload::kind).collect();
-    assert_eq!(kinds, [kind::SA, kind::KE, kind::NONCE, 41, 41, 41, 41]);
+    assert_eq!(
+        kinds,
+        [
+            wire::PAYLOAD_SA,
+            wire::PAYLOAD_KE,
+            wire::PAYLOAD_NONCE,
+            41,
+            41,
+            41,
+            41
+        ]
+    );
     let Payload::Sa(sa) = &m.payloads[0] else {
         panic!("SA first")
     };
@@ -58,13 +66,18 @@ fn parses_and_reemits_the_doc_request() {
         })
     );
     assert_eq!(m.payloads[2], Payload::Nonce((0xa0..0xc0).collect()));
-    assert!(m.find_notify(notify::REDIRECT_SUPPORTED).is_some());
-    assert!(m.find_notify(notify::FRAGMENTATION_SUPPORTED).is_some());
+    assert!(m.find_notify(wire::NOTIFY_REDIRECT_SUPPORTED).is_some());
+    assert!(
+        m.find_notify(wire::NOTIFY_FRAGMENTATION_SUPPORTED)
+            .is_some()
+    );
     assert_eq!(
-        m.find_notify(notify::NAT_DETECTION_SOURCE_IP).unwrap().data,
+        m.find_notify(wire::NOTIFY_NAT_DETECTION_SOURCE_IP)
+            .unwrap()
+            .data,
         hex!("aed0c85c186db9efe29d4b553e8aa7bad9526425")
     );
-    assert!(m.find_notify(notify::COOKIE).is_none());
+    assert!(m.find_notify(wire::NOTIFY_COOKIE).is_none());
     assert_eq!(m.to_bytes().unwrap(), SA_INIT);
 
     let suite = IkeSuite {
@@ -100,7 +113,7 @@ fn every_truncation_and_overrun_is_an_error() {
     assert_eq!(Message::parse(&under), Err(MessageError::Length));
     // Nonces outside 16..=256 bytes.
     let short = Payload::Other {
-        kind: kind::NONCE,
+        kind: wire::PAYLOAD_NONCE,
         body: vec![0; 15],
     };
     let m = Message {
@@ -120,7 +133,7 @@ fn version_and_flags_follow_rfc7296_3_1() {
     assert_eq!(Message::parse(&v), Err(MessageError::MajorVersion(0x30)));
     assert_eq!(
         MessageError::MajorVersion(0x30).notify(),
-        (notify::INVALID_MAJOR_VERSION, vec![])
+        (wire::NOTIFY_INVALID_MAJOR_VERSION, vec![])
     );
     // Minor version, V and reserved flag bits are ignored.
     v[17] = 0x21;
@@ -154,7 +167,7 @@ fn critical_bit_rules() {
     assert_eq!(err, MessageError::UnsupportedCritical(200));
     assert_eq!(
         err.notify(),
-        (notify::UNSUPPORTED_CRITICAL_PAYLOAD, vec![200])
+        (wire::NOTIFY_UNSUPPORTED_CRITICAL_PAYLOAD, vec![200])
     );
     let mut known = SA_INIT;
     known[28 + 1] = wire::CRITICAL;
@@ -179,7 +192,7 @@ fn critical_bit_rules() {
 fn sk_must_be_last() {
     let header = Message::parse(&SA_INIT).unwrap().header;
     let sk = Payload::Encrypted(Encrypted {
-        first: kind::IDI,
+        first: wire::PAYLOAD_IDI,
         data: vec![0; 40],
     });
     let m = Message {
@@ -237,7 +250,9 @@ fn prop(number: u8, protocol: u8, spi: Vec<u8>, transforms: Vec<Transform>) -> P
 
 #[test]
 fn ike_proposal_choice() {
-    use transform::*;
+    use lb_common::wire::ike::{
+        TRANSFORM_DH as DH, TRANSFORM_ENCR as ENCR, TRANSFORM_INTEG as INTEG, TRANSFORM_PRF as PRF,
+    };
     // strongSwan's default order: CBC with several INTEG first, then a GCM proposal.
     let cbc = prop(
         1,
@@ -320,7 +335,9 @@ fn ike_proposal_choice() {
 
 #[test]
 fn esp_proposal_choice() {
-    use transform::*;
+    use lb_common::wire::ike::{
+        TRANSFORM_DH as DH, TRANSFORM_ENCR as ENCR, TRANSFORM_ESN as ESN, TRANSFORM_INTEG as INTEG,
+    };
     let offer = [
         prop(
             1,
@@ -523,19 +540,19 @@ proptest! {
 #[test]
 fn notify_numbers_match_the_protocol_doc() {
     let table = [
-        (notify::UNSUPPORTED_CRITICAL_PAYLOAD, 1),
-        (notify::INVALID_MAJOR_VERSION, 5),
-        (notify::INVALID_SYNTAX, 7),
-        (notify::NO_PROPOSAL_CHOSEN, 14),
-        (notify::INVALID_KE_PAYLOAD, 17),
-        (notify::AUTHENTICATION_FAILED, 24),
-        (notify::NAT_DETECTION_SOURCE_IP, 16388),
-        (notify::NAT_DETECTION_DESTINATION_IP, 16389),
-        (notify::COOKIE, 16390),
-        (notify::REDIRECT_SUPPORTED, 16406),
-        (notify::REDIRECT, 16407),
-        (notify::REDIRECTED_FROM, 16408),
-        (notify::FRAGMENTATION_SUPPORTED, 16430),
+        (wire::NOTIFY_UNSUPPORTED_CRITICAL_PAYLOAD, 1),
+        (wire::NOTIFY_INVALID_MAJOR_VERSION, 5),
+        (wire::NOTIFY_INVALID_SYNTAX, 7),
+        (wire::NOTIFY_NO_PROPOSAL_CHOSEN, 14),
+        (wire::NOTIFY_INVALID_KE_PAYLOAD, 17),
+        (wire::NOTIFY_AUTHENTICATION_FAILED, 24),
+        (wire::NOTIFY_NAT_DETECTION_SOURCE_IP, 16388),
+        (wire::NOTIFY_NAT_DETECTION_DESTINATION_IP, 16389),
+        (wire::NOTIFY_COOKIE, 16390),
+        (wire::NOTIFY_REDIRECT_SUPPORTED, 16406),
+        (wire::NOTIFY_REDIRECT, 16407),
+        (wire::NOTIFY_REDIRECTED_FROM, 16408),
+        (wire::NOTIFY_FRAGMENTATION_SUPPORTED, 16430),
     ];
     for (got, want) in table {
         assert_eq!(got, want);
