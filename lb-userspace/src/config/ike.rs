@@ -38,8 +38,10 @@ use toml::Spanned;
 use zeroize::Zeroizing;
 
 use super::{ConfigError, RedirectMode, SecretFiles};
-use crate::ike::cert::{Credentials, parse_dn};
-use crate::ike::{AuthRedirect, Identity as IkeIdentity};
+use crate::ike::cert::identity::parse_dn;
+use crate::ike::cert::validate::Credentials;
+use crate::ike::types::config::AuthRedirect;
+use crate::ike::types::identity::Identity as IkeIdentity;
 
 /// A pre-shared key, zeroized on drop and redacted in `Debug`.
 #[derive(Clone, PartialEq, Eq)]
@@ -81,7 +83,8 @@ pub struct IkeCfg {
     pub allow_sha1: bool,
 }
 
-/// `[ike.limits]`: each `None` keeps [`crate::ike::ResponderConfig::new`]'s default.
+/// `[ike.limits]`: each `None` keeps [`crate::ike::types::config::ResponderConfig::new`]'s
+/// default.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct IkeLimits {
     pub half_open_per_source: Option<usize>,
@@ -108,10 +111,12 @@ impl IkeCfg {
     pub fn responder_config(
         &self,
         vips: &[super::Vip],
-        chooser: Box<dyn crate::ike::TargetChooser>,
+        chooser: Box<dyn crate::ike::types::config::TargetChooser>,
         log_keys: bool,
-    ) -> crate::ike::ResponderConfig {
-        use crate::ike::{AuthMethod, PeerConfig, ResponderConfig, VipConfig, VipMode};
+    ) -> crate::ike::types::config::ResponderConfig {
+        use crate::ike::types::config::{
+            AuthMethod, PeerConfig, ResponderConfig, VipConfig, VipMode,
+        };
         // Without auth-mode VIPs the identity is never sent; with only certificate
         // peers it may be left out: our certificate's subject then.
         let id = self.identity.clone().unwrap_or_else(|| {
@@ -375,7 +380,8 @@ fn credentials(
             format!("{}: not PEM", key_span.get_ref()),
         )
     })?;
-    use crate::ike::cert::{CertError, parse_certificates};
+    use crate::ike::cert::CertError;
+    use crate::ike::cert::validate::parse_certificates;
     parse_certificates(cert).map_err(|e| {
         err(
             cert_span.span(),
