@@ -1,272 +1,26 @@
-//! Certificate authentication: RFC 7427 AlgorithmIdentifier known answers, AUTH
-//! signing and verification round trips, chain and identity checks, with certificates
-//! rcgen makes at test time (RSA keys from the `rsa` crate, ring cannot make them).
+//! Certificate validation: chains accepted and refused, the RFC 5280 / RFC 4945
+//! extension and key checks, identities and DNs, the `[ike]` certificate settings, and
+//! the responder's IKE_AUTH with certificates end to end.
 
 use std::time::{Duration, SystemTime};
 
 use rcgen::{
-    BasicConstraints, CertificateParams, CustomExtension, DistinguishedName, DnType,
-    ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose, PKCS_ECDSA_P256_SHA256,
-    PKCS_ECDSA_P384_SHA384, PKCS_RSA_SHA256, SanType,
+    CertificateParams, CustomExtension, DistinguishedName, DnType, ExtendedKeyUsagePurpose,
+    KeyUsagePurpose, SanType,
 };
 use rsa::pkcs8::{EncodePrivateKey, LineEnding};
-use x509_cert::der::{Decode, Encode};
+use x509_cert::der::Encode;
 
-use lb_common::wire::ike::{AUTH_DIGITAL_SIGNATURE, AUTH_ECDSA_256, AUTH_RSA};
+use lb_common::wire::ike::AUTH_DIGITAL_SIGNATURE;
 
 use crate::ike::cert::CertError;
 use crate::ike::cert::identity::{cert_has_identity, identity_eq, our_identity, parse_dn};
-use crate::ike::cert::signature::{Hash, PrivateKey, PublicKey, SigAlg};
+use crate::ike::cert::signature::{PrivateKey, PublicKey};
 use crate::ike::cert::validate::Credentials;
 use crate::ike::types::event::Event;
 use crate::ike::types::identity::Identity;
-use crate::ike::types::payload::{Auth, Identification};
 
-#[derive(Clone, Copy, Debug)]
-enum Kind {
-    P256,
-    P384,
-    Rsa,
-}
-
-fn key(kind: Kind) -> KeyPair {
-    match kind {
-        Kind::P256 => KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).unwrap(),
-        Kind::P384 => KeyPair::generate_for(&PKCS_ECDSA_P384_SHA384).unwrap(),
-        Kind::Rsa => {
-            let k = rsa::RsaPrivateKey::new(&mut rand_core::OsRng, 2048).unwrap();
-            let pem = k.to_pkcs8_pem(LineEnding::LF).unwrap();
-            KeyPair::from_pkcs8_pem_and_sign_algo(&pem, &PKCS_RSA_SHA256).unwrap()
-        }
-    }
-}
-
-struct Ca {
-    cert: rcgen::Certificate,
-    key: KeyPair,
-}
-
-fn ca(kind: Kind, name: &str) -> Ca {
-    let key = key(kind);
-    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
-    p.distinguished_name = DistinguishedName::new();
-    p.distinguished_name.push(DnType::CountryName, "CH");
-    p.distinguished_name.push(DnType::CommonName, name);
-    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let cert = p.self_signed(&key).unwrap();
-    Ca { cert, key }
-}
-
-fn sub_ca(kind: Kind, name: &str, issuer: &Ca) -> Ca {
-    let key = key(kind);
-    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
-    p.distinguished_name = DistinguishedName::new();
-    p.distinguished_name.push(DnType::CommonName, name);
-    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let cert = p.signed_by(&key, &issuer.cert, &issuer.key).unwrap();
-    Ca { cert, key }
-}
-
-/// An end entity `CN=<cn>` with SANs (DNS names, IPs, `x@y` as e-mail).
-fn leaf(kind: Kind, cn: &str, sans: &[&str], issuer: &Ca, expired: bool) -> (String, KeyPair) {
-    let key = key(kind);
-    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
-    p.distinguished_name = DistinguishedName::new();
-    p.distinguished_name.push(DnType::CountryName, "CH");
-    p.distinguished_name
-        .push(DnType::OrganizationName, "ikelb test");
-    p.distinguished_name.push(DnType::CommonName, cn);
-    for s in sans {
-        p.subject_alt_names.push(if let Ok(ip) = s.parse() {
-            SanType::IpAddress(ip)
-        } else if s.contains('@') {
-            SanType::Rfc822Name((*s).try_into().unwrap())
-        } else {
-            SanType::DnsName((*s).try_into().unwrap())
-        });
-    }
-    if expired {
-        p.not_before = rcgen::date_time_ymd(2001, 1, 1);
-        p.not_after = rcgen::date_time_ymd(2002, 1, 1);
-    }
-    let cert = p.signed_by(&key, &issuer.cert, &issuer.key).unwrap();
-    (cert.pem(), key)
-}
-
-fn der_of(pem: &str) -> Vec<u8> {
-    x509_cert::Certificate::load_pem_chain(pem.as_bytes()).unwrap()[0]
-        .to_der()
-        .unwrap()
-}
-
-fn id(kind: u8, data: &[u8]) -> Identification {
-    Identification {
-        kind,
-        data: data.to_vec(),
-    }
-}
-
-#[test]
-fn rfc7427_algorithm_identifiers() {
-    // RFC 7427 Appendix A: the AlgorithmIdentifier bytes after the length octet.
-    let kat: [(SigAlg, &str); 6] = [
-        (
-            SigAlg::RsaPkcs1(Hash::Sha256),
-            "300d06092a864886f70d01010b0500",
-        ),
-        (
-            SigAlg::RsaPkcs1(Hash::Sha384),
-            "300d06092a864886f70d01010c0500",
-        ),
-        (
-            SigAlg::RsaPkcs1(Hash::Sha512),
-            "300d06092a864886f70d01010d0500",
-        ),
-        (SigAlg::Ecdsa(Hash::Sha256), "300a06082a8648ce3d040302"),
-        (SigAlg::Ecdsa(Hash::Sha384), "300a06082a8648ce3d040303"),
-        (SigAlg::Ecdsa(Hash::Sha512), "300a06082a8648ce3d040304"),
-    ];
-    for (alg, want) in kat {
-        let der = alg.algorithm_der().unwrap();
-        assert_eq!(hex(&der), want, "{alg:?}");
-        // And back.
-        let parsed = x509_cert::spki::AlgorithmIdentifierRef::from_der(&der).unwrap();
-        assert_eq!(SigAlg::from_algorithm(&parsed).unwrap(), alg);
-    }
-    // RSASSA-PSS with SHA-256, MGF1-SHA-256, salt 32 (RFC 7427 A.4.3's parameters).
-    let pss = rsa::pkcs1::RsaPssParams::new::<sha2::Sha256>(32)
-        .to_der()
-        .unwrap();
-    let alg = x509_cert::spki::AlgorithmIdentifierRef {
-        oid: x509_cert::der::asn1::ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.10"),
-        parameters: Some(x509_cert::der::AnyRef::from_der(&pss).unwrap()),
-    };
-    assert_eq!(
-        SigAlg::from_algorithm(&alg).unwrap(),
-        SigAlg::RsaPss {
-            hash: Hash::Sha256,
-            salt: 32
-        }
-    );
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
-/// Our AUTH (method 14) verifies with our certificate's key, and not over other octets.
-#[test]
-fn sign_verify_round_trip() {
-    for kind in [Kind::P256, Kind::P384, Kind::Rsa] {
-        let root = ca(kind, "Test CA");
-        let (pem, key) = leaf(kind, "gw", &["gw.example"], &root, false);
-        let creds = Credentials::new(
-            pem.as_bytes(),
-            &key.serialize_pem(),
-            root.cert.pem().as_bytes(),
-        )
-        .unwrap();
-        let octets = b"RealMessage1 | NonceRData | MACedIDForR".repeat(9);
-        let auth = creds.sign_auth(&octets).unwrap();
-        assert_eq!(auth.method, AUTH_DIGITAL_SIGNATURE);
-        let pk = PublicKey::from_spki_der(&key.public_key_der()).unwrap();
-        pk.verify_auth(&auth, &octets, false).unwrap();
-        assert_eq!(
-            pk.verify_auth(&auth, &octets[1..], false),
-            Err(CertError::BadSignature),
-            "{kind:?}"
-        );
-        // The signature verifies with the client's chain check too (self as client).
-        let (c, k) = creds
-            .verify_chain(&der_of(&pem), &[], SystemTime::now())
-            .unwrap();
-        assert!(cert_has_identity(&c, &id(2, b"GW.example")));
-        k.verify_auth(&auth, &octets, false).unwrap();
-        // A key that is not the certificate's is refused at load.
-        let other = self::key(kind);
-        assert_eq!(
-            Credentials::new(
-                pem.as_bytes(),
-                &other.serialize_pem(),
-                root.cert.pem().as_bytes()
-            )
-            .unwrap_err(),
-            CertError::KeyMismatch
-        );
-    }
-}
-
-/// What clients send: RFC 7427 with RSASSA-PSS, RFC 4754 `r | s`, method 1 (SHA-1).
-#[test]
-fn client_signature_forms() {
-    let octets = b"InitiatorSignedOctets".to_vec();
-    let k = key(Kind::P256);
-    let pk = PublicKey::from_spki_der(&k.public_key_der()).unwrap();
-    let PrivateKey::P256(sk) = PrivateKey::from_pem(&k.serialize_pem()).unwrap() else {
-        panic!("not P-256");
-    };
-    use p256::ecdsa::signature::Signer;
-    let sig: p256::ecdsa::Signature = sk.sign(&octets);
-    let raw = Auth {
-        method: AUTH_ECDSA_256,
-        data: sig.to_bytes().to_vec(),
-    };
-    pk.verify_auth(&raw, &octets, false).unwrap();
-    assert!(pk.verify_auth(&raw, b"other", false).is_err());
-
-    let r = rsa::RsaPrivateKey::new(&mut rand_core::OsRng, 2048).unwrap();
-    let rpk = PublicKey::Rsa(r.to_public_key());
-    use sha2::Digest;
-    let pss = r
-        .sign_with_rng(
-            &mut rand_core::OsRng,
-            rsa::Pss::new_with_salt::<sha2::Sha256>(32),
-            &sha2::Sha256::digest(&octets),
-        )
-        .unwrap();
-    let params = rsa::pkcs1::RsaPssParams::new::<sha2::Sha256>(32)
-        .to_der()
-        .unwrap();
-    let alg = x509_cert::spki::AlgorithmIdentifierRef {
-        oid: x509_cert::der::asn1::ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.10"),
-        parameters: Some(x509_cert::der::AnyRef::from_der(&params).unwrap()),
-    }
-    .to_der()
-    .unwrap();
-    let mut data = vec![u8::try_from(alg.len()).unwrap()];
-    data.extend_from_slice(&alg);
-    data.extend_from_slice(&pss);
-    let a = Auth {
-        method: AUTH_DIGITAL_SIGNATURE,
-        data,
-    };
-    rpk.verify_auth(&a, &octets, false).unwrap();
-    assert!(rpk.verify_auth(&a, b"other", false).is_err());
-
-    let v15 = r
-        .sign(
-            rsa::Pkcs1v15Sign::new::<sha1::Sha1>(),
-            &sha1::Sha1::digest(&octets),
-        )
-        .unwrap();
-    let a = Auth {
-        method: AUTH_RSA,
-        data: v15,
-    };
-    // Method 1 is SHA-1: only when allowed.
-    assert_eq!(
-        rpk.verify_auth(&a, &octets, false),
-        Err(CertError::Sha1NotAllowed)
-    );
-    rpk.verify_auth(&a, &octets, true).unwrap();
-    // Method 1 with an ECDSA key, and garbage in method 14, are refused.
-    assert!(pk.verify_auth(&a, &octets, true).is_err());
-    let junk = Auth {
-        method: AUTH_DIGITAL_SIGNATURE,
-        data: vec![40, 1, 2, 3],
-    };
-    assert!(rpk.verify_auth(&junk, &octets, false).is_err());
-}
+use super::pki::{Ca, Kind, RsaPublic, ca, ca_params, cert_edited, der_of, id, key, leaf, sub_ca};
 
 #[test]
 fn chain_accept_and_reject() {
@@ -360,58 +114,6 @@ fn chain_accept_and_reject() {
             .unwrap_err(),
         CertError::UntrustedChain
     );
-}
-
-/// A certificate `CN=<cn>` under `issuer` (self-signed without one), with `edit`
-/// applied to its parameters: a P-256 key, or `key` when given.
-fn cert_edited(
-    cn: &str,
-    issuer: Option<&Ca>,
-    key: Option<&dyn rcgen::PublicKeyData>,
-    edit: impl FnOnce(&mut CertificateParams),
-) -> Ca {
-    let own = self::key(Kind::P256);
-    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
-    p.distinguished_name = DistinguishedName::new();
-    p.distinguished_name.push(DnType::CommonName, cn);
-    edit(&mut p);
-    let cert = match (issuer, key) {
-        (Some(i), Some(k)) => p.signed_by(&KeyRef(k), &i.cert, &i.key),
-        (Some(i), None) => p.signed_by(&own, &i.cert, &i.key),
-        (None, _) => p.self_signed(&own),
-    }
-    .unwrap();
-    Ca { cert, key: own }
-}
-
-/// `&dyn PublicKeyData` as rcgen's generic argument.
-struct KeyRef<'a>(&'a dyn rcgen::PublicKeyData);
-
-impl rcgen::PublicKeyData for KeyRef<'_> {
-    fn der_bytes(&self) -> &[u8] {
-        self.0.der_bytes()
-    }
-    fn algorithm(&self) -> &rcgen::SignatureAlgorithm {
-        self.0.algorithm()
-    }
-}
-
-/// An RSA public key of any size (ring, behind rcgen, refuses to load small ones).
-struct RsaPublic(Vec<u8>);
-
-impl rcgen::PublicKeyData for RsaPublic {
-    fn der_bytes(&self) -> &[u8] {
-        &self.0
-    }
-    fn algorithm(&self) -> &rcgen::SignatureAlgorithm {
-        &PKCS_RSA_SHA256
-    }
-}
-
-fn ca_params(p: &mut CertificateParams, path_len: Option<u8>) {
-    p.is_ca = IsCa::Ca(path_len.map_or(BasicConstraints::Unconstrained, |n| {
-        BasicConstraints::Constrained(n)
-    }));
 }
 
 /// RFC 5280 / RFC 4945 extension checks on the client's chain, and RSA key sizes.
@@ -652,7 +354,7 @@ fn config_certificate_keys() {
 /// gets AUTHENTICATION_FAILED.
 #[test]
 fn responder_ike_auth_with_certificates() {
-    use super::responder::{Gw, client, config, gw, init, x25519_gcm};
+    use super::gateway::{Gw, client, config, gw, init, x25519_gcm};
     use crate::ike::crypto::prf::signed_octets;
     use crate::ike::types::config::{AuthMethod, AuthRedirect, PeerConfig};
     use crate::ike::types::message::{Message, Payload};

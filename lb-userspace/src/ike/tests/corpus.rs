@@ -20,8 +20,8 @@ use std::time::Duration;
 use lb_common::wire::ike as wire;
 use rand_core::RngCore;
 
+use super::gateway::{Gw, VIP, client, config};
 use super::initiator::TestRng;
-use super::responder::{Gw, VIP, client, config};
 use crate::ike::types::config::{AuthRedirect, VipConfig, VipMode};
 
 /// Most an unauthenticated request may make us send beyond its own length (as in

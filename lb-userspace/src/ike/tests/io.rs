@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use lb_common::wire::ike as wire;
 
+use super::gateway::{VIP, config, x25519_gcm};
 use super::initiator::{InitAnswer, Initiator, TestRng};
-use super::responder::{VIP, config, x25519_gcm};
 use crate::ike::io::{KeyLogFile, Listener, bind_freebind, drive};
 use crate::ike::responder::Responder;
 use crate::ike::types::config::AuthRedirect;

@@ -9,8 +9,8 @@ use lb_common::wire::ike as wire;
 use proptest::prelude::*;
 use zeroize::Zeroizing;
 
+use super::gateway::{Gw, TARGET, client, config, gw, init, x25519_gcm};
 use super::initiator::{Initiator, ike_proposal, status};
-use super::responder::{Gw, TARGET, client, config, gw, init, x25519_gcm};
 use crate::ike::crypto::prf::IkeSaKeys;
 use crate::ike::crypto::sk::SkCipher;
 use crate::ike::responder::sa::{IkeSa, SaState};
