@@ -5,7 +5,7 @@ use std::process::Command;
 
 use anyhow::{Result, bail};
 
-use crate::exec;
+use crate::cmd::{cargo, exec};
 
 /// Debian packages: the bpf `core` and rustc to build the kernel crate, LLVM for
 /// bpf-linker, BPF and network tools, and the real peers the tests run.
@@ -85,7 +85,7 @@ pub fn ensure() -> Result<()> {
     if linker {
         println!("== installing bpf-linker {BPF_LINKER_VERSION} (a few minutes)");
         exec(
-            Command::new(crate::build::cargo())
+            Command::new(cargo())
                 .env("LLVM_PREFIX", LLVM_PREFIX)
                 .args(["install", "bpf-linker", "--version", BPF_LINKER_VERSION])
                 .args(["--no-default-features", "--features", "llvm-22"]),
@@ -97,13 +97,13 @@ pub fn ensure() -> Result<()> {
 /// cargo-deny for the licence, ban and source checks of `cargo xtask test` (from the
 /// registry, into the user's cargo bin; no root needed).
 pub fn ensure_cargo_deny() -> Result<()> {
-    let ok = Command::new(crate::build::cargo())
+    let ok = Command::new(cargo())
         .args(["deny", "--version"])
         .output()
         .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains(CARGO_DENY_VERSION));
     if !ok {
         println!("== installing cargo-deny {CARGO_DENY_VERSION} (a few minutes)");
-        exec(Command::new(crate::build::cargo()).args([
+        exec(Command::new(cargo()).args([
             "install",
             "cargo-deny",
             "--locked",

@@ -46,7 +46,7 @@ use std::time::{Duration, Instant};
 use lb_common::wire::load::{self as wire, Identities, Packet, Repr};
 use tracing::{debug, info, warn};
 
-pub use auth::{KEY_MIN_LEN, Keyring, ReplayWindow, Seen, WINDOW, tag, verify};
+pub use auth::{Keyring, ReplayWindow, Seen, WINDOW, tag, verify};
 pub use damping::{Admit, Damping, FlapState};
 use member::Figures;
 pub use member::Member;
@@ -148,7 +148,7 @@ impl Config {
 pub enum ClusterError {
     #[error("key {0} is listed twice")]
     DuplicateKey(u16),
-    #[error("key {0} is shorter than {KEY_MIN_LEN} bytes")]
+    #[error("key {0} is shorter than {min} bytes", min = wire::KEY_MIN_LEN)]
     ShortKey(u16),
     #[error("the send key {0} is not among the keys")]
     NoSendKey(u16),
