@@ -13,15 +13,15 @@
 //! to `remote`) and [`Responder::poll_event`] (count, log, and account redirects to the
 //! target the way the fast path does).
 //!
-//! What it does, per VIP ([`VipConfig`]):
+//! What it does, per VIP ([`VipConfig`](crate::ike::types::config::VipConfig)):
 //! - [`VipMode::Init`]: the slow path of the XDP program. An IKE_SA_INIT that the fast
 //!   path would have answered gets the same bytes, from the one builder both share
 //!   ([`lb_common::wire::redirect::emit_ike`]); everything else is dropped.
 //! - [`VipMode::Auth`]: a real responder (RFC 7296). IKE_SA_INIT with proposal choice,
 //!   INVALID_KE_PAYLOAD, NO_PROPOSAL_CHOSEN, COOKIE under load and NAT detection; then
 //!   IKE_AUTH with PSK, certificates ([`crate::ike::cert`]) or EAP through RADIUS
-//!   ([`eap`]), and a redirect (RFC 5685) after the client authenticated us, by
-//!   one of the two [`AuthRedirect`] methods.
+//!   (`eap`), and a redirect (RFC 5685) after the client authenticated us, by
+//!   one of the two [`AuthRedirect`](crate::ike::types::config::AuthRedirect) methods.
 //!
 //! **Clients that cannot be redirected.** RFC 5685 §3 forbids sending REDIRECT to a
 //! client that did not send REDIRECT_SUPPORTED in IKE_SA_INIT, and ikelb carries no
@@ -35,11 +35,11 @@
 //!
 //! **IKE fragmentation** (RFC 7383): to a client that sends
 //! IKEV2_FRAGMENTATION_SUPPORTED we answer it too, and reassemble its SKF requests
-//! ([`frag`], bounded, one message at a time); our own messages are small and go
+//! (`frag`, bounded, one message at a time); our own messages are small and go
 //! unfragmented. Without the notify, SKF is dropped.
 //!
-//! Robustness: every parse is bounded ([`crate::ike::types::message`]); unauthenticated malformed
-//! input is dropped, never answered, except INVALID_MAJOR_VERSION and
+//! Robustness: every parse is bounded ([`crate::ike::types::message`]); unauthenticated
+//! malformed input is dropped, never answered, except INVALID_MAJOR_VERSION and
 //! UNSUPPORTED_CRITICAL_PAYLOAD to an IKE_SA_INIT, each answered only when not longer
 //! than the request; unknown SPIs and out-of-window Message IDs are ignored;
 //! retransmitted requests get the cached response; half-open SAs are limited per source
@@ -49,12 +49,13 @@
 //! bound ([`ResponderConfig::state_memory_max`]); an SA that authenticated keeps no copy
 //! of IKE_SA_INIT. Keys live in zeroizing buffers.
 //!
-//! **Layout.** [`Responder`] (here, its only `impl`) owns the SA table ([`table`]) and
-//! the shared [`core`], and hands each datagram to its handler: [`init`] (IKE_SA_INIT),
-//! [`encrypted`] (everything after it), which passes IKE_AUTH to [`auth`] and [`eap`];
-//! both end in [`outcome`]. A handler of an authenticated request gets one context
-//! ([`ctx::Ctx`]: core, SA, time and request). [`sa`] is one IKE SA, [`eap_state`] its
-//! EAP conversation, [`cookie`] the stateless COOKIE and [`frag`] SKF reassembly.
+//! **Layout.** [`Responder`] (here, its only `impl`) owns the SA table (`table`) and
+//! the shared `core`, and hands each datagram to its handler: `init` (IKE_SA_INIT),
+//! `encrypted` (everything after it), which passes IKE_AUTH to `auth` and `eap`; both
+//! end in `outcome`. A handler of an authenticated request gets one context (`ctx::Ctx`:
+//! core, SA, time and request). `sa` is one IKE SA, `eap_state` its EAP conversation,
+//! `cookie` the stateless COOKIE and `frag` SKF reassembly. Handlers call down this
+//! list, never back up.
 
 mod auth;
 mod cookie;
@@ -189,7 +190,7 @@ impl Responder {
         }
     }
 
-    /// The RADIUS client's verdict on the EAP message of `ticket` ([`eap`]). Outcomes
+    /// The RADIUS client's verdict on the EAP message of `ticket` (module `eap`). Outcomes
     /// for SAs that are gone (expired, deleted) are ignored.
     pub fn handle_eap_outcome(&mut self, now: Instant, ticket: Ticket, outcome: Outcome) {
         let Some(mut sa) = self.table.take(&ticket.to_be_bytes()) else {

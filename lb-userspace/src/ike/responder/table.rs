@@ -27,7 +27,8 @@ impl Table {
         self.sas.len()
     }
 
-    /// The SA a client's IKE_SA_INIT from `remote` with `spi_i` created, if any.
+    /// Whether an IKE_SA_INIT from `remote` with `spi_i` created an SA that is not gone
+    /// (`Some`), and that SA if it is in the table now.
     pub(super) fn by_init(&self, remote: SocketAddr, spi_i: [u8; 8]) -> Option<Option<&IkeSa>> {
         self.by_init
             .get(&(remote, spi_i))

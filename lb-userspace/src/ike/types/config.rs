@@ -54,7 +54,7 @@ pub enum AuthMethod {
     /// 14, or 9, 10, and 1 with [`ResponderConfig::allow_sha1`]); we answer with our
     /// certificate and an RFC 7427 signature.
     Certificate,
-    /// EAP, relayed to a RADIUS server ([`crate::ike::responder::eap`]): we prove ourselves with our
+    /// EAP, relayed to a RADIUS server (the responder's `eap` module): we prove ourselves with our
     /// certificate first, the AUTH exchange after EAP uses the MSK.
     Eap,
 }
@@ -117,16 +117,16 @@ pub struct ResponderConfig {
     pub cookie_threshold: usize,
     /// How long a cookie secret is used (a cookie stays valid up to twice this).
     pub cookie_rotation: Duration,
-    /// Most half-open SAs from one source (IPv4 address or IPv6 /64, [`crate::ike::responder::sa::source_key`]);
-    /// more IKE_SA_INIT are dropped.
+    /// Most half-open SAs from one source (an IPv4 address or an IPv6 /64, the
+    /// responder's `sa::source_key`); more IKE_SA_INIT are dropped.
     pub half_open_per_source: usize,
     /// Most half-open SAs in all.
     pub half_open_max: usize,
     /// Most SAs of any state in all (established ones wait for the client's DELETE).
     pub sa_max: usize,
     /// Most bytes held in all for half-open SAs (their IKE_SA_INIT request and response
-    /// plus [`crate::ike::responder::sa::HALF_OPEN_OVERHEAD`] each) and for fragments being reassembled; a request
-    /// that would need more is dropped.
+    /// plus the responder's `sa::HALF_OPEN_OVERHEAD` each) and for fragments being
+    /// reassembled; a request that would need more is dropped.
     pub state_memory_max: usize,
     /// How long an SA waits for IKE_AUTH after IKE_SA_INIT.
     pub half_open_timeout: Duration,
@@ -147,7 +147,7 @@ pub struct ResponderConfig {
     pub allow_sha1: bool,
     /// Identities no peer lists authenticate by EAP (a `%any` peer with `auth = "eap"`).
     pub eap_any: bool,
-    /// Emit [`Event::Keys`] for each SA: a debug/test aid for decrypting captures
+    /// Emit [`Event::Keys`](super::event::Event::Keys) for each SA: a debug/test aid for decrypting captures
     /// (tshark's `ikev2_decryption_table`). Never enable in production.
     pub log_keys: bool,
 }

@@ -22,7 +22,7 @@ pub struct Transmit {
 /// Where a redirect was sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RedirectHow {
-    /// IKE_SA_INIT REDIRECT of a [`VipMode::Init`] VIP (the fast path's answer).
+    /// IKE_SA_INIT REDIRECT of a [`VipMode::Init`](super::config::VipMode::Init) VIP (the fast path's answer).
     Init,
     /// Inside the IKE_AUTH response.
     IkeAuth,
@@ -146,6 +146,6 @@ pub enum Event {
         spi_r: [u8; 8],
         reason: DeleteReason,
     },
-    /// Only with [`ResponderConfig::log_keys`].
+    /// Only with [`ResponderConfig::log_keys`](super::config::ResponderConfig::log_keys).
     Keys(KeyLog),
 }
