@@ -104,8 +104,14 @@ impl RequestSpec {
         ke.extend((0..self.ke.1).map(|i| 0x40 + i as u8));
         payloads.push((ike::PAYLOAD_KE, ke));
         payloads.push((ike::PAYLOAD_NONCE, self.nonce.clone()));
-        payloads.push((ike::PAYLOAD_NOTIFY, notify_body(16388, &[0x11; 20])));
-        payloads.push((ike::PAYLOAD_NOTIFY, notify_body(16389, &[0x22; 20])));
+        payloads.push((
+            ike::PAYLOAD_NOTIFY,
+            notify_body(ike::NOTIFY_NAT_DETECTION_SOURCE_IP, &[0x11; 20]),
+        ));
+        payloads.push((
+            ike::PAYLOAD_NOTIFY,
+            notify_body(ike::NOTIFY_NAT_DETECTION_DESTINATION_IP, &[0x22; 20]),
+        ));
         for &n in &self.extra_notifies {
             payloads.push((ike::PAYLOAD_NOTIFY, notify_body(n, &[])));
         }

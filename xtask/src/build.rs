@@ -6,7 +6,8 @@ use std::process::{Command, Stdio};
 
 use anyhow::{Context, Result, bail};
 
-use crate::{deps, exec, root};
+use crate::cmd::{cargo, exec, root};
+use crate::deps;
 
 /// What a build produced.
 pub struct Built {
@@ -33,11 +34,6 @@ pub fn target_dir() -> PathBuf {
         Some(d) => root().join(d),
         None => root().join("target"),
     }
-}
-
-/// The cargo that runs us (rustup's), or `cargo`.
-pub fn cargo() -> PathBuf {
-    std::env::var_os("CARGO").map_or_else(|| "cargo".into(), PathBuf::from)
 }
 
 /// Dependencies, eBPF object, then `ikelb` and the lab binaries in release mode.

@@ -50,7 +50,7 @@ pub fn package(b: &Built, cargo_deb_args: &[String]) -> Result<PathBuf> {
         )?;
     }
     println!("== packaging (cargo deb)");
-    let mut c = Command::new(build::cargo());
+    let mut c = Command::new(crate::cmd::cargo());
     c.current_dir(root())
         .args(["deb", "--locked", "--no-build", "-p", "lb-userspace"])
         .args(cargo_deb_args)

@@ -6,7 +6,7 @@ use std::process::Command;
 
 use anyhow::{Result, bail};
 
-use crate::exec;
+use crate::cmd::{cargo, exec};
 
 /// Debian packages: the bpf `core` and rustc to build the kernel crate, LLVM for
 /// bpf-linker, BPF and network tools, and the real peers the tests run.
@@ -91,7 +91,7 @@ pub fn ensure() -> Result<()> {
     if linker {
         println!("== installing bpf-linker {BPF_LINKER_VERSION} (a few minutes)");
         exec(
-            Command::new(crate::build::cargo())
+            Command::new(cargo())
                 .env("LLVM_PREFIX", LLVM_PREFIX)
                 .args(["install", "bpf-linker", "--version", BPF_LINKER_VERSION])
                 .args(["--no-default-features", "--features", "llvm-22"]),
@@ -113,14 +113,14 @@ pub fn ensure_cargo_deb() -> Result<()> {
 /// Installs `cargo-<name>` at `version` (from the registry, with its own lock file,
 /// into the user's cargo bin; no root needed) unless that version answers already.
 fn ensure_cargo_tool(name: &str, version: &str) -> Result<()> {
-    let ok = Command::new(crate::build::cargo())
+    let ok = Command::new(cargo())
         .args([name, "--version"])
         .output()
         .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains(version));
     if !ok {
         println!("== installing cargo-{name} {version} (a few minutes)");
         exec(
-            Command::new(crate::build::cargo())
+            Command::new(cargo())
                 .args(["install", &format!("cargo-{name}"), "--locked"])
                 .args(["--version", version]),
         )?;

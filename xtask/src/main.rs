@@ -2,14 +2,16 @@
 //! bench, deb.
 
 mod build;
+mod cmd;
 mod deb;
 mod deps;
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use anyhow::{Context, Result, bail};
+use anyhow::Result;
 use clap::{Parser, Subcommand};
+
+use cmd::{cargo, exec, root};
 
 #[derive(Parser)]
 #[command(name = "xtask")]
@@ -87,24 +89,6 @@ enum Cmd {
     },
 }
 
-/// The workspace root (xtask lives one level below it).
-pub fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("xtask has a parent directory")
-        .to_path_buf()
-}
-
-/// Runs `cmd`, failing with its full command line when it fails.
-pub fn exec(cmd: &mut Command) -> Result<()> {
-    let line = format!("{cmd:?}");
-    let st = cmd.status().with_context(|| format!("spawn {line}"))?;
-    if !st.success() {
-        bail!("{line} failed: {st}");
-    }
-    Ok(())
-}
-
 fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.cmd {
@@ -155,7 +139,7 @@ fn main() -> Result<()> {
             let b = build::all()?;
             println!("== fuzz: {count} mutants, seed {seed}");
             exec(
-                b.env(&mut Command::new(build::cargo()))
+                b.env(&mut Command::new(cargo()))
                     .current_dir(root())
                     .env("IKELB_FUZZ", "1")
                     .env("IKELB_MUTANTS", count.to_string())
@@ -179,7 +163,7 @@ fn main() -> Result<()> {
         Cmd::Soak { seconds, seed } => {
             let b = build::all()?;
             exec(
-                b.env(&mut Command::new(build::cargo()))
+                b.env(&mut Command::new(cargo()))
                     .current_dir(root())
                     .env("IKELB_SOAK_SECS", seconds.to_string())
                     .env("IKELB_SOAK_SEED", seed.to_string())
@@ -210,7 +194,7 @@ fn test() -> Result<()> {
     let b = build::all()?;
     // Built once here; the package test (tests::package) inspects this one.
     let deb = deb::package(&b, &[])?;
-    let cargo = build::cargo();
+    let cargo = cargo();
     println!("== format");
     exec(
         Command::new(&cargo)

@@ -2,17 +2,13 @@
 //! per-sender anti-replay window over the 64-bit sequence number.
 
 use hmac::{Hmac, Mac};
-use lb_common::wire::load::TAG_LEN;
+use lb_common::wire::load::{KEY_MIN_LEN, TAG_LEN};
 use sha2::Sha256;
 use zeroize::Zeroizing;
 
 use super::ClusterError;
 
 type HmacSha256 = Hmac<Sha256>;
-
-/// Shortest secret accepted: half the HMAC-SHA256 output (RFC 2104 §3 wants at least
-/// the output length; 16 bytes still give the tag's full 128-bit strength).
-pub const KEY_MIN_LEN: usize = 16;
 
 /// Bits of the anti-replay window (RFC 4303 §3.4.3 uses 32 or 64).
 pub const WINDOW: u64 = 64;

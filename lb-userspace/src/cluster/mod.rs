@@ -48,7 +48,7 @@ use std::time::{Duration, Instant};
 use lb_common::wire::load::{self as wire, Figures, Identities, Packet, Repr};
 use tracing::{debug, info, warn};
 
-pub use auth::{KEY_MIN_LEN, Keyring, ReplayWindow, Seen, WINDOW, tag, verify};
+pub use auth::{Keyring, ReplayWindow, Seen, WINDOW, tag, verify};
 pub use damping::{Admit, Damping, FlapState};
 pub use member::Member;
 pub use stats::{DropReason, Stats};
@@ -147,7 +147,7 @@ impl Config {
 pub enum ClusterError {
     #[error("key {0} is listed twice")]
     DuplicateKey(u16),
-    #[error("key {0} is shorter than {KEY_MIN_LEN} bytes")]
+    #[error("key {0} is shorter than {min} bytes", min = wire::KEY_MIN_LEN)]
     ShortKey(u16),
     #[error("the send key {0} is not among the keys")]
     NoSendKey(u16),

@@ -29,7 +29,10 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
-use super::responder::{Event, Responder, ResponderConfig};
+use super::responder::Responder;
+use super::types::config::{GatewayIdentity, ResponderConfig};
+use super::types::event::Event;
+use super::types::payload::Identification;
 use crate::radius::Outcome;
 use crate::radius::io::RadiusEdge;
 
@@ -166,7 +169,7 @@ pub struct DriverStats {
 }
 
 /// Where test-only key log rows go (tshark's `ikev2_decryption_table`, one
-/// [`super::KeyLog::tshark_uat_row`] per line).
+/// [`super::types::event::KeyLog::tshark_uat_row`] per line).
 pub struct KeyLogFile(File);
 
 impl KeyLogFile {
@@ -269,9 +272,7 @@ pub async fn drive(
             c = control.recv() => match c {
                 None => break,
                 Some(Control::Reconfigure { config, keep, add }) => {
-                    // The responder's SAs stay and finish under the new settings;
-                    // its cookie secret stays, so cookies handed out stay valid.
-                    responder.config = config;
+                    responder.reconfigure(config);
                     sockets.retain(|a, (_, reader)| {
                         let stays = keep.contains(a);
                         if !stays {
@@ -444,15 +445,19 @@ fn on_event(e: Event, stats: &mut DriverStats, keylog: &mut Option<KeyLogFile>) 
 }
 
 /// An IDi for logs: the address, the name, or hex.
-struct IdDisplay<'a>(&'a super::payload::Identification);
+struct IdDisplay<'a>(&'a Identification);
 
 impl std::fmt::Display for IdDisplay<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let d = &self.0.data;
         match (self.0.kind, d.len()) {
-            (1, 4) => IpAddr::from(<[u8; 4]>::try_from(&d[..]).unwrap_or_default()).fmt(f),
-            (5, 16) => IpAddr::from(<[u8; 16]>::try_from(&d[..]).unwrap_or_default()).fmt(f),
-            (2 | 3, _) => f.write_str(&String::from_utf8_lossy(d)),
+            (wire::ID_IPV4_ADDR, 4) => {
+                IpAddr::from(<[u8; 4]>::try_from(&d[..]).unwrap_or_default()).fmt(f)
+            }
+            (wire::ID_IPV6_ADDR, 16) => {
+                IpAddr::from(<[u8; 16]>::try_from(&d[..]).unwrap_or_default()).fmt(f)
+            }
+            (wire::ID_FQDN | wire::ID_RFC822_ADDR, _) => f.write_str(&String::from_utf8_lossy(d)),
             (k, _) => {
                 write!(f, "type {k} ")?;
                 d.iter().try_for_each(|b| write!(f, "{b:02x}"))
@@ -462,7 +467,7 @@ impl std::fmt::Display for IdDisplay<'_> {
 }
 
 /// A gateway identity for logs: the address or the name.
-struct GatewayDisplay<'a>(&'a super::GatewayIdentity);
+struct GatewayDisplay<'a>(&'a GatewayIdentity);
 
 impl std::fmt::Display for GatewayDisplay<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

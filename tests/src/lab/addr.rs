@@ -12,7 +12,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use super::Family;
+use super::spec::Family;
 
 /// IKE identity of every member (`@gw.ikelb.test`), so a client accepts whichever it
 /// lands on.
@@ -109,6 +109,11 @@ pub fn mac_for(host: u16) -> String {
 
 fn dec_as_hex(n: u16) -> u16 {
     u16::from_str_radix(&n.to_string(), 16).unwrap_or(n)
+}
+
+/// The lb namespace's own address in cluster mode (the request stream's source).
+pub fn probe_host_addr() -> std::net::IpAddr {
+    segment_addr(Family::V4, 2)
 }
 
 #[cfg(test)]

@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 
-use super::{Balancer, Family, Lab, LabConfig, MEMBER_ID, member_host, segment_addr, vip};
+use super::Lab;
+use super::addr::{MEMBER_ID, member_host, segment_addr, vip};
+use super::spec::{Balancer, Family, LabConfig};
 use crate::cmd::{self, tail};
 use crate::daemon::Daemon;
 use crate::peers::PSK;

@@ -8,12 +8,14 @@
 //! Node configs set `rate-per-source` far above the default: the test clients send
 //! every request from one address, faster than one real client ever would.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 
-use super::{Family, Lab, segment_addr, vip};
+use super::Lab;
+use super::addr::vip;
+use super::nodes::ClusterNode;
+use super::spec::Family;
 use crate::cmd::{self, tail};
 use crate::daemon::Daemon;
 
@@ -21,24 +23,6 @@ use crate::daemon::Daemon;
 const KEY: &str = "ikelb-lab-cluster-key-0123456789";
 /// VRID of the lab's VIP.
 pub const VRID: u8 = 51;
-
-/// One member's ikelb.
-#[derive(Debug)]
-pub struct ClusterNode {
-    /// Member name (`gw1`…).
-    pub member: String,
-    /// VRRP priority; `None`: `ikelb member` (reports only).
-    pub priority: Option<u8>,
-    pub daemon: Daemon,
-    /// Control socket (`ikelb status --socket`).
-    pub socket: PathBuf,
-    pub config: PathBuf,
-}
-
-/// The lb namespace's own address in cluster mode (the request stream's source).
-pub fn probe_host_addr() -> std::net::IpAddr {
-    segment_addr(Family::V4, 2)
-}
 
 impl Lab {
     pub(super) fn start_cluster(&mut self, bin: &std::path::Path, candidates: u8) -> Result<()> {

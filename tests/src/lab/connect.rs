@@ -4,7 +4,10 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use super::{Client, ClientDaemon, ClientKind, Family, Lab, service_addr, vip};
+use super::Lab;
+use super::addr::{service_addr, vip};
+use super::nodes::{Client, ClientDaemon};
+use super::spec::{ClientKind, Family};
 use crate::cmd;
 use crate::esp::Esp;
 

@@ -7,91 +7,16 @@
 //! members prove themselves with the lab's certificates, FreeRADIUS uses one of the
 //! same CA for EAP-TLS.
 
-use std::fmt::Write as _;
-use std::path::Path;
-
 use anyhow::{Result, bail};
 
-use super::{ClientSpec, Family, Lab, LabConfig, prefix_len, radius_host, segment_addr};
+use super::Lab;
+use super::addr::{prefix_len, radius_host, segment_addr};
+use super::nodes::RadiusNode;
+use super::spec::{EapLab, Family};
 use crate::daemon::Daemon;
 use crate::netns::Netns;
 use crate::peers::freeradius::{FreeRadius, RadiusSetup, TlsFiles};
-use crate::peers::strongswan::{CharonOptions, Conn};
 use crate::peers::{EAP_PASSWORD, RADIUS_SECRET};
-
-/// How a client authenticates by EAP.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum EapMethod {
-    /// EAP-MSCHAPv2 with this password (the servers know [`EAP_PASSWORD`]).
-    MsChapV2 { password: String },
-    /// EAP-TLS with the client's certificate of the lab CA.
-    Tls,
-}
-
-impl EapMethod {
-    /// MSCHAPv2 with the password the servers know.
-    pub fn mschapv2() -> Self {
-        EapMethod::MsChapV2 {
-            password: EAP_PASSWORD.into(),
-        }
-    }
-}
-
-/// The RADIUS side of an EAP lab.
-#[derive(Clone, Debug)]
-pub struct EapLab {
-    /// RADIUS servers `rad1..=radN`, in this order of preference for ikelb and members.
-    pub servers: u8,
-    /// Servers that are down (1-based): their namespace and address exist, and a socket
-    /// on the RADIUS port takes requests without ever answering. Silent rather than
-    /// refusing: strongSwan's eap-radius gives up at once on a port unreachable instead of
-    /// trying its next server, and silence is the harder case for ikelb too.
-    pub down: Vec<u8>,
-    /// Servers that answer every request with a forgery (1-based): first a wrong
-    /// Response Authenticator, then, knowing the secret, a right one over a wrong
-    /// Message-Authenticator, alternately. ikelb must drop and count them.
-    pub forged: Vec<u8>,
-    /// ikelb's `[ike.radius]` `timeout-ms` and `retries`.
-    pub timeout_ms: u64,
-    pub retries: u32,
-}
-
-impl Default for EapLab {
-    fn default() -> Self {
-        EapLab {
-            servers: 1,
-            down: Vec::new(),
-            forged: Vec::new(),
-            timeout_ms: 1000,
-            retries: 1,
-        }
-    }
-}
-
-impl EapLab {
-    /// The longest ikelb waits for a verdict: every server, every try.
-    pub fn worst_case(&self) -> std::time::Duration {
-        let tries = u64::from(self.retries + 1) * u64::from(self.servers);
-        std::time::Duration::from_millis(self.timeout_ms * tries)
-    }
-}
-
-/// One RADIUS namespace and its server (`None`: down or forging, and `fake` holds the
-/// port).
-#[derive(Debug)]
-pub struct RadiusNode {
-    pub name: String,
-    pub index: u8,
-    pub server: Option<FreeRadius>,
-    pub fake: Option<Daemon>,
-    pub netns: Netns,
-}
-
-impl RadiusNode {
-    pub fn v4(&self) -> std::net::IpAddr {
-        segment_addr(Family::V4, radius_host(self.index))
-    }
-}
 
 /// A RADIUS port that swallows requests (see [`EapLab::down`]).
 const SILENT: &str = r#"
@@ -123,17 +48,6 @@ while True:
     s.sendto(hdr + ra + ma, peer)
     print('forged', n, flush=True)
 "#;
-
-/// `<pki>/radius.secret`: the RADIUS shared secret ikelb reads (`secret-file`).
-pub fn secret_path(pki: &Path) -> std::path::PathBuf {
-    pki.join("radius.secret")
-}
-
-fn server_addrs(eap: &EapLab) -> Vec<std::net::IpAddr> {
-    (1..=eap.servers)
-        .map(|i| segment_addr(Family::V4, radius_host(i)))
-        .collect()
-}
 
 impl Lab {
     /// The RADIUS namespaces and servers; the lab's PKI must exist.
@@ -218,104 +132,5 @@ impl Lab {
     /// ikelb's log (`ikelb run`).
     pub fn ikelb_log(&self) -> String {
         std::fs::read_to_string(self.run_dir.join("lb").join("ikelb.log")).unwrap_or_default()
-    }
-}
-
-/// A member's charon options in an EAP lab: eap-radius with the lab's real servers
-/// (not the down or forging ones). strongSwan 5.9.8's eap-radius does not move a conversation to its next server when
-/// one times out (the client gets EAP-Failure; only later conversations avoid that
-/// server), so a member that knew the down server would fail the client the failover
-/// test is about: ikelb's failover is under test, not the member's.
-pub(super) fn member_options(opts: &CharonOptions, eap: &EapLab) -> CharonOptions {
-    let mut o = opts.clone();
-    o.plugins.push_str(" eap-identity eap-radius");
-    let mut servers = String::new();
-    let up = server_addrs(eap).into_iter().enumerate().filter(|(i, _)| {
-        let n = *i as u8 + 1;
-        !eap.down.contains(&n) && !eap.forged.contains(&n)
-    });
-    for (i, a) in up {
-        let _ = write!(
-            servers,
-            "        rad{} {{\n          address = {a}\n          secret = {RADIUS_SECRET}\n        }}\n",
-            i + 1
-        );
-    }
-    let _ = write!(
-        o.plugin_conf,
-        "    eap-radius {{\n      retransmit_tries = 1\n      retransmit_timeout = 1\n      \
-         retransmit_base = 1\n      servers {{\n{servers}      }}\n    }}\n"
-    );
-    o
-}
-
-/// A member's connection: proves `MEMBER_ID` by its certificate, asks the client for its
-/// EAP identity and relays it to RADIUS.
-pub(super) fn member_conn(base: Conn) -> Conn {
-    Conn {
-        remote_auth: Some("eap-radius".into()),
-        remote_eap_id: Some("%any".into()),
-        ..base
-    }
-}
-
-/// A strongSwan client's options: the EAP methods it may use.
-pub(super) fn client_options(opts: &CharonOptions) -> CharonOptions {
-    let mut o = opts.clone();
-    o.plugins.push_str(" eap-identity eap-mschapv2 eap-tls");
-    o
-}
-
-/// A strongSwan client's connection by `method`, and its EAP secrets: EAP as itself
-/// (its IKE identity is its EAP identity), the gateways by certificate.
-pub(super) fn client_conn(
-    base: Conn,
-    spec: &ClientSpec,
-    method: &EapMethod,
-) -> (Conn, Vec<(String, String)>) {
-    let conn = Conn {
-        remote_auth: Some("pubkey".into()),
-        local_eap_id: Some(spec.id()),
-        ..base
-    };
-    match method {
-        EapMethod::MsChapV2 { password } => (
-            Conn {
-                local_auth: Some("eap-mschapv2".into()),
-                cert: None,
-                ..conn
-            },
-            vec![(spec.id(), password.clone())],
-        ),
-        EapMethod::Tls => (
-            Conn {
-                local_auth: Some("eap-tls".into()),
-                ..conn
-            },
-            Vec::new(),
-        ),
-    }
-}
-
-impl LabConfig {
-    /// ikelb's `[[ike.peer]]` for EAP clients and `[ike.radius]`.
-    pub(super) fn ikelb_toml_eap(&self, pki: &Path) -> String {
-        let Some(eap) = &self.eap else {
-            return String::new();
-        };
-        let mut s = String::from("[[ike.peer]]\nid = \"%any\"\nauth = \"eap\"\n\n");
-        let _ = write!(
-            s,
-            "[ike.radius]\ntimeout-ms = {}\nretries = {}\nnas-identifier = \"ikelb-lab\"\n\n",
-            eap.timeout_ms, eap.retries
-        );
-        for a in server_addrs(eap) {
-            let _ = write!(
-                s,
-                "[[ike.radius.server]]\naddress = \"{a}\"\nsecret-file = \"{}\"\n\n",
-                secret_path(pki).display()
-            );
-        }
-        s
     }
 }

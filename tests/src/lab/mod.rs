@@ -22,8 +22,11 @@ mod balancer;
 mod cluster;
 mod connect;
 mod eap;
+mod eap_config;
+mod nodes;
 pub mod pki;
 mod report;
+mod spec;
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -31,239 +34,20 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 
 pub use addr::*;
-pub use cluster::{ClusterNode, VRID, probe_host_addr};
+pub use cluster::VRID;
 pub use connect::ClientResult;
-pub use eap::{EapLab, EapMethod, RadiusNode};
-pub use pki::CertKey;
+pub use nodes::{Client, ClientDaemon, ClusterNode, Member, RadiusNode};
 pub use report::{LIBRESWAN_NO_ESP, results_table, stats_line};
+pub use spec::{
+    Balancer, CertKey, ClientKind, ClientSpec, EapLab, EapMethod, Family, LabConfig, ikelb_bin,
+};
 
+use self::nodes::{member_swanctl, member_swanctl_cert, start_client};
 use crate::cmd::tail;
 use crate::daemon::Daemon;
 use crate::netns::{self, Netns, Veth};
-use crate::peers::libreswan::{self, Pluto};
-use crate::peers::strongswan::{Charon, CharonOptions, Conn, swanctl_conf, swanctl_conf_eap};
-use crate::peers::{PSK, libreswan::ClientConn};
-
-/// Which IKE implementation a client runs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ClientKind {
-    StrongSwan,
-    Libreswan,
-}
-
-/// Address family a client uses to reach the VIP.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Family {
-    V4,
-    V6,
-}
-
-/// One client namespace.
-#[derive(Clone, Debug)]
-pub struct ClientSpec {
-    /// Unique, short (used in ids and file names).
-    pub name: String,
-    pub kind: ClientKind,
-    pub family: Family,
-    /// 500, or 4500 for IKE_SA_INIT with the non-ESP marker (strongSwan: local and remote
-    /// port 4500; libreswan: `rightikeport=4500`).
-    pub port: u16,
-    /// Whether the client announces RFC 5685 support (N(REDIRECT_SUPPORTED) in its
-    /// IKE_SA_INIT): strongSwan `follow_redirects`, libreswan `accept-redirect`. Default
-    /// true; [`ClientSpec::without_redirect`] makes a client the fast path must not answer.
-    pub redirect: bool,
-    /// Authenticate by EAP (strongSwan only, in a [`LabConfig::eap`] lab).
-    pub eap: Option<EapMethod>,
-}
-
-impl ClientSpec {
-    pub fn new(name: &str, kind: ClientKind, family: Family, port: u16) -> Self {
-        ClientSpec {
-            name: name.into(),
-            kind,
-            family,
-            port,
-            redirect: true,
-            eap: None,
-        }
-    }
-
-    /// The same client authenticating by EAP with `method`.
-    #[must_use]
-    pub fn with_eap(mut self, method: EapMethod) -> Self {
-        self.eap = Some(method);
-        self
-    }
-
-    /// The same client without redirect support (strongSwan `follow_redirects = no`,
-    /// libreswan `accept-redirect=no`).
-    #[must_use]
-    pub fn without_redirect(mut self) -> Self {
-        self.redirect = false;
-        self
-    }
-
-    /// strongSwan over IPv4 and IPv6, strongSwan to 4500, libreswan over IPv4 and IPv6.
-    pub fn standard_set() -> Vec<ClientSpec> {
-        use ClientKind::{Libreswan, StrongSwan};
-        use Family::{V4, V6};
-        vec![
-            ClientSpec::new("sw4", StrongSwan, V4, 500),
-            ClientSpec::new("sw6", StrongSwan, V6, 500),
-            ClientSpec::new("sw4n", StrongSwan, V4, 4500),
-            ClientSpec::new("ls4", Libreswan, V4, 500),
-            ClientSpec::new("ls6", Libreswan, V6, 500),
-        ]
-    }
-
-    /// The IKE identity the client uses (`<name>.client.ikelb.test`).
-    pub fn id(&self) -> String {
-        format!("{}.client.ikelb.test", self.name)
-    }
-}
-
-/// What answers at the VIP.
-#[derive(Clone, Debug)]
-pub enum Balancer {
-    /// The `ikelb` daemon: `run` with native XDP on the lb interface, and `attach-pass`
-    /// on the bridge-side peer so XDP_TX frames are delivered.
-    Ikelb {
-        bin: PathBuf,
-        /// `native`, `skb` or `auto`.
-        xdp_mode: String,
-    },
-    /// The VRRP cluster: no static VIP owner; members `gw1..gw<candidates>` run `ikelb
-    /// run` with VRRPv3 for the IPv4 VIP, the others `ikelb member`; every member reports
-    /// its charon's IKE SAs (VICI) and the master redirects to the most headroom. IPv4
-    /// clients only. See [`Lab::cluster_master`], [`Lab::kill_cluster_master`].
-    IkelbCluster { bin: PathBuf, candidates: u8 },
-    /// libreswan's `global-redirect` (the baseline), one pluto per family in use.
-    LibreswanGlobalRedirect,
-    /// Nothing: the VIP is only an address (clients' requests go unanswered).
-    None,
-}
-
-impl Balancer {
-    /// ikelb from `IKELB_BIN`, else `<workspace>/target/release/ikelb`, in native mode.
-    pub fn ikelb_default() -> Self {
-        Balancer::Ikelb {
-            bin: ikelb_bin(),
-            xdp_mode: "native".into(),
-        }
-    }
-}
-
-/// `IKELB_BIN`, else `<workspace>/target/release/ikelb`.
-pub fn ikelb_bin() -> PathBuf {
-    std::env::var_os("IKELB_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| crate::workspace_target().join("release/ikelb"))
-}
-
-/// Lab parameters.
-#[derive(Clone, Debug)]
-pub struct LabConfig {
-    /// Number of members (`gw1..`), 1..=8.
-    pub members: usize,
-    pub clients: Vec<ClientSpec>,
-    pub balancer: Balancer,
-    /// Where configs and logs go; default: a fresh directory under the system temp dir
-    /// (short paths: unix socket names are limited to 107 bytes).
-    pub run_dir: Option<PathBuf>,
-    /// Keep the run directory after teardown (it is always kept when dropping during a
-    /// panic, or when `IKELB_TESTS_KEEP` is set).
-    pub keep_run_dir: bool,
-    /// charon settings for members and strongSwan clients.
-    pub charon: CharonOptions,
-    /// ikelb's VIPs redirect after authentication (`redirect = "auth"`) with this
-    /// `auth-redirect` method, `"informational"` or `"ike_auth"`; ikelb authenticates the
-    /// clients with the lab PSK as the members' identity and logs its IKE keys for
-    /// tshark ([`Lab::ike_keylog_path`]). `None`: redirect in IKE_SA_INIT (the fast path).
-    pub ikelb_auth: Option<String>,
-    /// With [`LabConfig::ikelb_auth`]: everyone authenticates by certificate instead of
-    /// the PSK, all of this key type. ikelb, the members (same identity `MEMBER_ID`) and
-    /// the clients (their [`ClientSpec::id`] in the subjectAltName) get certificates of
-    /// one CA that rcgen makes at lab start, under `<run_dir>/pki` ([`pki`]).
-    pub ikelb_auth_cert: Option<CertKey>,
-    /// Load-report interval of [`Balancer::IkelbCluster`] members, ms.
-    pub cluster_report_ms: u64,
-    /// RADIUS servers and EAP at ikelb and the members ([`eap`]); clients with
-    /// [`ClientSpec::eap`] use it.
-    pub eap: Option<EapLab>,
-    /// ikelb's VIPs forward clients without REDIRECT_SUPPORTED to the members
-    /// (`no-redirect = "forward"`, same L2); the members own the VIPs on `lo`.
-    pub ikelb_forward: bool,
-    /// With [`LabConfig::ikelb_forward`]: inside IP-in-IP (`forward-encap = "ipip"`),
-    /// each member unwrapping with `ikelb member --decap` (docs/architecture.md §6.4).
-    pub ikelb_forward_encap: bool,
-}
-
-impl Default for LabConfig {
-    fn default() -> Self {
-        LabConfig {
-            members: 2,
-            clients: Vec::new(),
-            balancer: Balancer::None,
-            run_dir: None,
-            keep_run_dir: false,
-            charon: CharonOptions::default(),
-            ikelb_auth: None,
-            ikelb_auth_cert: None,
-            cluster_report_ms: 1000,
-            eap: None,
-            ikelb_forward: false,
-            ikelb_forward_encap: false,
-        }
-    }
-}
-
-/// The daemon a client runs.
-#[derive(Debug)]
-pub enum ClientDaemon {
-    StrongSwan(Charon),
-    Libreswan(Pluto),
-}
-
-/// A client namespace and its daemon.
-#[derive(Debug)]
-pub struct Client {
-    pub spec: ClientSpec,
-    pub index: u8,
-    pub daemon: ClientDaemon,
-    pub netns: Netns,
-}
-
-impl Client {
-    /// The client's address on the segment (of its family).
-    pub fn addr(&self) -> IpAddr {
-        segment_addr(self.spec.family, client_host(self.index))
-    }
-    /// Its inner address (on `lo`), the local traffic selector.
-    pub fn inner(&self) -> IpAddr {
-        inner_addr(self.spec.family, self.index)
-    }
-}
-
-/// A member namespace and its charon.
-#[derive(Debug)]
-pub struct Member {
-    pub name: String,
-    pub index: u8,
-    /// Its segment interface: `eth0`, or unique host-wide in a cluster (ikelb pins maps
-    /// under the interface name).
-    pub iface: String,
-    pub charon: Charon,
-    pub netns: Netns,
-}
-
-impl Member {
-    pub fn v4(&self) -> IpAddr {
-        segment_addr(Family::V4, member_host(self.index))
-    }
-    pub fn v6(&self) -> IpAddr {
-        segment_addr(Family::V6, member_host(self.index))
-    }
-}
+use crate::peers::libreswan::Pluto;
+use crate::peers::strongswan::Charon;
 
 /// A running lab. Dropping it stops every daemon by pid, then deletes the namespaces.
 #[derive(Debug)]
@@ -428,7 +212,7 @@ impl Lab {
             }
             let dir = self.run_dir.join(&name);
             let opts = match &eap {
-                Some(e) => eap::member_options(&self.config.charon, e),
+                Some(e) => eap_config::member_options(&self.config.charon, e),
                 None => self.config.charon.clone(),
             };
             let charon = Charon::start(&ns, &name, &dir, &opts)?;
@@ -660,132 +444,6 @@ impl Drop for Lab {
             eprintln!("lab: logs kept in {}", self.run_dir.display());
         } else if self.config.run_dir.is_none() {
             let _ = std::fs::remove_dir_all(&self.run_dir);
-        }
-    }
-}
-
-/// Members accept any client id with the lab PSK, from any inner address.
-fn member_swanctl() -> String {
-    let conn = Conn {
-        name: "member".into(),
-        local_id: MEMBER_ID.into(),
-        child: "svc".into(),
-        local_ts: vec![service_net(Family::V4), service_net(Family::V6)],
-        remote_ts: vec![inner_net(Family::V4), inner_net(Family::V6)],
-        ..Conn::default()
-    };
-    swanctl_conf(&[conn], PSK)
-}
-
-/// Members accept any client whose certificate chains to the lab CA (or, with `eap`,
-/// that authenticates by EAP through the lab's RADIUS servers), and prove `MEMBER_ID`
-/// with their own certificate (`x509/<name>.pem`).
-fn member_swanctl_cert(name: &str, eap: bool) -> String {
-    let conn = Conn {
-        name: "member".into(),
-        local_id: MEMBER_ID.into(),
-        child: "svc".into(),
-        local_ts: vec![service_net(Family::V4), service_net(Family::V6)],
-        remote_ts: vec![inner_net(Family::V4), inner_net(Family::V6)],
-        cert: Some(format!("{name}.pem")),
-        ..Conn::default()
-    };
-    let conn = if eap { eap::member_conn(conn) } else { conn };
-    swanctl_conf(&[conn], PSK)
-}
-
-/// `cert`: authenticate by certificate of this key type from this pki directory.
-fn start_client(
-    ns: &Netns,
-    spec: &ClientSpec,
-    index: u8,
-    dir: &Path,
-    opts: &CharonOptions,
-    cert: Option<(CertKey, std::path::PathBuf)>,
-) -> Result<ClientDaemon> {
-    let fam = spec.family;
-    let vip = vip(fam).to_string();
-    let local = segment_addr(fam, client_host(index)).to_string();
-    let inner = format!("{}/{}", inner_addr(fam, index), host_len(fam));
-    let service = format!("{}/{}", service_addr(fam), host_len(fam));
-    match spec.kind {
-        ClientKind::StrongSwan => {
-            let mut opts = match &spec.eap {
-                Some(_) => eap::client_options(opts),
-                None => opts.clone(),
-            };
-            if !spec.redirect {
-                // Later keys override earlier ones in strongswan.conf.
-                opts.extra.push_str("\n  follow_redirects = no\n");
-            }
-            let charon = Charon::start(ns, &spec.name, dir, &opts)?;
-            let port = (spec.port == 4500).then_some(4500);
-            let conn = Conn {
-                name: "vip".into(),
-                remote_addrs: vip,
-                local_addrs: local,
-                local_id: spec.id(),
-                remote_id: MEMBER_ID.into(),
-                local_port: port,
-                remote_port: port,
-                child: "svc".into(),
-                local_ts: vec![inner],
-                remote_ts: vec![service],
-                ..Conn::default()
-            };
-            let conn = match &cert {
-                Some((_, pki)) => {
-                    pki::install_for_charon(pki, &spec.name, dir)?;
-                    Conn {
-                        cert: Some(format!("{}.pem", spec.name)),
-                        ..conn
-                    }
-                }
-                None => conn,
-            };
-            let (conn, secrets) = match &spec.eap {
-                Some(m) => eap::client_conn(conn, spec, m),
-                None => (conn, Vec::new()),
-            };
-            charon.load(&swanctl_conf_eap(&[conn], PSK, &secrets))?;
-            Ok(ClientDaemon::StrongSwan(charon))
-        }
-        ClientKind::Libreswan => {
-            let conn = ClientConn {
-                name: "vip".into(),
-                left: local,
-                leftid: format!("@{}", spec.id()),
-                leftsubnet: inner,
-                right: vip,
-                rightid: format!("@{MEMBER_ID}"),
-                rightsubnet: service,
-                rightikeport: (spec.port == 4500).then_some(4500),
-                ..ClientConn::default()
-            };
-            let (conn, secrets) = match &cert {
-                Some((kind, pki)) => {
-                    pki::install_for_pluto(pki, spec, &dir.join("nss"))?;
-                    let conn = ClientConn {
-                        leftcert: Some((spec.name.clone(), kind.libreswan_authby().into())),
-                        ..conn
-                    };
-                    (conn, String::new())
-                }
-                None => (
-                    conn,
-                    libreswan::psk_secret(
-                        &format!("@{}", spec.id()),
-                        &format!("@{MEMBER_ID}"),
-                        PSK,
-                    ),
-                ),
-            };
-            let mut conf = conn.to_conf();
-            if !spec.redirect {
-                conf = conf.replace("accept-redirect=yes", "accept-redirect=no");
-            }
-            let p = Pluto::start(ns, &spec.name, dir, "", &conf, &secrets)?;
-            Ok(ClientDaemon::Libreswan(p))
         }
     }
 }

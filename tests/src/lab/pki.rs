@@ -14,46 +14,29 @@ use rcgen::{
     PKCS_ECDSA_P256_SHA256, PKCS_RSA_SHA256, SanType,
 };
 
-use super::{ClientKind, ClientSpec, LabConfig, MEMBER_ID};
+use super::addr::MEMBER_ID;
+use super::spec::{CertKey, ClientKind, ClientSpec, LabConfig};
 use crate::cmd;
 
-/// The key type of every certificate in the lab.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum CertKey {
-    /// ECDSA P-256 (rcgen makes the keys).
-    EcdsaP256,
-    /// RSA 2048 (`openssl genpkey`: ring cannot make RSA keys).
-    Rsa2048,
-}
-
-impl CertKey {
-    /// libreswan's `authby=` for this key type.
-    pub fn libreswan_authby(self) -> &'static str {
-        match self {
-            CertKey::EcdsaP256 => "ecdsa",
-            CertKey::Rsa2048 => "rsasig",
-        }
-    }
-
-    fn key_pair(self) -> Result<KeyPair> {
-        match self {
-            CertKey::EcdsaP256 => Ok(KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?),
-            CertKey::Rsa2048 => {
-                let pem = cmd::run(&mut cmd::command(
-                    "openssl",
-                    [
-                        "genpkey",
-                        "-algorithm",
-                        "RSA",
-                        "-pkeyopt",
-                        "rsa_keygen_bits:2048",
-                    ],
-                ))?;
-                Ok(KeyPair::from_pkcs8_pem_and_sign_algo(
-                    &pem,
-                    &PKCS_RSA_SHA256,
-                )?)
-            }
+/// A fresh key pair of type `kind`.
+fn key_pair(kind: CertKey) -> Result<KeyPair> {
+    match kind {
+        CertKey::EcdsaP256 => Ok(KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?),
+        CertKey::Rsa2048 => {
+            let pem = cmd::run(&mut cmd::command(
+                "openssl",
+                [
+                    "genpkey",
+                    "-algorithm",
+                    "RSA",
+                    "-pkeyopt",
+                    "rsa_keygen_bits:2048",
+                ],
+            ))?;
+            Ok(KeyPair::from_pkcs8_pem_and_sign_algo(
+                &pem,
+                &PKCS_RSA_SHA256,
+            )?)
         }
     }
 }
@@ -86,7 +69,7 @@ pub fn subject_dn(cn: &str) -> String {
 /// Makes the CA and every certificate `config` needs under `pki`.
 pub fn generate(pki: &Path, config: &LabConfig, kind: CertKey) -> Result<()> {
     std::fs::create_dir_all(pki).with_context(|| format!("mkdir {}", pki.display()))?;
-    let ca_key = kind.key_pair()?;
+    let ca_key = key_pair(kind)?;
     let mut p = CertificateParams::new(Vec::<String>::new())?;
     p.distinguished_name.push(DnType::CountryName, "CH");
     p.distinguished_name
@@ -98,7 +81,7 @@ pub fn generate(pki: &Path, config: &LabConfig, kind: CertKey) -> Result<()> {
     let ca = p.self_signed(&ca_key)?;
     std::fs::write(cert_path(pki, "ca"), ca.pem())?;
     let leaf = |name: &str, id: &str| -> Result<()> {
-        let key = kind.key_pair()?;
+        let key = key_pair(kind)?;
         let mut p = CertificateParams::new(Vec::<String>::new())?;
         p.distinguished_name.push(DnType::CountryName, "CH");
         p.distinguished_name
@@ -121,7 +104,7 @@ pub fn generate(pki: &Path, config: &LabConfig, kind: CertKey) -> Result<()> {
         // separate `aaa_id` is a constraint it checks before EAP has run, and fails).
         // And the secret ikelb reads from a file.
         leaf("radius", MEMBER_ID)?;
-        let secret = super::eap::secret_path(pki);
+        let secret = super::eap_config::secret_path(pki);
         std::fs::write(&secret, format!("{}\n", crate::peers::RADIUS_SECRET))?;
         // ikelb warns about secrets others can read.
         std::fs::set_permissions(&secret, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;

@@ -1,7 +1,8 @@
 //! Human-readable views of a lab run: where each client landed, and the counters on one
 //! line (for `ikelb-lab`, the binary behind `cargo xtask lab`).
 
-use super::{ClientKind, ClientResult, Family};
+use super::connect::ClientResult;
+use super::spec::{ClientKind, Family};
 use crate::esp::Esp;
 
 /// What the "ping" column says for a libreswan client when the kernel has no ESP.

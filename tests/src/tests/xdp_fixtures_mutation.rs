@@ -363,7 +363,7 @@ fn xdp_fixtures_mutation() {
             // The userspace parser (auth mode, `--xdp-mode off`) takes the same bytes:
             // it may refuse them, never panic.
             if let Some(ike) = fr::layout(&m).and_then(|ml| m.get(ml.ike..)) {
-                let _ = lb_userspace::ike::message::Message::parse(ike);
+                let _ = lb_userspace::ike::types::message::Message::parse(ike);
             }
             let case = h.derived(
                 format!("seed {seed:#x} mutant {done} of {name}: {ops}"),

@@ -52,6 +52,9 @@ pub const VERSION_MIN: u8 = 1;
 pub const FLAG_DRAIN: u8 = 0x01;
 /// Bytes of the truncated HMAC-SHA256 tag.
 pub const TAG_LEN: usize = 16;
+/// Shortest key accepted: half the HMAC-SHA256 output (RFC 2104 §3 wants at least the
+/// output length; 16 bytes still give the tag's full 128-bit strength).
+pub const KEY_MIN_LEN: usize = 16;
 /// Most identities one report carries (an IPv4, an IPv6 and an FQDN fit with room).
 pub const IDENTITIES_MAX: usize = 4;
 

@@ -3,6 +3,7 @@
 
 use std::net::IpAddr;
 
+use lb_common::wire::load::KEY_MIN_LEN;
 use toml::Spanned;
 
 use super::{ConfigError, Ctx, RawCluster};
@@ -59,7 +60,7 @@ impl Ctx<'_> {
                     ));
                 }
             };
-            if secret.len() < crate::cluster::KEY_MIN_LEN {
+            if secret.len() < KEY_MIN_LEN {
                 let span = k
                     .secret
                     .as_ref()
@@ -68,10 +69,7 @@ impl Ctx<'_> {
                 return Err(self.err(
                     span,
                     &format!("cluster.key[{i}]"),
-                    format!(
-                        "a secret has at least {} bytes",
-                        crate::cluster::KEY_MIN_LEN
-                    ),
+                    format!("a secret has at least {} bytes", KEY_MIN_LEN),
                 ));
             }
             keys.push((id, secret));
