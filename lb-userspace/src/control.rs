@@ -38,6 +38,9 @@ pub enum Command {
     },
     /// Give `member` new clients again.
     Undrain { member: u32 },
+    /// Exit leaving the fast path and the VIPs to the next `ikelb run` (a restart or
+    /// an upgrade without a gap); refused unless the configuration file is valid.
+    Restart,
 }
 
 impl Command {
@@ -161,6 +164,7 @@ mod tests {
                 deadline_s: None,
             },
             Command::Undrain { member: 3 },
+            Command::Restart,
         ] {
             let line = serde_json::to_string(&Request {
                 v: VERSION,

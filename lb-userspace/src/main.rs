@@ -23,8 +23,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Load and attach the fast path on an interface and serve until SIGINT/SIGTERM;
-    /// SIGHUP reloads the configuration.
+    /// Load and attach the fast path on an interface (or take over the one a handover
+    /// kept) and serve until SIGINT/SIGTERM; SIGHUP reloads the configuration, SIGUSR2
+    /// hands over as `ikelb restart` does.
     Run {
         /// Network interface carrying the VIP (overrides [dataplane].iface).
         #[arg(long)]
@@ -40,6 +41,23 @@ enum Cmd {
         /// rows. Only this flag enables it, never the environment.
         #[arg(long)]
         ike_keylog: Option<PathBuf>,
+        /// Replace the program on a kept link even when it is the same build (it is
+        /// replaced anyway when it differs); resets its unpinned state (rate buckets).
+        #[arg(long)]
+        replace_program: bool,
+    },
+    /// Exit leaving the fast path (XDP program, maps, table) and the VIPs to the next
+    /// `ikelb run` on the interface, which takes them over without a gap. Exit status
+    /// 75: with systemd, `RestartForceExitStatus=75` starts the next one at once.
+    Restart {
+        #[command(flatten)]
+        at: Socket,
+    },
+    /// Remove what a handover left on an interface that no `ikelb run` took over: the
+    /// XDP link, the pinned maps and the VIPs it held.
+    Detach {
+        #[arg(long)]
+        iface: String,
     },
     /// Print the fast-path counters of a running instance (from its pinned maps).
     Stats {
@@ -174,13 +192,23 @@ fn main() -> Result<()> {
             config,
             xdp_mode,
             ike_keylog,
-        } => daemon::run(Options {
+            replace_program,
+        } => match daemon::run(Options {
             config,
             member: false,
             iface,
             xdp_mode,
             ike_keylog,
-        }),
+            replace_program,
+        })? {
+            daemon::Exit::Stopped => Ok(()),
+            daemon::Exit::HandedOver => std::process::exit(daemon::restart::HANDOVER_EXIT),
+        },
+        Cmd::Restart { at } => control(at, Command::Restart),
+        Cmd::Detach { iface } => {
+            println!("{}", daemon::restart::detach(&iface)?);
+            Ok(())
+        }
         Cmd::Stats { iface, json } => stats(&iface, json),
         Cmd::CheckConfig { config } => {
             let c = Config::load(&config)?;
@@ -375,7 +403,9 @@ fn member(config: Option<PathBuf>, decap: bool, iface: Option<String>) -> Result
             iface: None,
             xdp_mode: None,
             ike_keylog: None,
+            replace_program: false,
         })
+        .map(drop)
         .context("cluster member"),
         None if decap => {
             info!("ready");
