@@ -132,15 +132,32 @@ impl Handover {
         })
     }
 
-    /// Removes the VIPs the handed-over Actives held (nobody advertises them any more).
-    pub fn release_vips(&self) {
+    /// Removes the VIPs of handed-over Actives that no instance of `inst` resumes
+    /// (`resumed[i]` for instance `i`), but those a resumed one holds: a changed
+    /// configuration must not leave addresses nobody advertises.
+    pub fn release_unresumed(&self, inst: &[Instance], resumed: &[bool]) {
+        let held: Vec<(&str, IpAddr)> = inst
+            .iter()
+            .zip(resumed)
+            .filter(|(_, r)| **r)
+            .flat_map(|(i, _)| i.config.vips.iter().map(|v| (i.iface.as_str(), *v)))
+            .collect();
         for k in &self.vrrp {
-            for v in &k.vips {
+            for v in k
+                .vips
+                .iter()
+                .filter(|v| !held.contains(&(k.iface.as_str(), **v)))
+            {
                 if let Err(e) = crate::net::del_address(&k.iface, *v, k.prefix_len) {
                     warn!(vip = %v, error = %e, "VIP not removed");
                 }
             }
         }
+    }
+
+    /// Removes the VIPs the handed-over Actives held (nobody advertises them any more).
+    pub fn release_vips(&self) {
+        self.release_unresumed(&[], &[]);
     }
 }
 

@@ -129,9 +129,13 @@ pub fn fast_path(
                 .filter_map(|(_, n, _)| cio::member_of(n))
                 .collect()
         });
-    if hold.is_none() {
-        dp.set_targets(&static_entries(cfg))
-            .context("installing targets")?;
+    match &hold {
+        Some(m) => {
+            info!(members = ?m, "the kept cluster table answers until its members reported again")
+        }
+        None => dp
+            .set_targets(&static_entries(cfg))
+            .context("installing targets")?,
     }
     // With VRRP the fast path answers only while this node is the Active.
     dp.set_active(cfg.vrrp.is_empty() || roles.contains(&true))?;
@@ -141,7 +145,13 @@ pub fn fast_path(
             let fresh = maps != Some(Maps::Kept);
             match dp.take_over(iface, link, fresh, replace) {
                 Ok(t) => {
-                    info!(%iface, replaced = t.replaced, old_tag = ?t.old_tag.map(|x| format!("{x:016x}")), new_tag = ?t.new_tag.map(|x| format!("{x:016x}")), "took over the kept fast path");
+                    let tag = |t: Option<u64>| t.map(|x| format!("{x:016x}"));
+                    let (old, new) = (tag(t.old_tag), tag(t.new_tag));
+                    if t.replaced {
+                        info!(%iface, ?old, ?new, "took over the kept fast path: program replaced on the same link");
+                    } else {
+                        info!(%iface, tag = ?old, "took over the kept fast path: the kept program runs on");
+                    }
                     "kept"
                 }
                 Err(e) => {
@@ -153,7 +163,7 @@ pub fn fast_path(
         }
     };
     let (t, h) = dataplane::task(dp, iface, roles, names, chan)?;
-    info!(%iface, mode = used, pins = %pins.display(), vips = cfg.vips.len(), targets = cfg.targets.len(), kept_table = hold.is_some(), "fast path attached");
+    info!(%iface, mode = used, pins = %pins.display(), vips = cfg.vips.len(), targets = cfg.targets.len(), "fast path attached");
     Ok((t, h, hold))
 }
 
@@ -197,6 +207,10 @@ pub async fn start(
         .iter()
         .map(|inst| handover.and_then(|h| h.resume_for(inst)))
         .collect();
+    if let Some(h) = handover {
+        let resumed: Vec<bool> = resume.iter().map(Option::is_some).collect();
+        h.release_unresumed(&instances, &resumed);
+    }
     // Unbounded: a VRRP role change must never be dropped or wait in a callback, and
     // the responder's counts are bounded by its IKE_AUTH rate.
     let chan = mpsc::unbounded_channel();

@@ -202,3 +202,33 @@ fn incompatible(obj: &[u8], dir: &Path) -> Option<String> {
     }
     None
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn target_names_are_read_back_or_refused_by_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("eth1.targets");
+        std::fs::write(
+            &p,
+            "0 member-1 192.0.2.1\n3 gw2 gw2.example.net\n7 v6 2001:db8::7\n",
+        )
+        .unwrap();
+        let names = read_names(&p).unwrap();
+        assert_eq!(names.len(), 3);
+        let ip = |a: &str| Identity::Ip(a.parse().unwrap());
+        assert_eq!(names[&("member-1".into(), ip("192.0.2.1"))], 0);
+        assert_eq!(
+            names[&("gw2".into(), Identity::Fqdn("gw2.example.net".into()))],
+            3
+        );
+        assert_eq!(names[&("v6".into(), ip("2001:db8::7"))], 7);
+        std::fs::write(&p, "0 member-1 192.0.2.1\n999 x 192.0.2.9\n").unwrap();
+        assert!(read_names(&p).unwrap_err().contains("line 2"));
+        std::fs::write(&p, "zero a b\n").unwrap();
+        assert!(read_names(&p).unwrap_err().contains("line 1"));
+        assert!(read_names(&dir.path().join("none")).is_err());
+    }
+}

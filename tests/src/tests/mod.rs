@@ -12,6 +12,7 @@ mod ops_ike_reload;
 mod ops_mixed;
 mod ops_net;
 mod ops_reload;
+mod ops_restart;
 mod peers;
 mod soak;
 mod vrrp_keepalived;
