@@ -23,7 +23,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
-use tokio::signal::unix::{SignalKind, signal};
+use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tracing::{error, info, warn};
@@ -150,6 +150,10 @@ async fn run_async(opts: Options) -> Result<Exit> {
             bail!("--xdp-mode off: no-redirect = \"forward\" happens in the XDP program");
         }
     }
+    // Registered before anything starts: a signal during the start (seconds of program
+    // loading) is acted on once it is done, not by the default action, which would
+    // leave a half-taken-over fast path behind.
+    let mut signals = Signals::new()?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let (vrrp_stop, vrrp_stop_rx) = watch::channel(vio::Stop::Run);
     let mut tasks = Tasks::new();
@@ -193,7 +197,14 @@ async fn run_async(opts: Options) -> Result<Exit> {
         restart::remove(i);
     }
     info!(config = %opts.config.display(), "ready");
-    let outcome = supervise(&mut s.running, &mut tasks, &mut s.dp_task, &mut s.req_rx).await;
+    let outcome = supervise(
+        &mut s.running,
+        &mut signals,
+        &mut tasks,
+        &mut s.dp_task,
+        &mut s.req_rx,
+    )
+    .await;
 
     let keep = matches!(outcome, Ok(Exit::HandedOver));
     if keep {
@@ -305,28 +316,44 @@ fn restart_check(running: &reload::Running) -> Result<(), String> {
         .map_err(|e| format!("restart refused, still running: {e:#}"))
 }
 
+/// The signals the daemon acts on.
+struct Signals {
+    term: Signal,
+    int: Signal,
+    hup: Signal,
+    usr2: Signal,
+}
+
+impl Signals {
+    fn new() -> std::io::Result<Signals> {
+        Ok(Signals {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+            hup: signal(SignalKind::hangup())?,
+            usr2: signal(SignalKind::user_defined2())?,
+        })
+    }
+}
+
 /// Waits for a signal, a control command or a task's end: the stop or handover asked
 /// for, or the failure.
 async fn supervise(
     running: &mut reload::Running,
+    sig: &mut Signals,
     tasks: &mut Tasks,
     dp_task: &mut Option<start::DpTask>,
     requests: &mut mpsc::Receiver<control::Request>,
 ) -> Result<Exit> {
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    let mut hup = signal(SignalKind::hangup())?;
-    let mut usr2 = signal(SignalKind::user_defined2())?;
     loop {
         tokio::select! {
-            _ = term.recv() => return Ok(Exit::Stopped),
-            _ = int.recv() => return Ok(Exit::Stopped),
-            _ = hup.recv() => {
+            _ = sig.term.recv() => return Ok(Exit::Stopped),
+            _ = sig.int.recv() => return Ok(Exit::Stopped),
+            _ = sig.hup.recv() => {
                 info!("SIGHUP: reloading");
                 // The outcome is logged and kept for `ikelb status`.
                 let _ = running.reload().await;
             }
-            _ = usr2.recv() => match restart_check(running) {
+            _ = sig.usr2.recv() => match restart_check(running) {
                 Ok(()) => return Ok(Exit::HandedOver),
                 Err(e) => warn!(error = %e, "SIGUSR2: no handover"),
             },
@@ -492,7 +519,8 @@ mod tests {
             Err(anyhow!("receiving load reports: network is down"))
         });
         let (_tx, mut rx) = mpsc::channel(1);
-        let e = supervise(&mut running, &mut tasks, &mut None, &mut rx)
+        let mut sig = Signals::new().unwrap();
+        let e = supervise(&mut running, &mut sig, &mut tasks, &mut None, &mut rx)
             .await
             .unwrap_err()
             .to_string();
@@ -502,7 +530,7 @@ mod tests {
         );
         // A task that returns without an error while the daemon runs is a failure too.
         spawn(&mut tasks, "metrics", async { Ok(()) });
-        let e = supervise(&mut running, &mut tasks, &mut None, &mut rx)
+        let e = supervise(&mut running, &mut sig, &mut tasks, &mut None, &mut rx)
             .await
             .unwrap_err()
             .to_string();
