@@ -54,8 +54,9 @@ pub struct Cli {
 
 #[derive(Subcommand)]
 pub enum Cmd {
-    /// Load and attach the fast path on an interface and serve until SIGINT/SIGTERM;
-    /// SIGHUP reloads the configuration.
+    /// Load and attach the fast path on an interface (or take over the one a handover
+    /// kept) and serve until SIGINT/SIGTERM; SIGHUP reloads the configuration, SIGUSR2
+    /// hands over as `ikelb restart` does.
     Run {
         /// Network interface carrying the VIP (overrides [dataplane].iface).
         #[arg(long)]
@@ -71,6 +72,23 @@ pub enum Cmd {
         /// rows. Only this flag enables it, never the environment.
         #[arg(long)]
         ike_keylog: Option<PathBuf>,
+        /// Replace the program on a kept link even when it is the same build (it is
+        /// replaced anyway when it differs); resets its unpinned state (rate buckets).
+        #[arg(long)]
+        replace_program: bool,
+    },
+    /// Exit leaving the fast path (XDP program, maps, table) and the VIPs to the next
+    /// `ikelb run` on the interface, which takes them over without a gap. Exit status
+    /// 75: with systemd, `RestartForceExitStatus=75` starts the next one at once.
+    Restart {
+        #[command(flatten)]
+        at: Socket,
+    },
+    /// Remove what a handover left on an interface that no `ikelb run` took over: the
+    /// XDP link, the pinned maps and the VIPs it held.
+    Detach {
+        #[arg(long)]
+        iface: String,
     },
     /// Print the fast-path counters of a running instance (from its pinned maps).
     Stats {

@@ -47,6 +47,9 @@ pub enum Command {
     },
     /// Give `member` new clients again.
     Undrain { member: u32 },
+    /// Exit leaving the fast path and the VIPs to the next `ikelb run` (a restart or
+    /// an upgrade without a gap); refused unless the configuration file is valid.
+    Restart,
 }
 
 /// How `drain --migrate` moves the SAs: `batch` redirects every `interval_ms`.
@@ -182,6 +185,7 @@ mod tests {
                 }),
             },
             Command::Undrain { member: 3 },
+            Command::Restart,
         ] {
             let line = serde_json::to_string(&Request {
                 v: VERSION,

@@ -34,13 +34,23 @@ fn main() -> Result<()> {
             config,
             xdp_mode,
             ike_keylog,
-        } => daemon::run(Options {
+            replace_program,
+        } => match daemon::run(Options {
             config,
             member: false,
             iface,
             xdp_mode,
             ike_keylog,
-        }),
+            replace_program,
+        })? {
+            daemon::Exit::Stopped => Ok(()),
+            daemon::Exit::HandedOver => std::process::exit(daemon::restart::HANDOVER_EXIT),
+        },
+        Cmd::Restart { at } => control(at, Command::Restart),
+        Cmd::Detach { iface } => {
+            println!("{}", daemon::restart::detach(&iface)?);
+            Ok(())
+        }
         Cmd::Stats { iface, json } => stats(&iface, json),
         Cmd::CheckConfig { config } => {
             let c = Config::load(&config)?;
@@ -252,7 +262,9 @@ fn member(config: Option<PathBuf>, decap: bool, iface: Option<String>) -> Result
             iface: None,
             xdp_mode: None,
             ike_keylog: None,
+            replace_program: false,
         })
+        .map(drop)
         .context("cluster member"),
         None if decap => {
             info!("ready");

@@ -5,7 +5,7 @@
 //! reload the settings. A receive error ends the task with that error (and so the
 //! daemon): a table that stopped following the reports must not go on redirecting.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -16,6 +16,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, info, warn};
 
+use super::adopt::{Adopted, drain_events};
 use super::drain::{DrainCmd, Drains, Reply, drained_rows};
 use super::migrate;
 use super::mixed::{StaticRow, fixed, mix_statics};
@@ -211,7 +212,8 @@ async fn open_socket(
 
 /// Runs the exchange until the daemon drops `commands`' sender. With `table`, this node
 /// redirects: the slot table follows the reports, `statics` (a mixed pool's static
-/// targets) beside the members.
+/// targets) beside the members; `kept` names the members of a table taken over from
+/// the previous process, which stays until they reported again ([`Adopted`]).
 pub async fn run(
     c: ClusterCfg,
     iface: Option<String>,
@@ -219,6 +221,7 @@ pub async fn run(
     mut statics: Vec<StaticTarget>,
     mut commands: mpsc::Receiver<Cmd>,
     status: watch::Sender<Status>,
+    kept: Option<BTreeSet<u32>>,
 ) -> io::Result<()> {
     let cfg = exchange_config(&c)
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
@@ -231,6 +234,7 @@ pub async fn run(
     })?;
     let mut lx = LoadExchange::new(cfg, Instant::now(), unix_now())
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
+    let mut kept = kept.map(|k| Adopted::new(k, Instant::now(), c.holdtime));
     info!(member = c.member_id, transport = ?c.transport, port = c.port, redirects = table.is_some(), "load exchange starting");
 
     // The probe blocks (sockets, commands): its own thread, samples over a channel.
@@ -271,7 +275,6 @@ pub async fn run(
         Transport::Unicast(p) => format!("unicast {p:?}:{}", c.port),
     };
     loop {
-        let mut changed = false;
         while let Some(t) = lx.poll_transmit() {
             for d in &dsts {
                 if let Err(e) = sock.send_to(&t.payload, d).await {
@@ -279,9 +282,7 @@ pub async fn run(
                 }
             }
         }
-        while lx.poll_event().is_some() {
-            changed = true;
-        }
+        let changed = drain_events(&mut lx, kept.as_mut());
         let deadline = lx.poll_timeout();
         let drain_due = drains.drained.values().filter_map(|d| d.deadline).min();
         let mut do_rebuild = changed;
@@ -350,20 +351,23 @@ pub async fn run(
                 }
             },
         }
-        while lx.poll_event().is_some() {
-            do_rebuild = true;
-        }
+        do_rebuild |= drain_events(&mut lx, kept.as_mut());
         let members = lx.members();
         drains.members(&members);
+        let holds = kept
+            .as_mut()
+            .is_some_and(|k| k.holds(Instant::now(), &members));
         if let Some(t) = table.as_mut()
             && do_rebuild
+            && !holds
         {
             let loads: Vec<weights::Load> = members
                 .iter()
                 .map(|m| {
                     let mut l = m.load();
                     l.figures.drain |= drains.drained.contains_key(&m.id);
-                    l
+                    kept.as_ref()
+                        .map_or(l, |k| k.ramp(l, policy.slow_start_reports))
                 })
                 .collect();
             redirects = t.redirects();

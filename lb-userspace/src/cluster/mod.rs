@@ -24,6 +24,7 @@
 //! replay window is kept until any report it ever sent is older than the allowed
 //! skew, so a replay after the window is forgotten is still dropped as too old.
 
+pub mod adopt;
 mod auth;
 mod damping;
 mod drain;

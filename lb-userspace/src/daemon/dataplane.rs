@@ -107,30 +107,35 @@ pub struct Task {
     names_file: std::path::PathBuf,
 }
 
-/// Builds the task for an attached `dp` with `roles` VRRP instances (none: always
-/// active) and its handle. The maps' pins must exist (`Dataplane::load` with a pin dir).
+/// The task's command channel, made before the task so VRRP can start first.
+pub type Channel = (mpsc::UnboundedSender<Cmd>, mpsc::UnboundedReceiver<Cmd>);
+
+/// Builds the task for an attached `dp` and its handle: `roles` holds the VRRP
+/// instances' starting roles (Active only for one resumed after a handover; none:
+/// always active), `chan` the command channel. The maps' pins must exist
+/// (`Dataplane::load` with a pin dir). The name file stays when the task ends, for a
+/// handover; a stop removes it.
 pub fn task(
     dp: Dataplane,
     iface: &str,
-    roles: usize,
+    roles: Vec<bool>,
     names_file: std::path::PathBuf,
+    chan: Channel,
 ) -> Result<(Task, Handle), DataplaneError> {
     let dir = dp
         .pin_dir()
         .ok_or_else(|| DataplaneError::Io("the daemon's dataplane has no pins".into()))?
         .to_path_buf();
     let counters = Arc::new(PinnedCounters::open(&dir)?);
-    // Unbounded: a VRRP role change must never be dropped or wait in a callback, and
-    // the responder's counts are bounded by its IKE_AUTH rate.
-    let (tx, rx) = mpsc::unbounded_channel();
+    let (tx, rx) = chan;
     let (names_tx, names) = watch::channel(dp.target_names());
-    let (active_tx, active) = watch::channel(roles == 0);
+    let (active_tx, active) = watch::channel(roles.is_empty() || roles.contains(&true));
     let t = Task {
         dp,
         rx,
         names: names_tx,
         active: active_tx,
-        roles: vec![false; roles],
+        roles,
         names_file,
     };
     t.write_names();
@@ -152,12 +157,12 @@ impl Task {
     /// error. The dataplane is handed back so the caller detaches XDP last.
     pub async fn run(mut self) -> (Dataplane, Result<(), DataplaneError>) {
         let r = self.serve().await;
-        let _ = std::fs::remove_file(&self.names_file);
         (self.dp, r)
     }
 
     async fn serve(&mut self) -> Result<(), DataplaneError> {
-        self.dp.set_active(self.roles.is_empty())?;
+        self.dp
+            .set_active(self.roles.is_empty() || self.roles.contains(&true))?;
         while let Some(cmd) = self.rx.recv().await {
             match cmd {
                 Cmd::Role { instance, active } => {

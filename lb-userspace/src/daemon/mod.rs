@@ -2,25 +2,28 @@
 //! the dataplane task is the only writer of the BPF maps ([`dataplane`]); VRRP
 //! instances, the load exchange, the IKE responder, the control socket and `/metrics`
 //! are tasks beside it. The supervisor loop waits for a signal (SIGINT/SIGTERM stop,
-//! SIGHUP reloads), for control commands, and for any task to end: a task that ends
-//! while the daemon runs is a failure, logged with its name and error, and the process
-//! stops with a non-zero status so the service manager restarts it (a table that
-//! silently stopped following the cluster is worse than a restart).
+//! SIGHUP reloads, SIGUSR2 hands over), for control commands, and for any task to end:
+//! a task that ends while the daemon runs is a failure, logged with its name and error,
+//! and the process stops with a non-zero status so the service manager restarts it (a
+//! table that silently stopped following the cluster is worse than a restart).
 //!
 //! Shutdown runs in order: VRRP sends priority 0 and releases the VIPs, the other tasks
 //! stop, the dataplane task applies what is queued and hands the dataplane back, and
-//! XDP is detached last.
+//! XDP is detached last. A handover ([`restart`]) runs the same order but VRRP ends
+//! after its next ordinary advert, keeping the VIPs, and XDP stays attached.
 
 pub mod control;
 pub mod dataplane;
 pub mod reload;
+pub mod restart;
+mod start;
 
 use std::net::IpAddr;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
-use tokio::signal::unix::{SignalKind, signal};
+use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tracing::{error, info, warn};
@@ -28,15 +31,13 @@ use tracing::{error, info, warn};
 use crate::cluster::io as cio;
 use crate::config::{Config, XdpModeCfg};
 use crate::control::{Command, Response};
+use crate::dataplane as dpl;
 use crate::dataplane::choice::SlotChooser;
-use crate::dataplane::{self as dpl, Dataplane};
 use crate::ike::Responder;
 use crate::ike::io::{Control, KeyLogFile};
-use crate::status::ReloadState;
 use crate::target::choice::StaticChooser;
 use crate::target::{Target, TargetChooser};
 use crate::vrrp::io as vio;
-use control::Shared;
 
 /// How the daemon was started.
 pub struct Options {
@@ -47,10 +48,22 @@ pub struct Options {
     pub xdp_mode: Option<XdpModeCfg>,
     /// TEST ONLY: the IKE key log (see `ikelb run --ike-keylog`).
     pub ike_keylog: Option<PathBuf>,
+    /// Replace the program on a kept link even when it is the running one.
+    pub replace_program: bool,
 }
 
-/// Runs the daemon until SIGINT/SIGTERM (`Ok`) or a task's failure (`Err`).
-pub fn run(opts: Options) -> Result<()> {
+/// How the daemon ended without an error.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Exit {
+    /// SIGINT/SIGTERM: VIPs released, XDP detached, pins removed.
+    Stopped,
+    /// `ikelb restart` or SIGUSR2: fast path and VIPs kept for the next process (exit
+    /// with [`restart::HANDOVER_EXIT`]).
+    HandedOver,
+}
+
+/// Runs the daemon until SIGINT/SIGTERM, a handover (`Ok`) or a task's failure (`Err`).
+pub fn run(opts: Options) -> Result<Exit> {
     // Two workers: the responder's public-key work must not hold up VRRP adverts.
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -90,28 +103,6 @@ async fn until_stop(
     }
 }
 
-/// The state machine's settings for a configured instance on `iface`.
-pub fn vrrp_instance(v: &crate::config::VrrpCfg, iface: &str) -> std::io::Result<vio::Instance> {
-    let iface = v.iface.clone().unwrap_or_else(|| iface.to_string());
-    let v6 = v.vips[0].is_ipv6();
-    let primary = match v.source {
-        Some(a) => a,
-        None => crate::net::primary_address(&iface, v6, &v.vips)?,
-    };
-    let mut c = crate::vrrp::Config::new(v.vrid, primary, v.vips.clone());
-    c.priority = v.priority;
-    c.interval_cs = v.interval_cs;
-    c.preempt = v.preempt;
-    c.preempt_delay = v.preempt_delay;
-    c.peers = v.peers.clone();
-    c.tx_checksum = v.checksum;
-    Ok(vio::Instance {
-        iface,
-        config: c,
-        prefix_len: v.prefix_len.unwrap_or(if v6 { 128 } else { 32 }),
-    })
-}
-
 type Tasks = JoinSet<(String, Result<()>)>;
 
 fn spawn(
@@ -123,7 +114,7 @@ fn spawn(
     tasks.spawn(async move { (name, f.await) });
 }
 
-async fn run_async(opts: Options) -> Result<()> {
+async fn run_async(opts: Options) -> Result<Exit> {
     let cfg = Config::load(&opts.config)?;
     let iface = opts.iface.clone().or_else(|| cfg.iface.clone());
     let mode = opts.xdp_mode.unwrap_or(cfg.xdp_mode);
@@ -154,142 +145,140 @@ async fn run_async(opts: Options) -> Result<()> {
             bail!("--xdp-mode off: no-redirect = \"forward\" happens in the XDP program");
         }
     }
+    // Registered before anything starts: a signal during the start (seconds of program
+    // loading) is acted on once it is done, not by the default action, which would
+    // leave a half-taken-over fast path behind.
+    let mut signals = Signals::new()?;
     let (stop_tx, stop_rx) = watch::channel(false);
+    let (vrrp_stop, vrrp_stop_rx) = watch::channel(vio::Stop::Run);
     let mut tasks = Tasks::new();
-
-    // The fast path, loaded and attached before anything else runs.
-    let mut dp_task = None;
-    let dp = if with_xdp {
-        let iface = iface.clone().unwrap_or_default();
-        let pins = dpl::pin_dir_for(&iface);
-        let mut dp = Dataplane::load(Some(&pins)).context("loading the XDP program")?;
-        dp.set_vips(&cfg.vips).context("installing VIPs")?;
-        dp.set_rate_limit(cfg.rate_limit)?;
-        dp.set_forward_encap(cfg.forward_encap);
-        dp.set_targets(&static_entries(&cfg))
-            .context("installing targets")?;
-        // With VRRP the fast path answers only while this node is the Active.
-        dp.set_active(cfg.vrrp.is_empty())?;
-        let used = dp.attach(&iface, mode)?;
-        let names = PathBuf::from(crate::config::RUN_DIR).join(format!("{iface}.targets"));
-        let (t, h) = dataplane::task(dp, &iface, cfg.vrrp.len(), names)?;
-        info!(%iface, mode = used, pins = %pins.display(), vips = cfg.vips.len(), targets = cfg.targets.len(), "fast path attached");
-        dp_task = Some(tokio::spawn(t.run()));
-        Some(h)
-    } else {
-        None
+    // The fast path a previous process kept on the interface, and its record.
+    let fast = iface.clone().filter(|_| with_xdp);
+    let kept = match &fast {
+        Some(i) => dpl::link::kept_link(i)?,
+        None => None,
     };
-
-    // VRRP instances.
-    let mut vrrp_status = Vec::new();
-    let mut priorities = Vec::new();
-    for (i, v) in cfg.vrrp.iter().enumerate() {
-        let Some(base) = iface.as_deref().or(v.iface.as_deref()) else {
-            bail!("vrrp[{i}]: no interface");
-        };
-        let inst = vrrp_instance(v, base)?;
-        let (tx, rx) = watch::channel(vio::Status::initial(&inst));
-        vrrp_status.push(rx);
-        let (prio_tx, prio_rx) = watch::channel(v.priority);
-        priorities.push(prio_tx);
-        let dp_tx = dp.as_ref().map(|h| h.tx.clone());
-        let on_role = move |active: bool| {
-            if let Some(tx) = &dp_tx {
-                // Gone only while stopping, when the role no longer matters.
-                let _ = tx.send(dataplane::Cmd::Role {
-                    instance: i,
-                    active,
-                });
+    let had_kept = kept.is_some();
+    let handover = fast
+        .as_deref()
+        .filter(|_| had_kept)
+        .and_then(restart::Handover::read);
+    let stops = (&stop_rx, &vrrp_stop_rx);
+    let started = start::start(
+        &opts,
+        cfg,
+        iface,
+        mode,
+        kept,
+        handover.as_ref(),
+        stops,
+        &mut tasks,
+    )
+    .await;
+    let mut s = match started {
+        Ok(s) => s,
+        Err(e) => {
+            // What started stops as at a stop, and nothing kept stays that nobody runs.
+            let _ = vrrp_stop.send(vio::Stop::Release);
+            let _ = stop_tx.send(true);
+            stop_tasks(&mut tasks, Duration::from_secs(5)).await;
+            if let Some(i) = fast.as_deref().filter(|_| had_kept) {
+                restart::abandon(i, handover.as_ref());
             }
-        };
-        let stop = stop_rx.clone();
-        spawn(&mut tasks, format!("vrrp[{i}]"), async move {
-            Ok(vio::run(inst, stop, prio_rx, on_role, tx).await?)
-        });
-    }
-
-    // The load exchange.
-    let (cluster_tx, cluster_status) = match &cfg.cluster {
-        Some(c) => {
-            let (tx, rx) = watch::channel(cio::Status::default());
-            let (cmd_tx, cmd_rx) = mpsc::channel(16);
-            let table = dp.clone().map(|h| Box::new(h) as Box<dyn cio::Table>);
-            let (c, iface, statics) = (c.clone(), iface.clone(), cfg.targets.clone());
-            spawn(&mut tasks, "load exchange", async move {
-                Ok(cio::run(c, iface, table, statics, cmd_rx, tx).await?)
-            });
-            (Some(cmd_tx), Some(rx))
+            return Err(e);
         }
-        None => (None, None),
     };
+    if let Some(i) = &fast {
+        restart::remove(i);
+    }
+    info!(config = %opts.config.display(), "ready");
+    let outcome = supervise(
+        &mut s.running,
+        &mut signals,
+        &mut tasks,
+        &mut s.dp_task,
+        &mut s.req_rx,
+    )
+    .await;
 
-    // The IKE responder.
-    let ike = if opts.member {
-        None
+    let keep = matches!(outcome, Ok(Exit::HandedOver));
+    if keep {
+        info!("handing over: the fast path and the VIPs stay for the next process");
     } else {
-        start_ike(&cfg, dp.as_ref(), opts.ike_keylog.as_ref(), &mut tasks)?
-    };
-
-    // Status, control and metrics.
-    let state = Arc::new(Mutex::new(ReloadState {
-        generation: 1,
-        last: None,
-    }));
-    let shared = Shared {
-        iface: iface.clone(),
-        vrrp: vrrp_status,
-        cluster: cluster_status,
-        dp: dp.clone(),
-        config: state.clone(),
-    };
-    let sock = cfg.status.socket.clone().unwrap_or_else(|| {
-        let fast = dp.as_ref().and(iface.as_deref());
-        crate::status::default_socket(fast, cfg.cluster.as_ref().map(|c| c.member_id))
+        info!("shutting down");
+    }
+    // VRRP first: its priority-0 advert hands the VIPs over at once, or in a handover
+    // its last advert goes out as late as possible.
+    let _ = vrrp_stop.send(if keep {
+        vio::Stop::HandOver
+    } else {
+        vio::Stop::Release
     });
-    let listener = control::bind(&sock, cfg.status.group.as_ref())
-        .with_context(|| format!("control socket {}", sock.display()))?;
-    let (req_tx, mut req_rx) = mpsc::channel::<control::Request>(8);
-    let limits = cfg.status.limits;
-    spawn(&mut tasks, "control socket", {
-        let shared = shared.clone();
-        until_stop(stop_rx.clone(), async move {
-            control::serve(listener, limits, shared, req_tx).await;
-        })
-    });
-    if let Some(addr) = cfg.status.metrics {
-        let l = tokio::net::TcpListener::bind(addr)
-            .await
-            .with_context(|| format!("metrics on {addr}"))?;
-        info!(%addr, "metrics listener");
-        let sh = shared.clone();
-        spawn(
-            &mut tasks,
-            "metrics",
-            until_stop(stop_rx.clone(), async move {
-                crate::metrics::serve(l, limits, move || sh.report()).await;
-            }),
+    let _ = stop_tx.send(true);
+    let cluster_tx = s.running.cluster.take();
+    let ike = s.running.ike.take();
+    drop((cluster_tx, ike));
+    // A handover waits for each Active's next advert, up to one interval.
+    let interval = s
+        .instances
+        .iter()
+        .map(|i| Duration::from_millis(u64::from(i.config.interval_cs) * 10))
+        .max()
+        .filter(|_| keep)
+        .unwrap_or_default();
+    stop_tasks(&mut tasks, Duration::from_secs(5) + interval).await;
+    let vrrp_final: Vec<vio::Status> = s.shared.vrrp.iter().map(|r| r.borrow().clone()).collect();
+    let handed = restart::Handover::of(&s.instances, &vrrp_final);
+    drop(s.running);
+    drop(s.shared);
+    let _ = std::fs::remove_file(&s.sock);
+    let (Some(t), Some(fast)) = (s.dp_task, fast) else {
+        return outcome;
+    };
+    let (dp, r) = match t.await {
+        Ok(x) => x,
+        Err(e) => {
+            warn!(error = %e, "dataplane task");
+            return outcome;
+        }
+    };
+    if let Ok(c) = dp.counters() {
+        info!(
+            seen = c.get(lb_common::maps::Stat::Seen),
+            redirected = c.get(lb_common::maps::Stat::Redirected),
+            "final counters"
         );
     }
+    if keep && r.is_ok() {
+        match dp.keep() {
+            Ok(link) => {
+                if let Err(e) = handed.write(&fast) {
+                    warn!(error = %e, "no handover record: the next process starts its VRRP roles as at boot");
+                }
+                info!(link = %link.display(), actives = handed.vrrp.len(), "fast path kept for the next process");
+                return outcome;
+            }
+            Err(e) => {
+                handed.release_vips();
+                let _ = std::fs::remove_file(start::names_file(&fast));
+                return Err(anyhow!(e).context("handover failed: the fast path is detached"));
+            }
+        }
+    }
+    drop(dp);
+    let _ = std::fs::remove_file(start::names_file(&fast));
+    if keep {
+        handed.release_vips();
+    }
+    match r {
+        Err(e) if outcome.is_ok() => Err(e.into()),
+        _ => outcome,
+    }
+}
 
-    let mut running = reload::Running {
-        path: opts.config.clone(),
-        cfg,
-        dp,
-        cluster: cluster_tx,
-        ike,
-        priorities,
-        state,
-    };
-    info!(config = %opts.config.display(), "ready");
-    let outcome = supervise(&mut running, &mut tasks, &mut dp_task, &mut req_rx).await;
-
-    info!("shutting down");
-    let _ = stop_tx.send(true);
-    // VRRP first: its priority-0 advert hands the VIPs over at once.
-    let cluster_tx = running.cluster.take();
-    let ike = running.ike.take();
-    drop((cluster_tx, ike));
-    let deadline = tokio::time::sleep(std::time::Duration::from_secs(5));
+/// Waits for `tasks` to end, logging errors; aborts them after `limit`.
+async fn stop_tasks(tasks: &mut Tasks, limit: Duration) {
+    let deadline = tokio::time::sleep(limit);
     tokio::pin!(deadline);
     loop {
         tokio::select! {
@@ -299,59 +288,83 @@ async fn run_async(opts: Options) -> Result<()> {
                 Some(_) => {}
             },
             () = &mut deadline => {
-                warn!("tasks did not stop within 5 s: aborted");
+                warn!(?limit, "tasks did not stop in time: aborted");
                 tasks.abort_all();
                 while tasks.join_next().await.is_some() {}
                 break;
             }
         }
     }
-    drop(running);
-    drop(shared);
-    let _ = std::fs::remove_file(&sock);
-    if let Some(t) = dp_task {
-        match t.await {
-            Ok((dp, r)) => {
-                if let Ok(c) = dp.counters() {
-                    info!(
-                        seen = c.get(lb_common::maps::Stat::Seen),
-                        redirected = c.get(lb_common::maps::Stat::Redirected),
-                        "final counters"
-                    );
-                }
-                drop(dp);
-                if let Err(e) = r
-                    && outcome.is_ok()
-                {
-                    return Err(e.into());
-                }
-            }
-            Err(e) => warn!(error = %e, "dataplane task"),
-        }
-    }
-    outcome
 }
 
-/// Waits for a signal, a control command or a task's end. `Ok` for a stop signal.
+/// Whether a handover may go ahead: only with a fast path to keep, and only with a
+/// configuration file that the next process will accept (as far as this build tells).
+fn restart_check(running: &reload::Running) -> Result<(), String> {
+    if running.dp.is_none() {
+        return Err(
+            "no fast path to keep here (ikelb member, --xdp-mode off): restart the service instead"
+                .into(),
+        );
+    }
+    Config::load(&running.path)
+        .map(drop)
+        .map_err(|e| format!("restart refused, still running: {e:#}"))
+}
+
+/// The signals the daemon acts on.
+struct Signals {
+    term: Signal,
+    int: Signal,
+    hup: Signal,
+    usr2: Signal,
+}
+
+impl Signals {
+    fn new() -> std::io::Result<Signals> {
+        Ok(Signals {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+            hup: signal(SignalKind::hangup())?,
+            usr2: signal(SignalKind::user_defined2())?,
+        })
+    }
+}
+
+/// Waits for a signal, a control command or a task's end: the stop or handover asked
+/// for, or the failure.
 async fn supervise(
     running: &mut reload::Running,
+    sig: &mut Signals,
     tasks: &mut Tasks,
-    dp_task: &mut Option<tokio::task::JoinHandle<(Dataplane, Result<(), dpl::DataplaneError>)>>,
+    dp_task: &mut Option<start::DpTask>,
     requests: &mut mpsc::Receiver<control::Request>,
-) -> Result<()> {
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    let mut hup = signal(SignalKind::hangup())?;
+) -> Result<Exit> {
     loop {
         tokio::select! {
-            _ = term.recv() => return Ok(()),
-            _ = int.recv() => return Ok(()),
-            _ = hup.recv() => {
+            _ = sig.term.recv() => return Ok(Exit::Stopped),
+            _ = sig.int.recv() => return Ok(Exit::Stopped),
+            _ = sig.hup.recv() => {
                 info!("SIGHUP: reloading");
                 // The outcome is logged and kept for `ikelb status`.
                 let _ = running.reload().await;
             }
+            _ = sig.usr2.recv() => match restart_check(running) {
+                Ok(()) => return Ok(Exit::HandedOver),
+                Err(e) => warn!(error = %e, "SIGUSR2: no handover"),
+            },
             Some((cmd, reply)) = requests.recv() => {
+                if cmd == Command::Restart {
+                    let r = restart_check(running);
+                    let ok = r.is_ok();
+                    let _ = reply.send(match r {
+                        Ok(()) => Response::ok(serde_json::json!("handing over to the next process")),
+                        Err(e) => Response::error(e),
+                    });
+                    if ok {
+                        return Ok(Exit::HandedOver);
+                    }
+                    continue;
+                }
                 let r = command(running, cmd).await;
                 let _ = reply.send(r);
             }
@@ -380,8 +393,9 @@ async fn supervise(
 
 async fn command(running: &mut reload::Running, cmd: Command) -> Response {
     match cmd {
-        // Answered by the control task itself.
+        // Answered by the control task itself, and by the supervisor.
         Command::Status => Response::error("status is answered by the control socket"),
+        Command::Restart => Response::error("restart is answered by the supervisor"),
         Command::Reload => match running.reload().await {
             Ok(m) => Response::ok(serde_json::json!(m)),
             Err(e) => Response::error(e),
@@ -489,7 +503,10 @@ fn start_ike(
 
 #[cfg(test)]
 mod tests {
+    use std::sync::{Arc, Mutex};
+
     use super::*;
+    use crate::status::ReloadState;
 
     #[tokio::test]
     async fn a_task_that_ends_stops_the_daemon_with_its_name_and_error() {
@@ -508,7 +525,8 @@ mod tests {
             Err(anyhow!("receiving load reports: network is down"))
         });
         let (_tx, mut rx) = mpsc::channel(1);
-        let e = supervise(&mut running, &mut tasks, &mut None, &mut rx)
+        let mut sig = Signals::new().unwrap();
+        let e = supervise(&mut running, &mut sig, &mut tasks, &mut None, &mut rx)
             .await
             .unwrap_err()
             .to_string();
@@ -518,7 +536,7 @@ mod tests {
         );
         // A task that returns without an error while the daemon runs is a failure too.
         spawn(&mut tasks, "metrics", async { Ok(()) });
-        let e = supervise(&mut running, &mut tasks, &mut None, &mut rx)
+        let e = supervise(&mut running, &mut sig, &mut tasks, &mut None, &mut rx)
             .await
             .unwrap_err()
             .to_string();

@@ -22,6 +22,10 @@ pub enum DataplaneError {
         mode: &'static str,
         what: String,
     },
+    #[error("keeping the fast path for the next process: {0}")]
+    Keep(String),
+    #[error("taking over the fast path the previous process kept: {0}")]
+    TakeOver(String),
     #[error("{0}")]
     Io(String),
 }

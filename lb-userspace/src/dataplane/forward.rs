@@ -128,6 +128,44 @@ impl Dataplane {
     }
 }
 
+impl Dataplane {
+    /// Takes the forwarding state of kept maps: the forward VIPs' counter slots (their
+    /// `Vip.fwd`), the members marked alive, and `targets` for a later start of
+    /// forwarding.
+    pub(super) fn recover_forward(
+        &mut self,
+        vips: &[(IpAddr, u32)],
+        targets: Vec<Target>,
+    ) -> Result<(), DataplaneError> {
+        let mut slots: Vec<Option<IpAddr>> = Vec::new();
+        for &(a, fwd) in vips.iter().filter(|v| (1..=MAX_FWD_VIPS).contains(&v.1)) {
+            let i = fwd as usize - 1;
+            if slots.len() <= i {
+                slots.resize(i + 1, None);
+            }
+            slots[i] = Some(a);
+        }
+        let map = self.ebpf.map(f::MAP_FWD_MEMBERS).ok_or_else(|| {
+            DataplaneError::Map(f::MAP_FWD_MEMBERS.into(), "not in the object".into())
+        })?;
+        let members: Array<&MapData, FwdMember> =
+            Array::try_from(map).map_err(map_err(f::MAP_FWD_MEMBERS))?;
+        let mut alive = Vec::new();
+        for i in 0..lb_common::maps::MAX_TARGETS as u16 {
+            let v = members
+                .get(&u32::from(i), 0)
+                .map_err(map_err(f::MAP_FWD_MEMBERS))?;
+            if v.flags & MEMBER_ALIVE != 0 {
+                alive.push(i);
+            }
+        }
+        self.fwd.vips = slots;
+        self.fwd.alive = alive;
+        self.fwd.targets = targets;
+        Ok(())
+    }
+}
+
 /// How frames reach a member.
 enum Reach {
     /// This host: passed to the local stack.

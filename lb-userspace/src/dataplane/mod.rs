@@ -1,10 +1,13 @@
 //! The XDP dataplane: loads the embedded object, pins its maps, fills VIPs, targets and
-//! slot tables (A/B, flipped atomically), attaches and detaches.
+//! slot tables (A/B, flipped atomically), attaches and detaches, or keeps the fast path
+//! for the next process and takes a kept one over ([`link`], [`adopt`]).
 
+pub mod adopt;
 pub mod choice;
 mod decap;
 mod error;
 pub mod forward;
+pub mod link;
 mod neigh;
 pub mod stats;
 
@@ -13,17 +16,18 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use aya::maps::{Array, HashMap as BpfHashMap, MapData, PerCpuArray, PerCpuValues};
-use aya::programs::{Xdp, XdpMode};
+use aya::programs::Xdp;
 use aya::{Ebpf, EbpfLoader};
 use lb_common::maps::{
     self as m, Config as MapConfig, FLAG_ACTIVE, SlotTable, Target as MapTarget, VIP_GEN_MASK,
     VIP_GEN_SHIFT, Vip as MapVip,
 };
 
-use crate::config::{RateLimit, RedirectMode, Vip, XdpModeCfg};
+use crate::config::{RateLimit, RedirectMode, Vip};
 use crate::target::{self, Identity, Owner, Target};
 pub use error::DataplaneError;
 use error::map_err;
+pub use link::rx_vlan_offload;
 
 /// The XDP object built by `cargo xtask build` (empty in a plain `cargo build`).
 static EBPF_OBJ: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/ikelb.bpf.o"));
@@ -48,6 +52,7 @@ pub struct Dataplane {
     index: HashMap<(Owner, Identity), u16>,
     vips: Vec<IpAddr>,
     attached: Option<String>,
+    link: link::Attachment,
     fwd: forward::FwdState,
 }
 
@@ -97,10 +102,21 @@ impl Dataplane {
     /// As [`Dataplane::load`], from the bytes of another object file with the same
     /// maps (`ikelb bench --baseline-object` times an older build beside this one).
     pub fn load_object(obj: &[u8], pin_dir: Option<&Path>) -> Result<Self, DataplaneError> {
+        let mut dp = Self::load_with(obj, pin_dir, false)?;
+        dp.write_config()?;
+        Ok(dp)
+    }
+
+    /// Loads `obj` with its maps pinned in `pin_dir`: fresh ones (stale pins removed),
+    /// or with `reuse` the ones pinned there, which a running program may be using, so
+    /// nothing is written to them here and a failure leaves them in place.
+    fn load_with(obj: &[u8], pin_dir: Option<&Path>, reuse: bool) -> Result<Self, DataplaneError> {
         let mut loader = EbpfLoader::new();
         if let Some(dir) = pin_dir {
             ensure_bpffs()?;
-            remove_pins(dir)?;
+            if !reuse {
+                remove_pins(dir)?;
+            }
             std::fs::create_dir_all(dir).map_err(|e| DataplaneError::Pin {
                 path: dir.into(),
                 what: e.to_string(),
@@ -123,13 +139,13 @@ impl Dataplane {
             Ok(e) => e,
             Err(e) => {
                 // Nothing half-applied: no pins stay behind a failed start.
-                if let Some(dir) = pin_dir {
+                if let Some(dir) = pin_dir.filter(|_| !reuse) {
                     let _ = remove_pins(dir);
                 }
                 return Err(e);
             }
         };
-        let mut dp = Dataplane {
+        Ok(Dataplane {
             ebpf,
             pin_dir: pin_dir.map(Into::into),
             generation: 0,
@@ -140,10 +156,9 @@ impl Dataplane {
             index: HashMap::new(),
             vips: Vec::new(),
             attached: None,
+            link: link::Attachment::None,
             fwd: forward::FwdState::default(),
-        };
-        dp.write_config()?;
-        Ok(dp)
+        })
     }
 
     /// A program of the object by name (`ikelb_xdp`, `ikelb_pass`, `ikelb_reflect`,
@@ -367,54 +382,6 @@ impl Dataplane {
         v
     }
 
-    /// Attaches `ikelb_xdp` to `iface`. `Auto` tries native first and falls back to
-    /// generic with a warning. Returns the mode used.
-    pub fn attach(
-        &mut self,
-        iface: &str,
-        mode: XdpModeCfg,
-    ) -> Result<&'static str, DataplaneError> {
-        let tries: &[(XdpMode, &'static str)] = match mode {
-            XdpModeCfg::Native => &[(XdpMode::Driver, "native")],
-            XdpModeCfg::Skb => &[(XdpMode::Skb, "skb")],
-            XdpModeCfg::Auto => &[(XdpMode::Driver, "native"), (XdpMode::Skb, "skb")],
-            XdpModeCfg::Off => &[],
-        };
-        let mut last = String::new();
-        for &(flags, name) in tries {
-            match self.program(m::PROG_NAME)?.attach(iface, flags) {
-                Ok(_) => {
-                    self.attached = Some(iface.into());
-                    if rx_vlan_offload(iface) == Some(true) {
-                        // The NIC strips the outer tag before XDP: a tagged request
-                        // is seen untagged and its answer would leave untagged.
-                        tracing::info!(
-                            iface,
-                            "rx VLAN offload is on: on a VLAN trunk turn it off \
-                             (ethtool -K {iface} rxvlan off) so answers keep their tags"
-                        );
-                    }
-                    return Ok(name);
-                }
-                Err(e) => {
-                    last = format!("{e:#}");
-                    if mode == XdpModeCfg::Auto && name == "native" {
-                        tracing::warn!(iface, error = %last, "native XDP failed, falling back to generic (skb) mode");
-                    }
-                }
-            }
-        }
-        Err(DataplaneError::Attach {
-            iface: iface.into(),
-            mode: tries.last().map_or("off", |t| t.1),
-            what: if tries.is_empty() {
-                "XDP mode `off` attaches nothing".into()
-            } else {
-                last
-            },
-        })
-    }
-
     /// Counters summed over CPUs.
     pub fn counters(&self) -> Result<stats::Counters, DataplaneError> {
         let get = |name: &str| -> Result<PerCpuArray<&MapData, u64>, DataplaneError> {
@@ -434,7 +401,8 @@ impl Dataplane {
 
 impl Drop for Dataplane {
     fn drop(&mut self) {
-        // Links detach when `ebpf` drops; the pins would keep the maps alive.
+        // Links detach when `ebpf` and `link` drop; the map pins would keep the maps
+        // alive.
         if let Some(dir) = &self.pin_dir
             && let Err(e) = remove_pins(dir)
         {
@@ -480,43 +448,6 @@ fn verifier_msg(e: &aya::programs::ProgramError) -> String {
     }
 }
 
-/// Whether the interface strips VLAN tags on receive (ETHTOOL_GFLAGS, ETH_FLAG_RXVLAN),
-/// or `None` if the driver does not say.
-pub fn rx_vlan_offload(iface: &str) -> Option<bool> {
-    const SIOCETHTOOL: libc::c_ulong = 0x8946;
-    const ETHTOOL_GFLAGS: u32 = 0x25;
-    const ETH_FLAG_RXVLAN: u32 = 1 << 8;
-    #[repr(C)]
-    struct EthtoolValue {
-        cmd: u32,
-        data: u32,
-    }
-    let name = iface.as_bytes();
-    if name.is_empty() || name.len() >= libc::IFNAMSIZ {
-        return None;
-    }
-    let mut val = EthtoolValue {
-        cmd: ETHTOOL_GFLAGS,
-        data: 0,
-    };
-    // SAFETY: a zeroed ifreq with a NUL-terminated name and a pointer to `val`, which
-    // outlives the ioctl; the socket is closed below.
-    unsafe {
-        let mut ifr: libc::ifreq = std::mem::zeroed();
-        for (d, s) in ifr.ifr_name.iter_mut().zip(name) {
-            *d = *s as libc::c_char;
-        }
-        ifr.ifr_ifru.ifru_data = (&mut val as *mut EthtoolValue).cast();
-        let fd = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
-        if fd < 0 {
-            return None;
-        }
-        let rc = libc::ioctl(fd, SIOCETHTOOL, &mut ifr);
-        libc::close(fd);
-        (rc == 0).then_some(val.data & ETH_FLAG_RXVLAN != 0)
-    }
-}
-
 /// A typed map opened from its pin `dir/name` (for processes beside `ikelb run`).
 pub(crate) fn open_pinned<T>(dir: &Path, name: &str) -> Result<T, DataplaneError>
 where
@@ -532,7 +463,7 @@ where
     T::try_from(map).map_err(|e| DataplaneError::Map(name.into(), e.to_string()))
 }
 
-/// Removes our pin files in `dir` and the directory itself.
+/// Removes our map pins in `dir`, and the directory itself once it is empty.
 fn remove_pins(dir: &Path) -> Result<(), DataplaneError> {
     if !dir.exists() {
         return Ok(());

@@ -31,6 +31,17 @@ pub enum Owner {
     Member(u32),
 }
 
+impl Owner {
+    /// The owner of a printed name (a target-name file a previous process wrote):
+    /// `member-<id>` is a member (the name a mixed pool refuses for a static target).
+    pub fn from_printed(name: &str) -> Owner {
+        match name.strip_prefix("member-").map(str::parse) {
+            Some(Ok(id)) => Owner::Member(id),
+            _ => Owner::Static(name.to_string()),
+        }
+    }
+}
+
 impl std::fmt::Display for Owner {
     /// The name `ikelb status` and `ikelb stats` print (and Maglev hashes).
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

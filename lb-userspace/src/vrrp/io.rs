@@ -53,6 +53,27 @@ pub struct Status {
     pub became_active: u64,
     /// Dropped adverts by reason.
     pub dropped: Vec<(String, u64)>,
+    /// Set when the instance was handed over as Active: what the next process needs.
+    #[serde(skip)]
+    pub kept: Option<Kept>,
+}
+
+/// How the daemon ends the instances.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stop {
+    Run,
+    /// A stop: the priority-0 advert, the VIPs released.
+    Release,
+    /// A restart that keeps the fast path ([`Vrrp::hand_over`]): the VIPs stay.
+    HandOver,
+}
+
+/// An Active instance handed over to the next process: when its last advert left and
+/// at what interval (what the Backups' timers follow).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Kept {
+    pub last_advert: Instant,
+    pub interval_cs: u16,
 }
 
 impl Status {
@@ -73,6 +94,7 @@ impl Status {
             sent: 0,
             became_active: 0,
             dropped: Vec::new(),
+            kept: None,
         }
     }
 
@@ -105,6 +127,7 @@ impl Status {
                 .iter()
                 .map(|r| (format!("{r:?}"), st.dropped(*r)))
                 .collect(),
+            kept: None,
         }
     }
 }
@@ -387,16 +410,19 @@ fn put_cmsg<T>(msg: &mut libc::msghdr, cbuf: &mut [u64; 8], level: i32, ty: i32,
 /// How many GARP/NA go out on becoming Active (keepalived sends 5).
 const ANNOUNCE: usize = 5;
 
-/// Runs `inst` until `shutdown` turns true, then sends the priority-0 advert and
-/// releases the VIPs. `on_role(true)` is called on becoming Active before the VIPs are
-/// announced, `on_role(false)` on leaving it. Status goes out on `status` after every
-/// input.
+/// Runs `inst` until `stop` says how to end: [`Stop::Release`] sends the priority-0
+/// advert and releases the VIPs, [`Stop::HandOver`] leaves them to the next process
+/// (the final status carries [`Kept`] when it was Active). With `resume`, the previous
+/// process's record, it starts by [`Vrrp::resume`]. `on_role(true)` is called on
+/// becoming Active before the VIPs are announced, `on_role(false)` on leaving it.
+/// Status goes out on `status` after every input.
 pub async fn run(
     inst: Instance,
-    mut shutdown: watch::Receiver<bool>,
+    mut stop: watch::Receiver<Stop>,
     mut priority: watch::Receiver<u8>,
     mut on_role: impl FnMut(bool) + Send,
     status: watch::Sender<Status>,
+    resume: Option<Kept>,
 ) -> io::Result<()> {
     let mut vrrp = Vrrp::new(inst.config.clone())
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
@@ -409,12 +435,22 @@ pub async fn run(
     let frames = net::FrameSender::new(&inst.iface)?;
     let mac = net::mac(&inst.iface)?;
     info!(vrid = inst.config.vrid, iface = %inst.iface, primary = %inst.config.primary, priority = inst.config.priority, interval_cs = inst.config.interval_cs, "starting");
-    vrrp.start(Instant::now());
+    match resume {
+        Some(k) => vrrp.resume(Instant::now(), k.last_advert, k.interval_cs),
+        None => vrrp.start(Instant::now()),
+    }
     let mut buf = vec![0u8; 2048];
+    let mut handing = false;
+    let mut kept = None;
     loop {
-        let stop = *shutdown.borrow();
-        if stop {
-            vrrp.shutdown(Instant::now());
+        let now_stop = *stop.borrow();
+        match now_stop {
+            Stop::Release => vrrp.shutdown(Instant::now()),
+            Stop::HandOver if !handing => {
+                handing = true;
+                vrrp.hand_over(Instant::now());
+            }
+            Stop::HandOver | Stop::Run => {}
         }
         while let Some(t) = vrrp.poll_transmit() {
             if let Err(e) = sock.send(t.dst, &t.payload) {
@@ -440,10 +476,19 @@ pub async fn run(
                         }
                     }
                 }
+                Event::HandedOver { active } => {
+                    kept = vrrp.last_advert().filter(|_| active).map(|t| Kept {
+                        last_advert: t,
+                        interval_cs: vrrp.config().interval_cs,
+                    });
+                }
             }
         }
-        status.send_replace(Status::of(&inst, &vrrp));
-        if stop {
+        let mut st = Status::of(&inst, &vrrp);
+        st.kept = kept;
+        status.send_replace(st);
+        // A handover is done once the instance left its role (at its next advert).
+        if now_stop == Stop::Release || (handing && vrrp.state() == State::Initialize) {
             return Ok(());
         }
         let deadline = vrrp.poll_timeout();
@@ -468,7 +513,7 @@ pub async fn run(
                 vrrp.set_priority(Instant::now(), p)
                     .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
             }
-            _ = shutdown.changed() => {}
+            Ok(()) = stop.changed() => {}
         }
     }
 }

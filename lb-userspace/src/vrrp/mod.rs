@@ -30,9 +30,12 @@ use lb_common::wire::vrrp::{
 };
 use tracing::{debug, info, warn};
 
+mod handover;
 pub mod io;
 mod priority;
+mod stats;
 pub use priority::check_priority_change;
+pub use stats::{DropReason, Stats};
 
 /// Skew_Time = ((256 − Priority) × Active_Adver_Interval) / 256 (RFC 9568 §6.1), with the
 /// interval in centiseconds; exact to the nanosecond (rounded down).
@@ -135,6 +138,11 @@ pub enum Event {
     BecameActive,
     BecameBackup,
     Stopped,
+    /// The handover ([`Vrrp::hand_over`]) is done: the VIPs stay where they are for the
+    /// next process; `active` when this instance held them.
+    HandedOver {
+        active: bool,
+    },
 }
 
 /// An advert to send from [`Config::primary`].
@@ -144,72 +152,6 @@ pub struct Transmit {
     pub dst: IpAddr,
     /// The VRRP message (the IP payload), checksummed for this destination.
     pub payload: Vec<u8>,
-}
-
-/// Why a received advert was dropped, in the order of the checks (RFC 9568 §7.1).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum DropReason {
-    /// Unicast peers are configured and the source is none of them: any host on the
-    /// link could otherwise hold every node in Backup with priority-255 adverts.
-    NotPeer,
-    /// TTL or hop limit is not 255.
-    BadTtl,
-    /// The datagram, its source or its addresses are not of the instance's family.
-    WrongFamily,
-    /// Version is not 3 or type not ADVERTISEMENT.
-    BadVersion,
-    /// Truncated, trailing bytes, or no address.
-    BadLength,
-    /// No checksum form is valid.
-    BadChecksum,
-    /// Another virtual router.
-    WrongVrid,
-    /// We are the address owner, which ignores adverts (§7.1).
-    WeAreOwner,
-    /// The address list is not ours, from a non-owner (§7.1; keepalived drops it too).
-    AddressMismatch,
-    /// Max Adver Int 0 with a non-zero priority: it would make the Backups take over at
-    /// once.
-    BadInterval,
-}
-
-impl DropReason {
-    pub const ALL: [DropReason; 10] = [
-        DropReason::NotPeer,
-        DropReason::BadTtl,
-        DropReason::WrongFamily,
-        DropReason::BadVersion,
-        DropReason::BadLength,
-        DropReason::BadChecksum,
-        DropReason::WrongVrid,
-        DropReason::WeAreOwner,
-        DropReason::AddressMismatch,
-        DropReason::BadInterval,
-    ];
-}
-
-/// Counters for status and metrics.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Stats {
-    /// Adverts that passed every check.
-    pub accepted: u64,
-    /// Accepted adverts whose address list differed: only an owner's are (§7.1).
-    pub owner_address_mismatch: u64,
-    /// Adverts queued, one per destination.
-    pub sent: u64,
-    /// Transitions to Active.
-    pub became_active: u64,
-    dropped: [u64; DropReason::ALL.len()],
-}
-
-impl Stats {
-    pub fn dropped(&self, reason: DropReason) -> u64 {
-        self.dropped[reason as usize]
-    }
-
-    pub fn dropped_total(&self) -> u64 {
-        self.dropped.iter().sum()
-    }
 }
 
 /// One virtual router on one interface.
@@ -227,6 +169,8 @@ pub struct Vrrp {
     /// Active_Down_Timer in Backup, Adver_Timer in Active.
     timer: Option<Instant>,
     last_sent: Option<Instant>,
+    /// A handover waits for the Active's next advert.
+    handing_over: bool,
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
     stats: Stats,
@@ -279,6 +223,7 @@ impl Vrrp {
             active: None,
             timer: None,
             last_sent: None,
+            handing_over: false,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             stats: Stats::default(),
@@ -391,7 +336,10 @@ impl Vrrp {
             // Active_Down_Timer fired (§6.4.2).
             State::Backup => self.become_active(now),
             // Adver_Timer fired (§6.4.3).
-            State::Active => self.send_advert(now),
+            State::Active => {
+                self.send_advert(now);
+                self.finish_handover_after(now);
+            }
             State::Initialize => self.timer = None,
         }
     }
@@ -408,6 +356,7 @@ impl Vrrp {
             State::Backup => {}
         }
         info!(vrid = self.cfg.vrid, "stopped");
+        self.handing_over = false;
         self.state = State::Initialize;
         self.timer = None;
         self.active = None;
@@ -486,6 +435,7 @@ impl Vrrp {
         {
             self.follow(now, from, adv);
             self.become_backup();
+            self.finish_handover_after(now);
         }
     }
 

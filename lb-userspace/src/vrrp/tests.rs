@@ -7,6 +7,7 @@ use lb_common::wire::vrrp::GROUP_V4;
 
 use super::*;
 
+mod handover;
 mod lan;
 
 const MS: Duration = Duration::from_millis(1);

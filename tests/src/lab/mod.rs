@@ -391,7 +391,10 @@ impl Drop for IkelbPinsGuard {
     fn drop(&mut self) {
         for iface in &self.0 {
             let _ = std::fs::remove_dir_all(Path::new("/sys/fs/bpf/ikelb").join(iface));
-            let _ = std::fs::remove_file(Path::new("/run/ikelb").join(format!("{iface}.targets")));
+            for ext in ["targets", "handover"] {
+                let _ =
+                    std::fs::remove_file(Path::new("/run/ikelb").join(format!("{iface}.{ext}")));
+            }
         }
     }
 }

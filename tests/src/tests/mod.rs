@@ -13,6 +13,7 @@ mod ops_migrate;
 mod ops_mixed;
 mod ops_net;
 mod ops_reload;
+mod ops_restart;
 mod package;
 mod package_run;
 mod peers;

@@ -62,7 +62,7 @@ pub(super) struct Sent {
 
 /// The IPv4 gateway of an IKE_SA_INIT response's N(REDIRECT) (type 16407): GW Ident
 /// Type 1, length 4, then the address.
-fn redirect_gateway(m: &[u8]) -> Option<IpAddr> {
+pub(super) fn redirect_gateway(m: &[u8]) -> Option<IpAddr> {
     if m.len() <= 28 || m[18] != 34 || m[19] & 0x20 == 0 {
         return None;
     }

@@ -354,3 +354,66 @@ fn ipv6_instances_elect() {
     );
     assert_eq!(lan.nodes[0].vrrp.stats().dropped_total(), 0);
 }
+
+impl Lan {
+    /// Node `i`'s process hands over and exits; the next one resumes after `gap_ms`.
+    /// Returns when the old one sent its last advert.
+    fn restart(&mut self, i: usize, gap_ms: f64) -> Instant {
+        self.nodes[i].vrrp.hand_over(self.now);
+        while !self.nodes[i]
+            .events
+            .iter()
+            .any(|e| matches!(e.1, Event::HandedOver { .. }))
+        {
+            self.step();
+        }
+        let last = self.nodes[i].vrrp.last_advert().unwrap();
+        let interval = self.nodes[i].vrrp.config().interval_cs;
+        let c = self.nodes[i].vrrp.config().clone();
+        self.run_until(last + Duration::from_secs_f64(gap_ms / 1000.0));
+        self.nodes[i].vrrp = Vrrp::new(c).unwrap();
+        self.nodes[i].vrrp.resume(self.now, last, interval);
+        self.drain();
+        last
+    }
+}
+
+#[test]
+fn a_restart_within_the_down_interval_changes_no_role() {
+    let mut lan = Lan::new(vec![cfg(2, 200, 10), cfg(3, 100, 10)]);
+    lan.start(0);
+    lan.start(1);
+    lan.run_until(lan.at(1_000.0));
+    assert_eq!(lan.actives(), [0]);
+    // B's Active_Down_Interval is 360.9 ms: a 250 ms restart fits, adverts and all.
+    let last = lan.restart(0, 250.0);
+    lan.run_until(lan.at(3_000.0));
+    let t0 = lan.t0;
+    assert_eq!(lan.events(1), [(t0, Event::BecameBackup)]);
+    assert_eq!(lan.actives(), [0]);
+    let sent: Vec<Instant> = lan.nodes[0].sent.iter().map(|s| s.0).collect();
+    let gap = sent.windows(2).map(|w| w[1] - w[0]).max().unwrap();
+    assert_eq!(gap, 250 * MS);
+    assert!(lan.nodes[0].sent.iter().all(|s| s.2 == 200));
+    assert!(sent.contains(&last) && sent.contains(&(last + 250 * MS)));
+}
+
+#[test]
+fn a_restart_slower_than_the_down_interval_lets_the_protocol_decide() {
+    let mut lan = Lan::new(vec![cfg(2, 200, 10), cfg(3, 100, 10)]);
+    lan.start(0);
+    lan.start(1);
+    lan.run_until(lan.at(1_000.0));
+    let last = lan.restart(0, 400.0);
+    lan.run_until(lan.at(3_000.0));
+    let t0 = lan.t0;
+    let took = last + LATENCY + ns(360_937_500);
+    let ev = lan.events(1);
+    assert_eq!(
+        ev[..2],
+        [(t0, Event::BecameBackup), (took, Event::BecameActive)]
+    );
+    // A starts as at boot and, preempting with the higher priority, takes the VIP back.
+    assert_eq!(ev.last().map(|e| e.1), Some(Event::BecameBackup));
+    assert_eq!(lan.actives(), [0]);
+}
