@@ -13,6 +13,7 @@ pub mod listen;
 pub mod metrics;
 pub mod net;
 pub mod radius;
+pub mod rtnl;
 pub mod select;
 pub mod status;
 pub mod vrrp;
