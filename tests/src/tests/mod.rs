@@ -13,6 +13,7 @@ mod ops_mixed;
 mod ops_net;
 mod ops_reload;
 mod peers;
+mod probe_xfrm;
 mod soak;
 mod vrrp_keepalived;
 mod xdp_fixtures;
