@@ -14,6 +14,7 @@ pub mod listen;
 pub mod metrics;
 pub mod net;
 pub mod radius;
+pub mod rtnl;
 pub mod status;
 pub mod target;
 pub mod vici;

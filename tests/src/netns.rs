@@ -4,6 +4,7 @@
 //! [`unique_tag`] for anything that must be unique host-wide (ikelb pins its maps under
 //! `/sys/fs/bpf/ikelb/<iface>/`, and bpffs is not per netns).
 
+use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -91,6 +92,29 @@ impl Netns {
             args.push("nodad");
         }
         self.ip(&args).map(drop)
+    }
+
+    /// Runs `f` on a thread inside this namespace (setns(2) moves that thread only).
+    pub fn within<R: Send>(&self, f: impl FnOnce() -> Result<R> + Send) -> Result<R> {
+        let path = self.path();
+        std::thread::scope(|s| {
+            s.spawn(move || -> Result<R> {
+                let ns = std::fs::File::open(&path)
+                    .with_context(|| format!("open {}", path.display()))?;
+                // SAFETY: setns on a namespace fd we opened; only this thread moves, and
+                // it ends when the scope does.
+                if unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+                    bail!(
+                        "setns {}: {}",
+                        path.display(),
+                        std::io::Error::last_os_error()
+                    );
+                }
+                f()
+            })
+            .join()
+            .unwrap_or_else(|_| bail!("thread in {} panicked", self.name))
+        })
     }
 
     /// Turns tx checksum offload off on `dev`, so frames leave with complete UDP

@@ -1,36 +1,18 @@
 //! ICMP echo from inside a namespace, without the `ping` binary (not every test machine
-//! has iputils): a thread enters the namespace with setns(2) and uses a raw socket.
+//! has iputils): a thread inside the namespace ([`Netns::within`]) uses a raw socket.
 
-use std::fs::File;
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 
 use crate::netns::Netns;
 
 /// Sends up to `count` echo requests from `src` to `dst` inside `ns`, each waiting up to
 /// `wait` for its reply; true as soon as one reply arrives.
 pub fn ping(ns: &Netns, src: IpAddr, dst: IpAddr, count: u16, wait: Duration) -> Result<bool> {
-    let path = ns.path();
-    std::thread::scope(|s| {
-        s.spawn(move || -> Result<bool> {
-            let f = File::open(&path).with_context(|| format!("open {}", path.display()))?;
-            // SAFETY: setns on a namespace fd we opened; only this thread moves, and it
-            // ends when the scope does.
-            if unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
-                bail!(
-                    "setns {}: {}",
-                    path.display(),
-                    std::io::Error::last_os_error()
-                );
-            }
-            echo(src, dst, count, wait)
-        })
-        .join()
-        .unwrap_or_else(|_| bail!("ping thread panicked"))
-    })
+    ns.within(|| echo(src, dst, count, wait))
 }
 
 fn socket(v6: bool) -> Result<OwnedFd> {

@@ -3,9 +3,11 @@
 //! `probe.rs` turn them into counts; the driver runs these on a blocking thread.
 
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+use netlink_packet_core::{Emitable, NLM_F_REQUEST, NetlinkHeader};
+use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_XFRM};
 
 use super::probe::{
     CommandProbe, Fixed, ProbeError, SaProbe, ViciFormat, ViciProbe, XfrmFormat, XfrmProbe, xfrm,
@@ -24,51 +26,23 @@ pub fn vici_list_sas(socket: &Path) -> io::Result<Vec<u8>> {
     })
 }
 
-/// The kernel's `XFRM_MSG_NEWSADINFO` answer.
+/// The kernel's `XFRM_MSG_NEWSADINFO` answer. The request stays hand-built: a netlink
+/// header and one u32, whose answer the sans-IO parser in `probe.rs` reads as bytes.
 pub fn xfrm_sadinfo() -> io::Result<Vec<u8>> {
-    // SAFETY: plain socket(2); owned right away.
-    let raw = unsafe {
-        libc::socket(
-            libc::AF_NETLINK,
-            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-            libc::NETLINK_XFRM,
-        )
-    };
-    if raw < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: a fresh descriptor.
-    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-    let mut m = Vec::new();
-    m.extend_from_slice(&20u32.to_ne_bytes());
-    m.extend_from_slice(&xfrm::XFRM_MSG_GETSADINFO.to_ne_bytes());
-    m.extend_from_slice(&(libc::NLM_F_REQUEST as u16).to_ne_bytes());
-    m.extend_from_slice(&1u32.to_ne_bytes());
-    m.extend_from_slice(&0u32.to_ne_bytes());
-    m.extend_from_slice(&0u32.to_ne_bytes());
-    // SAFETY: a zeroed sockaddr_nl addressed to the kernel; m is valid.
-    let n = unsafe {
-        let mut sa: libc::sockaddr_nl = std::mem::zeroed();
-        sa.nl_family = libc::AF_NETLINK as u16;
-        libc::sendto(
-            fd.as_raw_fd(),
-            m.as_ptr().cast(),
-            m.len(),
-            0,
-            (&raw const sa).cast(),
-            std::mem::size_of::<libc::sockaddr_nl>() as u32,
-        )
-    };
-    if n < 0 {
-        return Err(io::Error::last_os_error());
-    }
+    let sock = Socket::new(NETLINK_XFRM)?;
+    sock.connect(&SocketAddr::new(0, 0))?;
+    let mut h = NetlinkHeader::default();
+    h.length = 20;
+    h.message_type = xfrm::XFRM_MSG_GETSADINFO;
+    h.flags = NLM_F_REQUEST;
+    h.sequence_number = 1;
+    // The body: a u32 of flags, none.
+    let mut m = vec![0u8; 20];
+    h.emit(&mut m);
+    sock.send(&m, 0)?;
     let mut buf = vec![0u8; 4096];
-    // SAFETY: reading into a buffer we own.
-    let n = unsafe { libc::recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
-    if n < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    buf.truncate(n as usize);
+    let n = sock.recv(&mut &mut buf[..], 0)?;
+    buf.truncate(n.min(4096));
     Ok(buf)
 }
 

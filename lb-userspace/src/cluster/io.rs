@@ -172,29 +172,9 @@ async fn open_socket(
             };
             match g {
                 IpAddr::V4(g4) => {
-                    use std::os::fd::AsRawFd;
-                    let mreq = libc::ip_mreqn {
-                        imr_multiaddr: libc::in_addr {
-                            s_addr: u32::from_ne_bytes(g4.octets()),
-                        },
-                        imr_address: libc::in_addr { s_addr: 0 },
-                        imr_ifindex: idx as i32,
-                    };
-                    for opt in [libc::IP_ADD_MEMBERSHIP, libc::IP_MULTICAST_IF] {
-                        // SAFETY: a valid ip_mreqn for these options.
-                        let rc = unsafe {
-                            libc::setsockopt(
-                                sock.as_raw_fd(),
-                                libc::IPPROTO_IP,
-                                opt,
-                                (&raw const mreq).cast(),
-                                std::mem::size_of::<libc::ip_mreqn>() as u32,
-                            )
-                        };
-                        if rc < 0 {
-                            return Err(io::Error::last_os_error());
-                        }
-                    }
+                    let index = socket2::InterfaceIndexOrAddress::Index(idx);
+                    socket2::SockRef::from(&sock).join_multicast_v4_n(g4, &index)?;
+                    crate::net::set_multicast_if_v4(&sock, idx)?;
                     sock.set_multicast_loop_v4(false)?;
                     sock.set_multicast_ttl_v4(1)?;
                 }

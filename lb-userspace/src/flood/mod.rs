@@ -27,6 +27,8 @@ pub use run::{run_one, sink};
 pub use sender::{Chosen, chain, choose};
 
 use crate::dataplane::DataplaneError;
+use crate::net::ifindex;
+use crate::rtnl::Rtnl;
 use run::online_cpus;
 
 const GEN_IF: &str = "flood0";
@@ -207,24 +209,30 @@ impl Topology {
         let resp = Netns::new().map_err(setup("create the responder namespace"))?;
         let gen_if = client
             .enter(|| -> std::io::Result<u32> {
-                let mut nl = netlink::Rtnl::open()?;
-                nl.add_veth((GEN_IF, GEN_MAC), (RESP_IF, RESP_MAC), resp.fd(), queues)?;
-                nl.set_up(netlink::if_index("lo")?)?;
-                let i = netlink::if_index(GEN_IF)?;
+                let mut nl = Rtnl::open()?;
+                netlink::add_veth(
+                    &mut nl,
+                    (GEN_IF, GEN_MAC),
+                    (RESP_IF, RESP_MAC),
+                    resp.fd(),
+                    queues,
+                )?;
+                nl.set_up(ifindex("lo")?)?;
+                let i = ifindex(GEN_IF)?;
                 nl.set_up(i)?;
                 Ok(i)
             })
             .and_then(|r| r)
             .map_err(setup("veth pair (rtnetlink)"))?;
         resp.enter(|| -> std::io::Result<()> {
-            let mut nl = netlink::Rtnl::open()?;
-            nl.set_up(netlink::if_index("lo")?)?;
-            let i = netlink::if_index(RESP_IF)?;
-            nl.add_addr(i, vip, plen)?;
-            nl.add_neigh(i, next_hop, GEN_MAC)?;
+            let mut nl = Rtnl::open()?;
+            nl.set_up(ifindex("lo")?)?;
+            let i = ifindex(RESP_IF)?;
+            netlink::add_addr(&mut nl, i, vip, plen)?;
+            netlink::add_neigh(&mut nl, i, next_hop, GEN_MAC)?;
             // The next hop must be on a link that is up for the route to be accepted.
             nl.set_up(i)?;
-            nl.add_route(clients.0, clients.1, next_hop, i)
+            netlink::add_route(&mut nl, clients.0, clients.1, next_hop, i)
         })
         .and_then(|r| r)
         .map_err(setup("responder addresses (rtnetlink)"))?;

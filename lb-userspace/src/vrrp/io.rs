@@ -9,14 +9,18 @@
 //! Send: `sendmsg` with a `PKTINFO` that sets the primary address as source and the
 //! interface, TTL/hop limit 255, TOS/traffic class 0xc0, multicast loop off.
 
-use std::io;
-use std::mem::size_of;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::io::{self, IoSlice, IoSliceMut};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddrV4, SocketAddrV6};
+use std::os::fd::AsRawFd;
 use std::time::Instant;
 
 use lb_common::wire::arp_nd;
 use lb_common::wire::vrrp::{self as wire, Family};
+use nix::sys::socket::{
+    ControlMessage, ControlMessageOwned, MsgFlags, SockaddrIn, SockaddrIn6, SockaddrStorage,
+    recvmsg, sendmsg, setsockopt, sockopt,
+};
+use socket2::{Domain, InterfaceIndexOrAddress, Protocol, Type};
 use tokio::io::unix::AsyncFd;
 use tokio::sync::watch;
 use tracing::{info, warn};
@@ -132,30 +136,13 @@ impl Status {
     }
 }
 
-fn setsockopt<T>(fd: RawFd, level: i32, name: i32, v: &T) -> io::Result<()> {
-    // SAFETY: v points to a T of the size given.
-    let rc = unsafe {
-        libc::setsockopt(
-            fd,
-            level,
-            name,
-            (v as *const T).cast(),
-            size_of::<T>() as u32,
-        )
-    };
-    if rc < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
-}
-
 /// A received datagram: source, destination, TTL or hop limit, the VRRP bytes in the
 /// buffer.
 type Received = (IpAddr, IpAddr, u8, std::ops::Range<usize>);
 
 /// The raw socket of one instance.
 struct Socket {
-    fd: AsyncFd<OwnedFd>,
+    fd: AsyncFd<socket2::Socket>,
     family: Family,
     ifindex: u32,
     primary: IpAddr,
@@ -166,81 +153,45 @@ impl Socket {
         let family = Family::of(primary);
         let ifindex = net::ifindex(iface)?;
         let domain = match family {
-            Family::V4 => libc::AF_INET,
-            Family::V6 => libc::AF_INET6,
+            Family::V4 => Domain::IPV4,
+            Family::V6 => Domain::IPV6,
         };
-        // SAFETY: plain socket(2); owned right away.
-        let raw = unsafe {
-            libc::socket(
-                domain,
-                libc::SOCK_RAW | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
-                i32::from(wire::PROTOCOL),
-            )
-        };
-        if raw < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: a fresh descriptor.
-        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-        let one: i32 = 1;
-        let zero: i32 = 0;
-        let ttl: i32 = i32::from(wire::TTL);
-        let tos: i32 = 0xc0;
-        let name = iface.as_bytes();
-        // SAFETY: the name bytes for SO_BINDTODEVICE.
-        let rc = unsafe {
-            libc::setsockopt(
-                raw,
-                libc::SOL_SOCKET,
-                libc::SO_BINDTODEVICE,
-                name.as_ptr().cast(),
-                name.len() as u32,
-            )
-        };
-        if rc < 0 {
-            return Err(io::Error::last_os_error());
-        }
+        let ty = Type::RAW.nonblocking().cloexec();
+        let s = socket2::Socket::new(domain, ty, Some(Protocol::from(i32::from(wire::PROTOCOL))))?;
+        let ttl = u32::from(wire::TTL);
+        let tos = 0xc0;
+        s.bind_device(Some(iface.as_bytes()))?;
         match family {
             Family::V4 => {
-                setsockopt(raw, libc::IPPROTO_IP, libc::IP_PKTINFO, &one)?;
-                setsockopt(raw, libc::IPPROTO_IP, libc::IP_TTL, &ttl)?;
-                setsockopt(raw, libc::IPPROTO_IP, libc::IP_MULTICAST_TTL, &ttl)?;
-                setsockopt(raw, libc::IPPROTO_IP, libc::IP_MULTICAST_LOOP, &zero)?;
-                setsockopt(raw, libc::IPPROTO_IP, libc::IP_TOS, &tos)?;
-                let mreq = libc::ip_mreqn {
-                    imr_multiaddr: libc::in_addr {
-                        s_addr: u32::from_ne_bytes(wire::GROUP_V4.octets()),
-                    },
-                    imr_address: libc::in_addr { s_addr: 0 },
-                    imr_ifindex: ifindex as i32,
-                };
-                setsockopt(raw, libc::IPPROTO_IP, libc::IP_MULTICAST_IF, &mreq)?;
+                setsockopt(&s, sockopt::Ipv4PacketInfo, &true)?;
+                s.set_ttl_v4(ttl)?;
+                s.set_multicast_ttl_v4(ttl)?;
+                s.set_multicast_loop_v4(false)?;
+                s.set_tos_v4(tos)?;
+                net::set_multicast_if_v4(&s, ifindex)?;
                 if multicast {
-                    setsockopt(raw, libc::IPPROTO_IP, libc::IP_ADD_MEMBERSHIP, &mreq)?;
+                    s.join_multicast_v4_n(
+                        &wire::GROUP_V4,
+                        &InterfaceIndexOrAddress::Index(ifindex),
+                    )?;
                 }
             }
             Family::V6 => {
-                setsockopt(raw, libc::IPPROTO_IPV6, libc::IPV6_RECVPKTINFO, &one)?;
-                setsockopt(raw, libc::IPPROTO_IPV6, libc::IPV6_RECVHOPLIMIT, &one)?;
-                setsockopt(raw, libc::IPPROTO_IPV6, libc::IPV6_UNICAST_HOPS, &ttl)?;
-                setsockopt(raw, libc::IPPROTO_IPV6, libc::IPV6_MULTICAST_HOPS, &ttl)?;
-                setsockopt(raw, libc::IPPROTO_IPV6, libc::IPV6_MULTICAST_LOOP, &zero)?;
-                setsockopt(raw, libc::IPPROTO_IPV6, libc::IPV6_TCLASS, &tos)?;
-                let idx = ifindex as i32;
-                setsockopt(raw, libc::IPPROTO_IPV6, libc::IPV6_MULTICAST_IF, &idx)?;
+                setsockopt(&s, sockopt::Ipv6RecvPacketInfo, &true)?;
+                s.set_recv_hoplimit_v6(true)?;
+                s.set_unicast_hops_v6(ttl)?;
+                s.set_multicast_hops_v6(ttl)?;
+                s.set_multicast_loop_v6(false)?;
+                s.set_tclass_v6(tos)?;
+                s.set_multicast_if_v6(ifindex)?;
                 if multicast {
-                    let mreq = libc::ipv6_mreq {
-                        ipv6mr_multiaddr: libc::in6_addr {
-                            s6_addr: wire::GROUP_V6.octets(),
-                        },
-                        ipv6mr_interface: ifindex,
-                    };
-                    setsockopt(raw, libc::IPPROTO_IPV6, libc::IPV6_ADD_MEMBERSHIP, &mreq)?;
+                    s.join_multicast_v6(&wire::GROUP_V6, ifindex)?;
                 }
             }
         }
-        // SAFETY: the OwnedFd moves into the AsyncFd, which owns it from here on.
-        let fd = unsafe { AsyncFd::register(fd)? };
+        // SAFETY: the socket moves into the AsyncFd, which owns it (and so its
+        // descriptor) from here on.
+        let fd = unsafe { AsyncFd::register(s)? };
         Ok(Socket {
             fd,
             family,
@@ -251,23 +202,11 @@ impl Socket {
 
     /// Sends one advert from the primary address to `dst`.
     fn send(&self, dst: IpAddr, payload: &[u8]) -> io::Result<()> {
-        let mut iov = libc::iovec {
-            iov_base: payload.as_ptr().cast_mut().cast(),
-            iov_len: payload.len(),
-        };
-        let mut cbuf = [0u64; 8];
-        // SAFETY: zeroed msghdr, filled below with pointers that outlive the call.
-        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-        msg.msg_iov = &mut iov;
-        msg.msg_iovlen = 1;
-        let mut sin: libc::sockaddr_in = unsafe { std::mem::zeroed() };
-        let mut sin6: libc::sockaddr_in6 = unsafe { std::mem::zeroed() };
+        let iov = [IoSlice::new(payload)];
+        let fd = self.fd.as_raw_fd();
+        let flags = MsgFlags::empty();
         match (dst, self.primary) {
             (IpAddr::V4(d), IpAddr::V4(src)) => {
-                sin.sin_family = libc::AF_INET as u16;
-                sin.sin_addr.s_addr = u32::from_ne_bytes(d.octets());
-                msg.msg_name = (&raw mut sin).cast();
-                msg.msg_namelen = size_of::<libc::sockaddr_in>() as u32;
                 let info = libc::in_pktinfo {
                     ipi_ifindex: self.ifindex as i32,
                     ipi_spec_dst: libc::in_addr {
@@ -275,40 +214,22 @@ impl Socket {
                     },
                     ipi_addr: libc::in_addr { s_addr: 0 },
                 };
-                put_cmsg(
-                    &mut msg,
-                    &mut cbuf,
-                    libc::IPPROTO_IP,
-                    libc::IP_PKTINFO,
-                    &info,
-                );
+                let to = SockaddrIn::from(SocketAddrV4::new(d, 0));
+                let cmsg = [ControlMessage::Ipv4PacketInfo(&info)];
+                sendmsg(fd, &iov, &cmsg, flags, Some(&to))?;
             }
             (IpAddr::V6(d), IpAddr::V6(src)) => {
-                sin6.sin6_family = libc::AF_INET6 as u16;
-                sin6.sin6_addr.s6_addr = d.octets();
-                sin6.sin6_scope_id = self.ifindex;
-                msg.msg_name = (&raw mut sin6).cast();
-                msg.msg_namelen = size_of::<libc::sockaddr_in6>() as u32;
                 let info = libc::in6_pktinfo {
                     ipi6_addr: libc::in6_addr {
                         s6_addr: src.octets(),
                     },
                     ipi6_ifindex: self.ifindex,
                 };
-                put_cmsg(
-                    &mut msg,
-                    &mut cbuf,
-                    libc::IPPROTO_IPV6,
-                    libc::IPV6_PKTINFO,
-                    &info,
-                );
+                let to = SockaddrIn6::from(SocketAddrV6::new(d, 0, 0, self.ifindex));
+                let cmsg = [ControlMessage::Ipv6PacketInfo(&info)];
+                sendmsg(fd, &iov, &cmsg, flags, Some(&to))?;
             }
             _ => return Err(io::Error::new(io::ErrorKind::InvalidInput, "family")),
-        }
-        // SAFETY: msg points to live buffers.
-        let n = unsafe { libc::sendmsg(self.fd.as_raw_fd(), &msg, 0) };
-        if n < 0 {
-            return Err(io::Error::last_os_error());
         }
         Ok(())
     }
@@ -316,54 +237,35 @@ impl Socket {
     /// One datagram: (src, dst, ttl, payload range in buf), or `None` when it came in on
     /// another interface or is not even an IP header.
     fn recv(&self, buf: &mut [u8]) -> io::Result<Option<Received>> {
-        let mut iov = libc::iovec {
-            iov_base: buf.as_mut_ptr().cast(),
-            iov_len: buf.len(),
-        };
-        let mut cbuf = [0u64; 16];
-        // SAFETY: zeroed msghdr and sockaddr storage, filled by recvmsg.
-        let mut from: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
-        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-        msg.msg_name = (&raw mut from).cast();
-        msg.msg_namelen = size_of::<libc::sockaddr_storage>() as u32;
-        msg.msg_iov = &mut iov;
-        msg.msg_iovlen = 1;
-        msg.msg_control = cbuf.as_mut_ptr().cast();
-        msg.msg_controllen = size_of::<[u64; 16]>();
-        // SAFETY: msg points to live buffers.
-        let n = unsafe { libc::recvmsg(self.fd.as_raw_fd(), &mut msg, 0) };
-        if n < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        let n = n as usize;
-        let mut ifindex = None;
-        let mut hop = None;
-        let mut dst6 = None;
-        // SAFETY: walking the control messages the kernel wrote.
-        unsafe {
-            let mut c = libc::CMSG_FIRSTHDR(&msg);
-            while !c.is_null() {
-                let h = &*c;
-                let data = libc::CMSG_DATA(c);
-                match (h.cmsg_level, h.cmsg_type) {
-                    (libc::IPPROTO_IP, libc::IP_PKTINFO) => {
-                        let i: libc::in_pktinfo = std::ptr::read_unaligned(data.cast());
-                        ifindex = Some(i.ipi_ifindex as u32);
-                    }
-                    (libc::IPPROTO_IPV6, libc::IPV6_PKTINFO) => {
-                        let i: libc::in6_pktinfo = std::ptr::read_unaligned(data.cast());
+        // Room for more than the two control messages asked for (PKTINFO, HOPLIMIT).
+        let mut cbuf = nix::cmsg_space!([u8; 128]);
+        let (n, from, ifindex, hop, dst6) = {
+            let mut iov = [IoSliceMut::new(buf)];
+            let m = recvmsg::<SockaddrStorage>(
+                self.fd.as_raw_fd(),
+                &mut iov,
+                Some(&mut cbuf),
+                MsgFlags::empty(),
+            )?;
+            // Truncated control data cannot tell the arrival interface: not ours.
+            let Ok(cmsgs) = m.cmsgs() else {
+                return Ok(None);
+            };
+            let (mut ifindex, mut hop, mut dst6) = (None, None, None);
+            for c in cmsgs {
+                match c {
+                    ControlMessageOwned::Ipv4PacketInfo(i) => ifindex = Some(i.ipi_ifindex as u32),
+                    ControlMessageOwned::Ipv6PacketInfo(i) => {
                         ifindex = Some(i.ipi6_ifindex);
                         dst6 = Some(Ipv6Addr::from(i.ipi6_addr.s6_addr));
                     }
-                    (libc::IPPROTO_IPV6, libc::IPV6_HOPLIMIT) => {
-                        let v: i32 = std::ptr::read_unaligned(data.cast());
-                        hop = Some(v as u8);
-                    }
+                    ControlMessageOwned::Ipv6HopLimit(v) => hop = Some(v as u8),
                     _ => {}
                 }
-                c = libc::CMSG_NXTHDR(&msg, c);
             }
-        }
+            let from = m.address.and_then(|a| a.as_sockaddr_in6().map(|a| a.ip()));
+            (m.bytes, from, ifindex, hop, dst6)
+        };
         if ifindex.is_some_and(|i| i != self.ifindex) {
             return Ok(None);
         }
@@ -383,27 +285,12 @@ impl Socket {
                 Ok(Some((src.into(), dst.into(), buf[8], ihl..total)))
             }
             Family::V6 => {
-                // SAFETY: the kernel wrote a sockaddr_in6 for an AF_INET6 socket.
-                let sin6: libc::sockaddr_in6 =
-                    unsafe { std::ptr::read_unaligned((&raw const from).cast()) };
-                let src = Ipv6Addr::from(sin6.sin6_addr.s6_addr);
-                let Some(dst) = dst6 else { return Ok(None) };
-                Ok(Some((src.into(), dst.into(), hop.unwrap_or(0), 0..n)))
+                let (Some(from), Some(dst)) = (from, dst6) else {
+                    return Ok(None);
+                };
+                Ok(Some((from.into(), dst.into(), hop.unwrap_or(0), 0..n)))
             }
         }
-    }
-}
-
-fn put_cmsg<T>(msg: &mut libc::msghdr, cbuf: &mut [u64; 8], level: i32, ty: i32, v: &T) {
-    // SAFETY: cbuf is large and aligned enough for one cmsg of T.
-    unsafe {
-        msg.msg_control = cbuf.as_mut_ptr().cast();
-        msg.msg_controllen = libc::CMSG_SPACE(size_of::<T>() as u32) as usize;
-        let c = libc::CMSG_FIRSTHDR(msg);
-        (*c).cmsg_level = level;
-        (*c).cmsg_type = ty;
-        (*c).cmsg_len = libc::CMSG_LEN(size_of::<T>() as u32) as usize;
-        std::ptr::write_unaligned(libc::CMSG_DATA(c).cast(), std::ptr::read(v));
     }
 }
 

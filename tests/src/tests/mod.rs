@@ -17,6 +17,7 @@ mod ops_restart;
 mod package;
 mod package_run;
 mod peers;
+mod probe_xfrm;
 mod soak;
 mod vrrp_keepalived;
 mod xdp_fixtures;

@@ -29,10 +29,10 @@ pub(super) fn wait_for(
     bail!("timed out after {timeout:?} waiting for {what}")
 }
 
-/// True when `addr` is on `dev` in `ns`.
+/// True when `addr` (IPv4 or IPv6) is on `dev` in `ns`.
 pub(super) fn has_addr(ns: &Netns, dev: &str, addr: &str) -> bool {
     ns.ip(&["-o", "addr", "show", "dev", dev])
-        .map(|o| o.contains(&format!("inet {addr}/")))
+        .map(|o| o.contains(&format!("inet {addr}/")) || o.contains(&format!("inet6 {addr}/")))
         .unwrap_or(false)
 }
 
@@ -78,6 +78,8 @@ fn log_count(p: &Path, needle: &str) -> usize {
 struct Case {
     unicast: bool,
     plain: bool,
+    /// IPv6: adverts from the link-local addresses to ff02::12 (multicast only here).
+    v6: bool,
 }
 
 fn ikelb_toml(iface: &str, prio: u8, case: &Case, vip: &str, peer: &str, sock: &Path) -> String {
@@ -105,7 +107,8 @@ fn keepalived_conf(iface: &str, case: &Case, vip: &str, me: &str, peer: &str) ->
     format!(
         "global_defs {{\n  vrrp_version 3\n}}\nvrrp_instance VI4 {{\n  state BACKUP\n  \
          interface {iface}\n  virtual_router_id 51\n  priority 150\n  advert_int 0.1\n{uni}  \
-         virtual_ipaddress {{\n    {vip}/32\n  }}\n}}\n"
+         virtual_ipaddress {{\n    {vip}/{}\n  }}\n}}\n",
+        if case.v6 { 128 } else { 32 }
     )
 }
 
@@ -128,12 +131,24 @@ fn run_case(case: &Case) -> Result<()> {
     let a = Netns::new("vka")?;
     let b = Netns::new("vkb")?;
     let (ia, ib) = (format!("va{tag}"), format!("vb{tag}"));
+    if case.v6 {
+        // Link-local addresses usable at once: VRRP sends from them.
+        for ns in [&a, &b] {
+            ns.sysctl("net.ipv6.conf.default.accept_dad", "0")?;
+        }
+    }
     let _veth = Veth::new(&a, &ia, None, &b, &ib, None)?;
     // Declared before the daemons so it runs after they are stopped.
     let _pins = crate::lab::IkelbPinsGuard(vec![ia.clone(), ib.clone()]);
-    let (me_a, me_b, vip) = ("10.79.0.2", "10.79.0.3", "10.79.0.100");
-    a.addr_add(&ia, &format!("{me_a}/24"))?;
-    b.addr_add(&ib, &format!("{me_b}/24"))?;
+    let (me_a, me_b, vip) = if case.v6 {
+        ("", "", "2001:db8:79::100")
+    } else {
+        ("10.79.0.2", "10.79.0.3", "10.79.0.100")
+    };
+    if !case.v6 {
+        a.addr_add(&ia, &format!("{me_a}/24"))?;
+        b.addr_add(&ib, &format!("{me_b}/24"))?;
+    }
     std::fs::write(
         dir.file("ka.conf"),
         keepalived_conf(&ib, case, vip, me_b, me_a),
@@ -233,6 +248,21 @@ fn keepalived_multicast_pseudo_checksum() {
     run_case(&Case {
         unicast: false,
         plain: false,
+        v6: false,
+    })
+    .unwrap();
+}
+
+/// IPv6 both ways: keepalived's adverts must arrive with hop limit 255 and on our
+/// interface (`IPV6_HOPLIMIT`, `IPV6_PKTINFO`) for ikelb to follow it, and ikelb's must
+/// leave from its link-local address for keepalived to yield.
+#[test]
+fn keepalived_ipv6_multicast_pseudo_checksum() {
+    require_root!();
+    run_case(&Case {
+        unicast: false,
+        plain: false,
+        v6: true,
     })
     .unwrap();
 }
@@ -243,6 +273,7 @@ fn keepalived_unicast_pseudo_checksum() {
     run_case(&Case {
         unicast: true,
         plain: false,
+        v6: false,
     })
     .unwrap();
 }
@@ -253,6 +284,7 @@ fn keepalived_multicast_plain_checksum_is_rejected_by_2_2_7() {
     run_case(&Case {
         unicast: false,
         plain: true,
+        v6: false,
     })
     .unwrap();
 }
