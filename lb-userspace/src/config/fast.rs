@@ -94,6 +94,13 @@ impl Default for RateLimit {
 /// Most answers per second the limit can express (1 µs apart).
 const RATE_MAX: i64 = 1_000_000;
 
+/// How far apart two CPUs' rate-limit clocks may be: each reads the time once per
+/// jiffy (docs/architecture.md §2.1), and a jiffy is at most 10 ms (HZ = 100). The
+/// limit tolerates that much on top of the burst, or a source well under its rate
+/// whose requests land on two CPUs would be dropped whenever the burst's time is
+/// shorter than a jiffy (a high rate with a small burst).
+pub const CLOCK_SLACK_NS: u64 = 10_000_000;
+
 impl RateLimit {
     /// `Config.rate_interval_ns` and `rate_limit_ns` (both 0 when off).
     pub fn map_values(&self) -> (u64, u64) {
@@ -101,7 +108,7 @@ impl RateLimit {
             return (0, 0);
         }
         let interval = 1_000_000_000 / u64::from(self.per_second);
-        (interval, interval * u64::from(self.burst))
+        (interval, interval * u64::from(self.burst) + CLOCK_SLACK_NS)
     }
 
     /// From `[dataplane] rate-per-source` and `burst-per-source`; the error names the
@@ -158,15 +165,56 @@ mod tests {
     }
 
     #[test]
+    fn a_source_under_its_rate_passes_on_clocks_a_jiffy_apart() {
+        // 10 000/s with a burst of 2 (0.2 ms): requests at 5 000/s alternate between a
+        // CPU whose clock is current and one whose clock is a whole jiffy behind.
+        let (interval, limit) = RateLimit {
+            per_second: 10_000,
+            burst: 2,
+        }
+        .map_values();
+        let mut tat = None;
+        for i in 0..1000u64 {
+            let now = 1_000_000_000 + i * 200_000;
+            let seen = if i % 2 == 0 {
+                now
+            } else {
+                now - CLOCK_SLACK_NS
+            };
+            tat = Some(
+                lb_common::maps::rate_admit(tat, seen, interval, limit)
+                    .unwrap_or_else(|| panic!("request {i} dropped")),
+            );
+        }
+        // Still a limit: back to back, the burst and the slack's worth pass, no more.
+        let now = 5_000_000_000;
+        let mut tat = None;
+        let admitted = (0..1000)
+            .take_while(|_| {
+                lb_common::maps::rate_admit(tat, now, interval, limit)
+                    .map(|t| tat = Some(t))
+                    .is_some()
+            })
+            .count();
+        assert_eq!(admitted, 2 + 100);
+    }
+
+    #[test]
     fn rate_limit_defaults_and_bounds() {
         let c = vip("").unwrap();
         assert_eq!(c.rate_limit, RateLimit::default());
-        assert_eq!(c.rate_limit.map_values(), (10_000_000, 2_000_000_000));
+        assert_eq!(
+            c.rate_limit.map_values(),
+            (10_000_000, 2_000_000_000 + CLOCK_SLACK_NS)
+        );
         let with = |d: &str| vip(&format!("[dataplane]\n{d}\n"));
         let c = with("rate-per-source = 0").unwrap();
         assert_eq!(c.rate_limit.map_values(), (0, 0));
         let c = with("rate-per-source = 1000\nburst-per-source = 1").unwrap();
-        assert_eq!(c.rate_limit.map_values(), (1_000_000, 1_000_000));
+        assert_eq!(
+            c.rate_limit.map_values(),
+            (1_000_000, 1_000_000 + CLOCK_SLACK_NS)
+        );
         for (bad, key) in [
             ("rate-per-source = -1", "rate-per-source"),
             ("rate-per-source = 1000001", "rate-per-source"),

@@ -151,7 +151,7 @@ fn node_toml(iface: &str, id: u32, prio: Option<u8>, sock: &str) -> String {
     }
     t.push_str(&format!(
         "\n[cluster]\nmember-id = {id}\ninterval-ms = 100\nidentities = [\"{me}\"]\nsas = 0\n\
-         capacity = 1000\noverload-pct = 1000\n\n[[cluster.key]]\nid = 1\nsecret = \"{KEY}\"\n\n\
+         capacity = 1000\ncrypto-overload-pct = 1000\n\n[[cluster.key]]\nid = 1\nsecret = \"{KEY}\"\n\n\
          [status]\nsocket = \"{sock}\"\n"
     ));
     t
@@ -270,14 +270,15 @@ fn restart_of_the_vip_owner_loses_no_request_and_changes_no_role() {
         "restart of the VIP owner: {} requests at 1000/s, {} unanswered {lost:?}; old process \
          gone {:?} after `ikelb restart`, new one ready {:?} after it; {} VRRP adverts on the \
          backup's link, longest gap {:.1} ms; backup became_active {} (before: {b_active}); \
-         gateways before {before:?}, after {after:?}",
+         gateways before {before:?}, after {after:?}; the new owner's fast path: {}",
         sent.len(),
         lost.len(),
         ready.0,
         ready.1,
         ads.len(),
         max_gap * 1000.0,
-        b_st["vrrp"][0]["became_active"]
+        b_st["vrrp"][0]["became_active"],
+        a_st["fast_path"]["stats"]
     );
     assert_eq!(lost.len(), 0, "requests unanswered across the restart");
     // No VRRP transition: the backup stayed backup, and only the owner advertised,

@@ -90,8 +90,7 @@ fn write_private(path: &std::path::Path, text: &str) -> Result<()> {
 fn cluster_part(id: u32, identity: IpAddr) -> String {
     format!(
         "[cluster]\nmember-id = {id}\nidentities = [\"{identity}\"]\nxfrm = true\n\
-         capacity = 100\n# CPU counts toward the limit too: a busy test VM must not \
-         empty the table.\noverload-pct = 1000\ninterval-ms = 100\n\n\
+         capacity = 100\ncrypto-overload-pct = 1000\ninterval-ms = 100\n\n\
          [[cluster.key]]\nid = 1\nsecret = \"{KEY}\"\n\n"
     )
 }
