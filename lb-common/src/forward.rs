@@ -9,9 +9,9 @@
 //! the client address ([`crate::maglev`]) unless the connection table already pins the
 //! client to a live member.
 
+use crate::hash::mix64;
 use crate::maps::{MAX_TARGETS, Stat};
 use crate::wire::l2l3;
-use crate::wire::request::mix64;
 
 /// Map names (at most 15 bytes, as `crate::maps`).
 pub const MAP_FWD_TABLE: &str = "IKELB_FWD_TABLE";

@@ -30,6 +30,7 @@ pub mod checksum;
 pub mod encap;
 pub mod flood;
 pub mod forward;
+pub mod hash;
 #[cfg(any(feature = "user", test))]
 pub mod maglev;
 pub mod maps;

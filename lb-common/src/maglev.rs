@@ -31,7 +31,7 @@ pub fn member_key(name: &[u8]) -> u64 {
     for &b in name {
         h = (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
     }
-    crate::wire::request::mix64(h)
+    crate::hash::mix64(h)
 }
 
 /// The `MAGLEV_SIZE` entries for `members` (members of weight 0 get none; with no
@@ -49,8 +49,8 @@ pub fn populate(members: &[Member]) -> Vec<u16> {
     let perm: Vec<(u64, u64)> = live
         .iter()
         .map(|x| {
-            let offset = crate::wire::request::mix64(x.key ^ 0x6f66_6673_6574_0000) % m;
-            let skip = crate::wire::request::mix64(x.key ^ 0x0000_0073_6b69_7000) % (m - 1) + 1;
+            let offset = crate::hash::mix64(x.key ^ 0x6f66_6673_6574_0000) % m;
+            let skip = crate::hash::mix64(x.key ^ 0x0000_0073_6b69_7000) % (m - 1) + 1;
             (offset, skip)
         })
         .collect();

@@ -96,8 +96,8 @@ pub fn rate_admit(tat: Option<u64>, now: u64, interval: u64, limit: u64) -> Opti
 #[inline(always)]
 pub const fn rate_bucket(key: &[u64; 2], v6: bool, w0: u32, w1: u32) -> u32 {
     let x = (w0 as u64) | ((w1 as u64) << 32);
-    let h = crate::wire::request::mix64(x ^ key[1]) ^ key[0] ^ ((v6 as u64) << 63);
-    (crate::wire::request::mix64(h) >> (64 - RATE_BUCKETS.trailing_zeros())) as u32
+    let h = crate::hash::mix64(x ^ key[1]) ^ key[0] ^ ((v6 as u64) << 63);
+    (crate::hash::mix64(h) >> (64 - RATE_BUCKETS.trailing_zeros())) as u32
 }
 
 /// Index of the slot table for `generation` (0/1) and client family (v6 = true).

@@ -186,7 +186,7 @@ mod tests {
         let links = nl
             .dump(RouteNetlinkMessage::GetLink(LinkMessage::default()))
             .expect("RTM_GETLINK dump");
-        let lo = crate::net::ifindex("lo").expect("lo");
+        let lo = nix::net::if_::if_nametoindex("lo").expect("lo");
         assert!(
             links
                 .iter()

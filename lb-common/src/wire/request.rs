@@ -9,6 +9,7 @@ use super::l2l3::{self, ipv4, ipv6, udp};
 use super::redirect;
 use super::{be16, be32};
 use crate::checksum;
+use crate::hash::mix64;
 use crate::maps::{Stat, Target, VIP_MODE_AUTH, VLAN_ANY, Vip, vlan_push};
 
 /// What the parser learnt from a request it would answer.
@@ -48,16 +49,6 @@ impl Request {
     pub fn reply_ike_len(&self, t: &Target) -> usize {
         redirect::ike_len(t.ident_len as usize, self.nonce_len)
     }
-}
-
-/// murmur3's 64-bit finaliser: cheap in BPF and spreads nearby inputs.
-#[inline(always)]
-pub const fn mix64(mut x: u64) -> u64 {
-    x ^= x >> 33;
-    x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
-    x ^= x >> 33;
-    x = x.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
-    x ^ (x >> 33)
 }
 
 /// Hash of (client address, client port, SPIi) that indexes the slot table, keyed by

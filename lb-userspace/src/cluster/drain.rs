@@ -201,7 +201,7 @@ pub(super) fn drained_rows(drained: &BTreeMap<u32, Drain>) -> Vec<(u32, Option<u
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cluster::io::exchange_config;
+    use crate::cluster::settings::exchange_config;
 
     fn exchange(identities: &str) -> LoadExchange {
         let c = crate::config::Config::parse(&format!(

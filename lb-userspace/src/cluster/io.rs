@@ -11,7 +11,6 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use lb_common::maps::SLOTS;
-use lb_common::wire::load::Figures;
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, info, warn};
@@ -19,30 +18,14 @@ use tracing::{debug, info, warn};
 use super::adopt::{Adopted, drain_events};
 use super::drain::{DrainCmd, Drains, Reply, drained_rows};
 use super::migrate;
-use super::mixed::{StaticRow, fixed, mix_statics};
+use super::mixed::{fixed, mix_statics};
+pub use super::settings::exchange_config;
+pub use super::status::{MemberRow, Status};
 use super::system::Sampler;
-use super::{Config, DropReason, Keyring, LoadExchange, LocalMember, Member};
+use super::{DropReason, LoadExchange, Member};
 use crate::config::{ClusterCfg, Transport};
 use crate::target::weights::{self, InFlight, Policy};
 use crate::target::{Identity, Owner, StaticTarget, Target};
-
-/// The exchange's settings from the validated config.
-pub fn exchange_config(c: &ClusterCfg) -> Result<Config, super::ClusterError> {
-    let keys = Keyring::new(c.send_key, c.keys.iter().cloned())?;
-    let mut x = Config::new(c.member_id, keys);
-    x.interval = c.interval;
-    x.holdtime = c.holdtime;
-    x.max_skew = c.max_skew;
-    x.trust = c.trust.clone();
-    if !c.identities.is_empty() {
-        x.local = Some(LocalMember {
-            identities: c.identities.clone(),
-            figures: c.figures,
-        });
-    }
-    x.validate()?;
-    Ok(x)
-}
 
 /// Time since the Unix epoch (zero before it).
 fn unix_now() -> std::time::Duration {
@@ -109,45 +92,6 @@ pub enum Cmd {
     /// New settings and static targets from a reload, checked by the daemon (valid,
     /// nothing that needs a restart changed).
     Reload(Box<ClusterCfg>, Vec<StaticTarget>, oneshot::Sender<()>),
-}
-
-/// One row of the member table as `ikelb status` prints it.
-#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
-pub struct MemberRow {
-    pub id: u32,
-    pub local: bool,
-    pub addr: Option<SocketAddr>,
-    pub identities: Vec<String>,
-    #[serde(flatten)]
-    pub figures: Figures,
-    /// Percent of the slot table.
-    pub share_pct: f64,
-    pub slots: u32,
-    pub last_heard_ms: u64,
-    /// Redirects the fast path sent to it (cumulative).
-    pub redirects: u64,
-}
-
-/// The exchange's part of `ikelb status`.
-#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
-pub struct Status {
-    pub member_id: u32,
-    pub transport: String,
-    pub sent: u64,
-    pub accepted: u64,
-    pub dropped: Vec<(String, u64)>,
-    pub probe_errors: u64,
-    pub members: Vec<MemberRow>,
-    pub held_out: Vec<u32>,
-    /// Slot-table rebuilds that changed the table.
-    pub installs: u64,
-    /// Members drained on this node (`ikelb drain`), with the seconds left to their
-    /// deadline.
-    pub drained: Vec<(u32, Option<u64>)>,
-    /// This member's latest migration (`ikelb drain --migrate`).
-    pub migration: Option<migrate::Progress>,
-    /// A mixed pool's static targets, with their share of the table.
-    pub statics: Vec<StaticRow>,
 }
 
 async fn open_socket(

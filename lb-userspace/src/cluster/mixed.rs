@@ -4,17 +4,8 @@
 
 use lb_common::maps::SLOTS;
 
-use super::io::Status;
+use super::status::{StaticRow, Status};
 use crate::target::{StaticTarget, Target};
-
-/// A static target in a mixed pool, as `ikelb status` shows it.
-#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct StaticRow {
-    pub name: String,
-    pub identity: String,
-    pub share_pct: f64,
-    pub slots: u32,
-}
 
 /// A mixed pool's static targets: their fixed numerators, capacity × weight.
 pub(super) fn fixed(statics: &[StaticTarget]) -> Vec<u64> {
@@ -61,7 +52,7 @@ pub(super) fn mix_statics(st: &mut Status, weights: &[(u32, u32)], statics: &[Ta
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cluster::io::MemberRow;
+    use crate::cluster::status::MemberRow;
     use crate::target::{Identity, Owner};
 
     #[test]

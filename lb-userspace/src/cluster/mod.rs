@@ -35,7 +35,9 @@ pub mod migrate;
 mod mixed;
 pub mod probe;
 mod reconfig;
+mod settings;
 mod stats;
+pub mod status;
 mod system;
 pub use reconfig::restart_only;
 #[cfg(test)]

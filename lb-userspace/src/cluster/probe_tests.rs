@@ -149,7 +149,7 @@ fn vici_mutations_never_panic() {
     let s = stream();
     let mut x = 1u64;
     for _ in 0..5000 {
-        x = lb_common::wire::request::mix64(x);
+        x = lb_common::hash::mix64(x);
         let mut m = s.clone();
         let i = (x as usize) % m.len();
         m[i] = (x >> 32) as u8;

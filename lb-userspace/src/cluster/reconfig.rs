@@ -9,7 +9,7 @@ use crate::config::ClusterCfg;
 use super::{Config, LoadExchange};
 
 impl LoadExchange {
-    /// Applies `new` (from [`super::io::exchange_config`], so valid); this member's
+    /// Applies `new` (from [`super::settings::exchange_config`], so valid); this member's
     /// drain state stays as it was. Takes effect with the next report sent and the next
     /// report received.
     pub fn reconfigure(&mut self, mut new: Config) {
@@ -51,7 +51,7 @@ pub fn restart_only(old: &ClusterCfg, new: &ClusterCfg) -> Option<&'static str> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cluster::io::exchange_config;
+    use crate::cluster::settings::exchange_config;
 
     fn cfg(extra: &str) -> ClusterCfg {
         crate::config::Config::parse(&format!(

@@ -4,9 +4,10 @@
 
 use std::collections::BTreeMap;
 
+use lb_common::hash::mix64;
 use lb_common::maps::SLOTS;
 use lb_common::wire::load::Figures;
-use lb_common::wire::request::{flow_hash, mix64};
+use lb_common::wire::request::flow_hash;
 
 use super::headroom::{CRYPTO_LOAD_WEIGHT_DEFAULT, SYSTEM_LOAD_WEIGHT_DEFAULT};
 use super::tables;

@@ -137,8 +137,8 @@ impl InFlight {
 mod tests {
     use super::*;
     use crate::target::tables;
+    use lb_common::hash::mix64;
     use lb_common::maps::SLOTS;
-    use lb_common::wire::request::mix64;
 
     fn load(id: u32, capacity: u32, active_sas: u32) -> Load {
         Load {

@@ -266,11 +266,11 @@ fn emit_refuses_bad_input() {
 fn arbitrary_bytes_never_panic() {
     let mut x = 0x9e37_79b9_7f4a_7c15u64;
     for _ in 0..20_000 {
-        x = crate::wire::request::mix64(x);
+        x = crate::hash::mix64(x);
         let len = (x % 120) as usize;
         let mut b = [0u8; 120];
         for (i, v) in b.iter_mut().enumerate() {
-            *v = crate::wire::request::mix64(x ^ i as u64) as u8;
+            *v = crate::hash::mix64(x ^ i as u64) as u8;
         }
         b[0] = VERSION_MIN + (x >> 16) as u8 % 2;
         b[40] = 0;
