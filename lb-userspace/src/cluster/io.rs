@@ -404,6 +404,7 @@ fn snapshot(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use lb_common::wire::load::Figures;
     use std::time::Duration;
 
     fn member(id: u32, ids: &[&str]) -> Member {
