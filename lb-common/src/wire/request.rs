@@ -230,6 +230,30 @@ pub fn parse(
     if mode == VIP_MODE_AUTH {
         return Err(Stat::PassAuthMode);
     }
+    let ike = decide_ike(ike_msg)?;
+    let ike_off = l2 + hlen + udp::HLEN + if marker { ike::NON_ESP_MARKER_LEN } else { 0 };
+    Ok(Request {
+        v6,
+        l2_len: l2,
+        ip_hlen: hlen,
+        marker,
+        src,
+        dst,
+        sport,
+        dport,
+        spi_i: ike.spi_i,
+        ike_off,
+        ike_len: ike.len,
+        nonce_off: ike_off + ike.nonce_off,
+        nonce_len: ike.nonce_len,
+    })
+}
+
+/// What the fast path decides about an IKE message (the UDP payload after any non-ESP
+/// marker) to a VIP in init mode: `Ok` to answer it with a REDIRECT, or the counter of
+/// its pass or drop. The XDP program's walk and the userspace responder's init mode
+/// (`--xdp-mode off`, a VRRP backup's passed frames) both follow this one decision.
+pub fn decide_ike(ike_msg: &[u8]) -> Result<IkeRequest, Stat> {
     let hdr = ike_msg.get(..ike::HEADER_LEN).ok_or(Stat::DropTruncated)?;
     if hdr[field::VERSION] >> 4 != 2 {
         return Err(Stat::PassNotIkev2);
@@ -251,7 +275,6 @@ pub fn parse(
     if ike_len != ike_msg.len() {
         return Err(Stat::DropBadLength);
     }
-    let ike_off = l2 + hlen + udp::HLEN + if marker { ike::NON_ESP_MARKER_LEN } else { 0 };
 
     let (mut sa, mut ke, mut rs, mut rf) = (false, false, false, false);
     let mut nonce: Option<(usize, usize)> = None;
@@ -319,21 +342,23 @@ pub fn parse(
     if !sa || !ke {
         return Err(Stat::DropNoSaKe);
     }
-    Ok(Request {
-        v6,
-        l2_len: l2,
-        ip_hlen: hlen,
-        marker,
-        src,
-        dst,
-        sport,
-        dport,
+    Ok(IkeRequest {
         spi_i,
-        ike_off,
-        ike_len,
-        nonce_off: ike_off + noff,
+        len: ike_len,
+        nonce_off: noff,
         nonce_len: nlen,
     })
+}
+
+/// An IKE_SA_INIT request the fast path answers ([`decide_ike`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IkeRequest {
+    pub spi_i: [u8; 8],
+    /// The IKE message's length (that of the whole UDP payload after the marker).
+    pub len: usize,
+    /// Offset of the Ni data in the IKE message, and its length.
+    pub nonce_off: usize,
+    pub nonce_len: usize,
 }
 
 /// Builds the whole answer frame for `req` (parsed from `frame`) into `out`: the frame

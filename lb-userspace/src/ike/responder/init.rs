@@ -1,7 +1,7 @@
 //! IKE_SA_INIT (RFC 7296 §1.2, §2.6, §2.7, §2.23): the stateless answers (COOKIE,
 //! INVALID_KE_PAYLOAD, NO_PROPOSAL_CHOSEN, the init-mode REDIRECT) and the half-open SA.
 
-use lb_common::wire::{ike as wire, redirect};
+use lb_common::wire::{ike as wire, redirect, request};
 use rand_core::RngCore;
 
 use super::core::Core;
@@ -167,29 +167,25 @@ pub(super) fn answer_bad_header(core: &mut Core, d: &Datagram<'_>, err: &Message
 }
 
 /// A [`VipMode::Init`] VIP: answer what the fast path would have answered, with its
-/// bytes; drop the rest.
-pub(super) fn init_mode(core: &mut Core, d: &Datagram<'_>, header: &Header) {
+/// bytes; drop the rest. The decision is the fast path's own
+/// (`lb_common::wire::request::decide_ike`, docs/protocol.md §2.4), so a frame the XDP
+/// program passes (`--xdp-mode off`, a backup's traffic) meets the same rules here.
+pub(super) fn init_mode(core: &mut Core, d: &Datagram<'_>) {
     let (local, remote, ike) = (d.local, d.remote, d.ike);
-    if !is_initial_request(header) {
+    let (src, v6) = crate::target::choice::client_key(remote.ip());
+    let (dst, _) = crate::target::choice::client_key(local.ip());
+    if remote.port() == 0 || !request::unicast_source(v6, &src, &dst) {
         return;
     }
-    let Ok(msg) = Message::parse(ike) else { return };
-    if msg.payloads.len() > wire::MAX_PAYLOADS {
-        return;
-    }
-    let Some(req) = InitRequest::read(&msg) else {
+    let Ok(req) = request::decide_ike(ike) else {
         return;
     };
-    // docs/protocol.md §2.4: never redirect a redirected client again; a client that
-    // cannot follow is not ours to answer.
-    if req.redirected_from || !req.redirect_supported {
-        return;
-    }
-    let Some(target) = core.choose(remote, &header.spi_i) else {
+    let Some(target) = core.choose(remote, &req.spi_i) else {
         return;
     };
-    let mut out = vec![0; redirect::ike_len(usize::from(target.ident_len), req.ni.len())];
-    let Some(n) = redirect::emit_ike(&header.spi_i, &target, req.ni, &mut out) else {
+    let ni = &ike[req.nonce_off..req.nonce_off + req.nonce_len];
+    let mut out = vec![0; redirect::ike_len(usize::from(target.ident_len), ni.len())];
+    let Some(n) = redirect::emit_ike(&req.spi_i, &target, ni, &mut out) else {
         return;
     };
     // The fast path's rule: the answer is shorter than the request.
@@ -197,7 +193,7 @@ pub(super) fn init_mode(core: &mut Core, d: &Datagram<'_>, header: &Header) {
         return;
     }
     core.send(local, remote, &out[..n]);
-    core.redirected(remote, header.spi_i, target, RedirectHow::Init);
+    core.redirected(remote, req.spi_i, target, RedirectHow::Init);
 }
 
 /// IKE_SA_INIT to an auth-mode VIP.

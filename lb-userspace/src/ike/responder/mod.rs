@@ -149,7 +149,7 @@ impl Responder {
         };
         let core = &mut self.core;
         match vip.mode {
-            VipMode::Init => init::init_mode(core, &d, &header),
+            VipMode::Init => init::init_mode(core, &d),
             VipMode::Auth(method) => {
                 if header.exchange == wire::EXCHANGE_IKE_SA_INIT && !header.response {
                     init::sa_init(core, &mut self.table, &d, &header, method);
