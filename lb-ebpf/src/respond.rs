@@ -12,7 +12,7 @@ use lb_common::{
     checksum,
     maps::{SLOTS, Stat, rate_admit, rate_bucket, slot_table_index},
     wire::{
-        ike,
+        answer, ike,
         l2l3::{self, ipv4, ipv6, udp},
         redirect,
         request::flow_hash,
@@ -162,32 +162,12 @@ fn try_respond(ctx: &XdpContext, r: &Req) -> Result<(), Stat> {
     store(ctx, 8, (dst_mac >> 16) as u32)?;
     store(ctx, 12, tags)?;
 
-    let udp_be = (udp_len as u16).to_be();
+    // The headers come from `lb_common::wire::answer`, which the reference model uses too.
     let ip = r.l2;
     if r.v6 {
-        let mut h = [0u32; 10];
-        h[0] = 0x60;
-        h[1] =
-            u32::from(udp_be) | (u32::from(udp::PROTO) << 16) | (u32::from(l2l3::REPLY_TTL) << 24);
-        h[2..6].copy_from_slice(&r.dst);
-        h[6..10].copy_from_slice(&r.src);
-        store(ctx, ip, h)?;
+        store(ctx, ip, answer::ipv6_header(r.dst, r.src, udp_len))?;
     } else {
-        let total = ((ipv4::HLEN + udp_len) as u16).to_be();
-        let mut h = [
-            0x45 | (u32::from(total) << 16),
-            u32::from(ipv4::DF.to_be()) << 16,
-            u32::from(l2l3::REPLY_TTL) | (u32::from(udp::PROTO) << 8),
-            r.dst[0],
-            r.src[0],
-        ];
-        // The stored field is the complement of the little-endian fold (docs/protocol.md §4.4).
-        let mut le = 0u64;
-        for w in h {
-            le += u64::from(w);
-        }
-        h[2] |= u32::from(!checksum::fold(le)) << 16;
-        store(ctx, ip, h)?;
+        store(ctx, ip, answer::ipv4_header(r.dst[0], r.src[0], udp_len))?;
     }
     let dport = u16::from_be((r.ports >> 16) as u16);
     let mut sum = sum_addr(&r.dst, r.v6) + sum_addr(&r.src, r.v6);
@@ -196,12 +176,8 @@ fn try_respond(ctx: &XdpContext, r: &Req) -> Result<(), Stat> {
     let csum = checksum::finish_udp(sum).to_be();
     // Ports swapped, length, checksum, then a zero word: the marker on 4500, else the
     // start of SPIi, overwritten below.
-    let uh = [
-        r.ports.rotate_left(16),
-        u32::from(udp_be) | (u32::from(csum) << 16),
-        0,
-    ];
-    store(ctx, uoff, uh)?;
+    let [p, l] = answer::udp_header(r.ports, udp_len, csum);
+    store(ctx, uoff, [p, l, 0])?;
     let (words, tail) = redirect::ike_prefix_words(&spi, t.ident_type, t.ident_len, n as u16);
     let pike = uoff + udp::HLEN + mk;
     store(ctx, pike, words)?;

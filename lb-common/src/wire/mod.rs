@@ -2,6 +2,7 @@
 //! the XDP program and userspace read the same fields; the slice-based parser in
 //! [`request`] is the reference model of the program's decision.
 
+pub mod answer;
 pub mod arp_nd;
 pub mod ike;
 pub mod l2l3;

@@ -4,6 +4,7 @@
 //! slice-based version is what userspace (slow path, tests, mutation runs) uses to know
 //! what the program must do with a frame, and [`emit_reply_frame`] the bytes it must send.
 
+use super::answer;
 use super::ike::{self, field};
 use super::l2l3::{self, ipv4, ipv6, udp};
 use super::redirect;
@@ -390,31 +391,19 @@ pub fn emit_reply_frame(
     out[l2l3::ETH_SRC].copy_from_slice(&frame[l2l3::ETH_DST]);
     let alen = if req.v6 { 16 } else { 4 };
     let (cli, vip) = (&req.src[..alen], &req.dst[..alen]);
+    // The headers the XDP program stores, from the same functions.
     let ip = &mut out[req.l2_len..];
     if req.v6 {
-        ip[0] = 0x60;
-        ip[ipv6::PAYLOAD_LEN..ipv6::PAYLOAD_LEN + 2]
-            .copy_from_slice(&(udp_len as u16).to_be_bytes());
-        ip[ipv6::NEXT_HEADER] = udp::PROTO;
-        ip[ipv6::HOP_LIMIT] = l2l3::REPLY_TTL;
-        ip[ipv6::SRC].copy_from_slice(vip);
-        ip[ipv6::DST].copy_from_slice(cli);
+        let h = answer::ipv6_header(answer::words(vip), answer::words(cli), udp_len);
+        answer::put_words(ip, &h);
     } else {
-        ip[0] = 0x45;
-        let tl = (ipv4::HLEN + udp_len) as u16;
-        ip[ipv4::TOTAL_LEN..ipv4::TOTAL_LEN + 2].copy_from_slice(&tl.to_be_bytes());
-        ip[ipv4::FRAG..ipv4::FRAG + 2].copy_from_slice(&ipv4::DF.to_be_bytes());
-        ip[ipv4::TTL] = l2l3::REPLY_TTL;
-        ip[ipv4::PROTO] = udp::PROTO;
-        ip[ipv4::SRC].copy_from_slice(vip);
-        ip[ipv4::DST].copy_from_slice(cli);
-        let c = checksum::finish(checksum::sum_bytes(0, &ip[..ipv4::HLEN]));
-        ip[ipv4::CHECKSUM..ipv4::CHECKSUM + 2].copy_from_slice(&c.to_be_bytes());
+        let [v]: [u32; 1] = answer::words(vip);
+        let [c]: [u32; 1] = answer::words(cli);
+        answer::put_words(ip, &answer::ipv4_header(v, c, udp_len));
     }
     let u = &mut ip[ip_hlen..];
-    u[udp::SRC_PORT..udp::SRC_PORT + 2].copy_from_slice(&req.dport.to_be_bytes());
-    u[udp::DST_PORT..udp::DST_PORT + 2].copy_from_slice(&req.sport.to_be_bytes());
-    u[udp::LENGTH..udp::LENGTH + 2].copy_from_slice(&(udp_len as u16).to_be_bytes());
+    let ports = u32::from(req.sport.to_be()) | (u32::from(req.dport.to_be()) << 16);
+    answer::put_words(u, &answer::udp_header(ports, udp_len, 0));
     redirect::emit_ike(&req.spi_i, t, req.nonce(frame), &mut u[udp::HLEN + mk..])
         .ok_or(Stat::DropTxError)?;
     let pseudo = checksum::sum_addr(checksum::sum_addr(0, vip), cli)
