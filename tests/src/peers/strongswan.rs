@@ -219,7 +219,16 @@ impl Charon {
 
     /// `swanctl --terminate --ike <name>` (errors ignored: it may be gone already).
     pub fn terminate(&self, ike: &str) {
-        let _ = cmd::output(&mut self.swanctl(&["--terminate", "--ike", ike, "--timeout", "2"]));
+        // Forced: the DELETE still goes out, but an SA whose peer died is gone at once
+        // instead of retransmitting its DELETE while the next initiate races it.
+        let _ = cmd::output(&mut self.swanctl(&[
+            "--terminate",
+            "--ike",
+            ike,
+            "--force",
+            "--timeout",
+            "2",
+        ]));
     }
 
     /// The IKE_SAs as `swanctl --list-sas --raw` reports them.

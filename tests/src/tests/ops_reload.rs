@@ -82,6 +82,9 @@ fn reload_under_traffic_refuses_invalid_and_applies_valid() {
         );
         marks.push(Instant::now());
         std::thread::sleep(Duration::from_millis(700));
+        // The refused reload's window ends before the valid one is sent (its table
+        // flips before `ikelb reload` returns).
+        marks.push(Instant::now());
         // Valid: t2 joins with three times t1's weight.
         let good = balancer_toml(lb_if, &s, &[("t1", T1, 1), ("t2", T2, 3)]);
         std::fs::write(&cfg, good).unwrap();
@@ -110,8 +113,8 @@ fn reload_under_traffic_refuses_invalid_and_applies_valid() {
     let (before, lost0) = tally(&sent, t0, Some(marks[0]));
     let (refused, lost1) = tally(&sent, marks[0], Some(marks[1]));
     // The table flips within a few ms of the answer: count from 50 ms after it.
-    let (mixed, lost2) = tally(&sent, marks[1] + Duration::from_millis(50), Some(marks[2]));
-    let (only_t2, lost3) = tally(&sent, marks[2] + Duration::from_millis(50), None);
+    let (mixed, lost2) = tally(&sent, marks[2] + Duration::from_millis(50), Some(marks[3]));
+    let (only_t2, lost3) = tally(&sent, marks[3] + Duration::from_millis(50), None);
     let (_, lost) = tally(&sent, t0, None);
     println!(
         "{} requests, {lost} unanswered; before {before:?}, after the refused reload \
