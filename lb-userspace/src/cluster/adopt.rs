@@ -77,24 +77,7 @@ mod tests {
     use super::*;
 
     fn member(id: u32, t: Instant) -> Member {
-        Member {
-            id,
-            local: false,
-            addr: None,
-            identities: Vec::new(),
-            figures: lb_common::wire::load::Figures {
-                capacity: 100,
-                weight: 1,
-                crypto_overload_pct: 100,
-                system_overload_pct: 100,
-                crypto_load_weight: 100,
-                ..Default::default()
-            },
-            seq: 1,
-            last_heard: t,
-            joined: t,
-            reports: 1,
-        }
+        Member::for_test(id, &[], 100, 1, t)
     }
 
     #[test]

@@ -404,27 +404,10 @@ fn snapshot(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use lb_common::wire::load::Figures;
     use std::time::Duration;
 
     fn member(id: u32, ids: &[&str]) -> Member {
-        let t = Instant::now();
-        Member {
-            id,
-            local: false,
-            addr: None,
-            identities: ids.iter().map(|s| Identity::parse(s).unwrap()).collect(),
-            figures: Figures {
-                capacity: 100,
-                weight: 1,
-                crypto_overload_pct: 100,
-                ..Figures::default()
-            },
-            seq: 1,
-            last_heard: t,
-            joined: t,
-            reports: 10,
-        }
+        Member::for_test(id, ids, 100, 10, Instant::now())
     }
 
     #[test]

@@ -53,3 +53,35 @@ pub(super) fn identities_of(r: &Repr<'_>) -> Option<Vec<Identity>> {
     }
     Some(identities)
 }
+
+#[cfg(test)]
+impl Member {
+    /// A peer member heard at `t` for the unit tests: weight 1, SA load only (limit
+    /// 100 % of `capacity`), no SAs yet, `reports` accepted since it joined.
+    pub(crate) fn for_test(
+        id: u32,
+        ids: &[&str],
+        capacity: u32,
+        reports: u64,
+        t: Instant,
+    ) -> Member {
+        Member {
+            id,
+            local: false,
+            addr: None,
+            identities: ids.iter().map(|s| Identity::parse(s).unwrap()).collect(),
+            figures: Figures {
+                capacity,
+                weight: 1,
+                crypto_overload_pct: 100,
+                system_overload_pct: 100,
+                crypto_load_weight: 100,
+                ..Figures::default()
+            },
+            seq: 1,
+            last_heard: t,
+            joined: t,
+            reports,
+        }
+    }
+}

@@ -3,29 +3,10 @@ use std::time::{Duration, Instant};
 
 use super::run::{Start, start, verdict};
 use super::*;
-use crate::target::Identity;
 use crate::vici::fake::{FakeCharon, FakeSa};
 
 fn member(id: u32, ids: &[&str], capacity: u32) -> Member {
-    let t = Instant::now();
-    Member {
-        id,
-        local: false,
-        addr: None,
-        identities: ids.iter().map(|s| Identity::parse(s).unwrap()).collect(),
-        figures: lb_common::wire::load::Figures {
-            capacity,
-            weight: 1,
-            crypto_overload_pct: 100,
-            system_overload_pct: 100,
-            crypto_load_weight: 100,
-            ..Default::default()
-        },
-        seq: 1,
-        last_heard: t,
-        joined: t,
-        reports: 10,
-    }
+    Member::for_test(id, ids, capacity, 10, Instant::now())
 }
 
 fn sa(id: u32, peer: &str) -> IkeSa {
